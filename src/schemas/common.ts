@@ -1,0 +1,71 @@
+import { z } from "zod"
+
+/** Version of every wire message and file format tickflow writes. Bumped on breaking change. */
+export const WIRE_VERSION = 1 as const
+
+export const FREQS = ["tick", "1min", "5min", "1h", "1d"] as const
+export const Freq = z.enum(FREQS, {
+  error: (issue) => `${JSON.stringify(issue.input)} is not one of ${FREQS.join(", ")}`
+})
+export type Freq = z.infer<typeof Freq>
+
+/** Milliseconds covered by one bar of each frequency (tick: 0, it has no fixed width). */
+export const FREQ_MS: Record<Freq, number> = {
+  tick: 0,
+  "1min": 60_000,
+  "5min": 300_000,
+  "1h": 3_600_000,
+  "1d": 86_400_000
+}
+
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/
+
+/** True when `s` is YYYY-MM-DD and names a real calendar day (2023-02-30 is refused). */
+export const isRealDate = (s: string): boolean => {
+  const m = ISO_DATE.exec(s)
+  if (!m) return false
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])))
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])
+}
+
+/** A calendar date as YYYY-MM-DD. YAML may hand us a Date object: we accept it and normalise. */
+export const IsoDate = z.preprocess(
+  (v) => (v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : v),
+  z.string({ error: (i) => `${JSON.stringify(i.input)} is not a date; write YYYY-MM-DD` }).refine(isRealDate, {
+    error: (i) => `${JSON.stringify(i.input)} is not a real date; write YYYY-MM-DD (for example 2020-01-31)`
+  })
+)
+
+/** Epoch milliseconds (UTC) of the start of an ISO day. */
+export const dayStartMs = (isoDate: string): number => Date.parse(`${isoDate}T00:00:00Z`)
+/** Epoch milliseconds (UTC) just past the end of an ISO day (exclusive bound). */
+export const dayEndMs = (isoDate: string): number => dayStartMs(isoDate) + 86_400_000
+
+/** Names used as folder names: letters, digits, dot, dash, underscore; no leading dot. */
+export const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/
+export const SafeName = z.string().regex(SAFE_NAME, {
+  error: (i) =>
+    `${JSON.stringify(i.input)} is not safe as a folder name; use letters, digits, '.', '-', '_' (max 128, no leading dot)`
+})
+
+/** Symbols: upper-case tickers with optional dot/dash (BRK.B, BTC-USD, ^GSPC written as GSPC). */
+export const SYMBOL_RE = /^[A-Z0-9][A-Z0-9._-]{0,31}$/
+export const Symbol = z
+  .string()
+  .transform((s) => s.trim().toUpperCase())
+  .pipe(
+    z.string().regex(SYMBOL_RE, {
+      error: (i) => `${JSON.stringify(i.input)} is not a symbol; use letters, digits, '.', '-', '_' (max 32)`
+    })
+  )
+
+/** Trading costs of a scenario, all non-negative. bps = 1/100 of a percent. */
+export const Costs = z.object({
+  commission_bps: z.number().min(0).max(1000).default(0),
+  /** weight of the half-spread cost: fraction of (high-low)/price, or bps when spread_bps given */
+  spread_w: z.number().min(0).max(10).default(0),
+  /** weight of square-root market impact: impact_bps = impact_w * sqrt(order_value / adv_value) * 1e4 */
+  impact_w: z.number().min(0).max(10).default(0),
+  slippage_bps: z.number().min(0).max(1000).default(0)
+})
+export type Costs = z.infer<typeof Costs>
