@@ -1,0 +1,5 @@
+export * from "./common.js"
+export * from "./errors.js"
+export * from "./batch.js"
+export * from "./wire.js"
+export * from "./results.js"
