@@ -1,0 +1,481 @@
+/**
+ * Reading Parquet files into price columns.
+ *
+ * hyparquet parses footers (metadata, row-group statistics) from the file tail only, which is
+ * what coverage and row-group selection need. Bulk decoding of data pages goes to the decoder
+ * bench/load.ts measured faster: parquet-wasm (arrow-rs compiled to WebAssembly) by default,
+ * hyparquet as the alternative (`decoder: "hyparquet"`), which also serves as the fallback
+ * when a file uses something parquet-wasm cannot decode.
+ */
+import { promises as fs } from "node:fs"
+import { parquetMetadata, parquetRead, type FileMetaData, type SchemaElement } from "hyparquet"
+import { compressors } from "hyparquet-compressors"
+import { readParquet } from "parquet-wasm"
+import { tableFromIPC, type Data as ArrowData } from "apache-arrow"
+import { NotTickDataError, ParquetReadError } from "./errors.js"
+import { int64ToEpochMs, MS_PER_DAY, type TimeUnit, UNITS_PER_MS } from "./time.js"
+
+export type Decoder = "parquet-wasm" | "hyparquet"
+/** Chosen by bench/load.ts: parquet-wasm decoded 2M ticks ~3× faster than hyparquet here. */
+export const DEFAULT_DECODER: Decoder = "parquet-wasm"
+
+/** Names of the price fields a file's columns can be mapped to. */
+export type PriceField = "ts" | "close" | "price" | "open" | "high" | "low" | "volume" | "size" | "bid" | "ask" | "synthetic"
+
+/**
+ * Maps tickflow field names to a file's column names, e.g. `{ ts: "time", close: "px" }`;
+ * `tsUnit` says the unit of a plain integer/float time column (inferred from magnitude if absent).
+ */
+export type ColumnMapping = Partial<Record<PriceField, string>> & { readonly tsUnit?: TimeUnit }
+
+/** Column names tried, case-insensitively, when a field is not mapped. */
+const DEFAULT_NAMES: Record<PriceField, ReadonlyArray<string>> = {
+  ts: ["ts", "timestamp", "time", "datetime", "date"],
+  close: ["close"],
+  price: ["price"],
+  open: ["open"],
+  high: ["high"],
+  low: ["low"],
+  volume: ["volume"],
+  size: ["size", "qty", "quantity"],
+  bid: ["bid"],
+  ask: ["ask"],
+  synthetic: ["synthetic"]
+}
+
+/** How a timestamp column's stored values become epoch ms. */
+export type TsEncoding =
+  | { readonly kind: "int64"; readonly unit: TimeUnit }
+  | { readonly kind: "number"; readonly unit: TimeUnit }
+  | { readonly kind: "date32" }
+  | { readonly kind: "int96" }
+
+export interface ResolvedColumns {
+  readonly kind: "tick" | "bar"
+  readonly ts: string
+  readonly tsEncoding: TsEncoding
+  /** close for bars, price for ticks */
+  readonly close: string
+  readonly open?: string
+  readonly high?: string
+  readonly low?: string
+  /** volume for bars, size for ticks */
+  readonly volume?: string
+  readonly synthetic?: string
+}
+
+export interface RowGroupInfo {
+  readonly index: number
+  readonly rows: number
+  /** first row of the group within the file */
+  readonly rowStart: number
+  /** ts statistics in epoch ms, null when the writer kept none */
+  readonly minMs: number | null
+  readonly maxMs: number | null
+}
+
+export interface FileFooter {
+  readonly file: string
+  readonly size: number
+  readonly metadata: FileMetaData
+  readonly columns: ResolvedColumns
+  readonly rowGroups: ReadonlyArray<RowGroupInfo>
+  readonly rows: number
+  readonly keyValues: Readonly<Record<string, string>>
+}
+
+/** Timestamps and 64-bit statistics stay raw bigints: hyparquet's default makes Date(ms) and drops ns. */
+export const RAW_PARSERS = {
+  timestampFromMilliseconds: (v: bigint) => v,
+  timestampFromMicroseconds: (v: bigint) => v,
+  timestampFromNanoseconds: (v: bigint) => v,
+  dateFromDays: (d: number) => d
+}
+
+/** Counts footer parses, so tests can prove a cached coverage rebuild read none. */
+export const footerCounters = { reads: 0 }
+
+const TAIL_BYTES = 64 * 1024
+
+const readRange = async (handle: fs.FileHandle, start: number, length: number): Promise<Uint8Array> => {
+  const buf = new Uint8Array(length)
+  let done = 0
+  while (done < length) {
+    const { bytesRead } = await handle.read(buf, done, length - done, start + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done === length ? buf : buf.subarray(0, done)
+}
+
+/** Parses a file's footer from its tail alone (one read, two when the footer exceeds 64 KiB). */
+export const readFooterMetadata = async (file: string): Promise<{ metadata: FileMetaData; size: number }> => {
+  let handle: fs.FileHandle
+  try {
+    handle = await fs.open(file, "r")
+  } catch (e) {
+    throw new ParquetReadError({ file, reason: (e as Error).message })
+  }
+  try {
+    const { size } = await handle.stat()
+    if (size < 12) throw new ParquetReadError({ file, reason: `only ${size} bytes, too short for a Parquet file` })
+    let tail = await readRange(handle, Math.max(0, size - TAIL_BYTES), Math.min(size, TAIL_BYTES))
+    const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength)
+    if (view.getUint32(tail.byteLength - 4, true) !== 0x31524150) {
+      throw new ParquetReadError({
+        file,
+        reason: `the file does not end with the PAR1 magic bytes (${size} bytes; truncated, still being written, or not Parquet)`
+      })
+    }
+    const footerLength = view.getUint32(tail.byteLength - 8, true)
+    if (footerLength + 8 > size - 4) {
+      throw new ParquetReadError({ file, reason: `footer length ${footerLength} exceeds the file size ${size} (corrupted footer)` })
+    }
+    if (footerLength + 8 > tail.byteLength) tail = await readRange(handle, size - footerLength - 8, footerLength + 8)
+    footerCounters.reads++
+    try {
+      return { metadata: parquetMetadata(tail, { parsers: RAW_PARSERS, geoparquet: false }), size }
+    } catch (e) {
+      throw new ParquetReadError({ file, reason: `corrupted footer: ${(e as Error).message}` })
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Top-level leaf columns of a flat schema. */
+const leafColumns = (metadata: FileMetaData): SchemaElement[] => metadata.schema.slice(1).filter((e) => e.type !== undefined)
+
+const findColumn = (
+  leaves: SchemaElement[],
+  field: PriceField,
+  mapping: ColumnMapping
+): SchemaElement | undefined => {
+  const wanted = mapping[field]
+  if (wanted !== undefined) return leaves.find((e) => e.name === wanted) ?? leaves.find((e) => e.name.toLowerCase() === wanted.toLowerCase())
+  for (const name of DEFAULT_NAMES[field]) {
+    const hit = leaves.find((e) => e.name.toLowerCase() === name)
+    if (hit) return hit
+  }
+  return undefined
+}
+
+/** Unit of a plain number column guessed from a sample magnitude (the year-2000..2200 window of each unit). */
+export const inferTimeUnit = (sample: number): TimeUnit => {
+  const v = Math.abs(sample)
+  if (v >= 1e17) return "ns"
+  if (v >= 1e14) return "us"
+  if (v >= 1e11) return "ms"
+  return "s"
+}
+
+const statNumber = (v: unknown): number | null =>
+  typeof v === "bigint" ? Number(v) : typeof v === "number" ? v : null
+
+const tsEncodingOf = (el: SchemaElement, mapping: ColumnMapping, sample: unknown, file: string, found: string[]): TsEncoding => {
+  const lt = el.logical_type
+  if (lt?.type === "TIMESTAMP") {
+    const unit: TimeUnit = lt.unit === "NANOS" ? "ns" : lt.unit === "MICROS" ? "us" : "ms"
+    return { kind: "int64", unit }
+  }
+  if (el.converted_type === "TIMESTAMP_MILLIS") return { kind: "int64", unit: "ms" }
+  if (el.converted_type === "TIMESTAMP_MICROS") return { kind: "int64", unit: "us" }
+  if (el.converted_type === "DATE" || lt?.type === "DATE") return { kind: "date32" }
+  if (el.type === "INT96") return { kind: "int96" }
+  const unitFromSample = () => {
+    const n = statNumber(sample)
+    return mapping.tsUnit ?? (n === null ? "ns" : inferTimeUnit(n))
+  }
+  if (el.type === "INT64") return { kind: "int64", unit: unitFromSample() }
+  if (el.type === "INT32" || el.type === "DOUBLE" || el.type === "FLOAT") return { kind: "number", unit: unitFromSample() }
+  throw new NotTickDataError({
+    file,
+    missing: [`ts (column ${el.name} is ${el.type}${el.converted_type ? `/${el.converted_type}` : ""}, not a timestamp or number)`],
+    found
+  })
+}
+
+/** Epoch ms of a raw ts statistic. */
+const statToMs = (v: unknown, enc: TsEncoding): number | null => {
+  if (v === undefined || v === null) return null
+  if (enc.kind === "date32") return typeof v === "number" ? v * MS_PER_DAY : null
+  if (enc.kind === "int96") return null
+  if (typeof v === "bigint") {
+    if (enc.unit === "ns") return Number(v / 1_000_000n) + Number(v % 1_000_000n) / 1e6
+    if (enc.unit === "us") return Number(v / 1000n) + Number(v % 1000n) / 1e3
+    return Number(v) / UNITS_PER_MS[enc.unit]
+  }
+  if (typeof v === "number") return v / UNITS_PER_MS[enc.unit]
+  return null
+}
+
+const NUMERIC: ReadonlyArray<string | undefined> = ["INT32", "INT64", "FLOAT", "DOUBLE"]
+
+/** Which columns of a file are the timestamp and prices; throws NotTickDataError naming what it found. */
+export const resolveColumns = (file: string, metadata: FileMetaData, mapping: ColumnMapping = {}): ResolvedColumns => {
+  const leaves = leafColumns(metadata)
+  const found = leaves.map((e) => e.name)
+  const ts = findColumn(leaves, "ts", mapping)
+  const close = findColumn(leaves, "close", mapping)
+  const price = close ? undefined : findColumn(leaves, "price", mapping)
+  const missing: string[] = []
+  if (!ts) missing.push(mapping.ts ?? "ts")
+  if (!close && !price) missing.push(mapping.close ?? mapping.price ?? "price/close")
+  if (missing.length > 0) throw new NotTickDataError({ file, missing, found })
+  const priceEl = (close ?? price)!
+  if (!NUMERIC.includes(priceEl.type)) {
+    throw new NotTickDataError({ file, missing: [`${close ? "close" : "price"} (column ${priceEl.name} is ${priceEl.type}, not a number)`], found })
+  }
+  const tsIndex = leaves.indexOf(ts!)
+  const sample = metadata.row_groups[0]?.columns[tsIndex]?.meta_data?.statistics
+  const tsEncoding = tsEncodingOf(ts!, mapping, sample?.min_value ?? sample?.min, file, found)
+  const numeric = (field: PriceField) => {
+    const el = findColumn(leaves, field, mapping)
+    return el && NUMERIC.includes(el.type) ? el.name : undefined
+  }
+  const kind = close ? "bar" : "tick"
+  const synthetic = findColumn(leaves, "synthetic", mapping)
+  return {
+    kind,
+    ts: ts!.name,
+    tsEncoding,
+    close: priceEl.name,
+    ...(kind === "bar"
+      ? { open: numeric("open"), high: numeric("high"), low: numeric("low"), volume: numeric("volume") }
+      : { volume: numeric("size") ?? numeric("volume") }),
+    ...(synthetic && synthetic.type === "BOOLEAN" ? { synthetic: synthetic.name } : {})
+  }
+}
+
+/** Reads and interprets a file's footer: resolved columns, row groups with ts statistics, key/values. */
+export const readFooter = async (file: string, mapping: ColumnMapping = {}): Promise<FileFooter> => {
+  const { metadata, size } = await readFooterMetadata(file)
+  const columns = resolveColumns(file, metadata, mapping)
+  const leaves = leafColumns(metadata)
+  const tsIndex = leaves.findIndex((e) => e.name === columns.ts)
+  let rowStart = 0
+  const rowGroups = metadata.row_groups.map((rg, index) => {
+    const stats = rg.columns[tsIndex]?.meta_data?.statistics
+    const rows = Number(rg.num_rows)
+    const info: RowGroupInfo = {
+      index,
+      rows,
+      rowStart,
+      minMs: statToMs(stats?.min_value ?? stats?.min, columns.tsEncoding),
+      maxMs: statToMs(stats?.max_value ?? stats?.max, columns.tsEncoding)
+    }
+    rowStart += rows
+    return info
+  })
+  const keyValues: Record<string, string> = {}
+  for (const kv of metadata.key_value_metadata ?? []) if (kv.value !== undefined) keyValues[kv.key] = kv.value
+  return { file, size, metadata, columns, rowGroups, rows: Number(metadata.num_rows), keyValues }
+}
+
+/** Decoded price columns of some rows, all as doubles; ts in epoch ms. */
+export interface DecodedColumns {
+  readonly ts: Float64Array
+  readonly close: Float64Array
+  readonly open?: Float64Array
+  readonly high?: Float64Array
+  readonly low?: Float64Array
+  readonly volume?: Float64Array
+  readonly synthetic?: Uint8Array
+}
+
+type NumericField = "close" | "open" | "high" | "low" | "volume"
+const NUMERIC_FIELDS: ReadonlyArray<NumericField> = ["close", "open", "high", "low", "volume"]
+
+const allocate = (columns: ResolvedColumns, rows: number) => {
+  const out: Record<string, Float64Array | Uint8Array> = { ts: new Float64Array(rows) }
+  for (const f of NUMERIC_FIELDS) if (columns[f] !== undefined) out[f] = new Float64Array(rows)
+  if (columns.synthetic !== undefined) out.synthetic = new Uint8Array(rows)
+  return out as unknown as { -readonly [K in keyof DecodedColumns]: DecodedColumns[K] }
+}
+
+const int96ToMs = (words: Int32Array | Uint32Array, n: number, out: Float64Array, at: number) => {
+  // INT96: 8 bytes nanoseconds of the day, then 4 bytes Julian day
+  const u = new Uint32Array(words.buffer, words.byteOffset, n * 3)
+  for (let i = 0; i < n; i++) {
+    const nanosOfDay = u[3 * i + 1] * 4294967296 + u[3 * i]
+    const julian = u[3 * i + 2]
+    out[at + i] = (julian - 2440588) * MS_PER_DAY + nanosOfDay / 1e6
+  }
+}
+
+/** Copies one Arrow chunk of a numeric column into a Float64Array, NaN where null. */
+const copyArrowNumbers = (data: ArrowData, out: Float64Array | Uint8Array, at: number, scale = 1) => {
+  const n = data.length
+  const values = data.values as ArrayLike<number | bigint> & { subarray?: unknown }
+  if (values instanceof BigInt64Array) {
+    const part = values.subarray(data.offset, data.offset + n)
+    for (let i = 0; i < n; i++) out[at + i] = Number(part[i]) * scale
+  } else if (values instanceof Float64Array && scale === 1 && out instanceof Float64Array) {
+    out.set(values.subarray(data.offset, data.offset + n), at)
+  } else {
+    const v = values as ArrayLike<number>
+    for (let i = 0; i < n; i++) out[at + i] = v[data.offset + i] * scale
+  }
+  if (data.nullCount > 0 && out instanceof Float64Array) {
+    for (let i = 0; i < n; i++) if (!data.getValid(i)) out[at + i] = Number.NaN
+  }
+}
+
+const copyArrowBools = (data: ArrowData, out: Uint8Array, at: number) => {
+  const bits = data.values as Uint8Array
+  for (let i = 0; i < data.length; i++) {
+    const bit = data.offset + i
+    out[at + i] = (bits[bit >> 3] >> (bit & 7)) & 1
+  }
+}
+
+const copyArrowTs = (data: ArrowData, enc: TsEncoding, out: Float64Array, at: number) => {
+  const n = data.length
+  const values = data.values as unknown
+  if (values instanceof BigInt64Array) {
+    // Arrow's own unit wins over the Parquet annotation (parquet-wasm turns INT96 into ns)
+    const unitName = (data.type as { unit?: number }).unit
+    const arrowUnit: TimeUnit | undefined = unitName === 0 ? "s" : unitName === 1 ? "ms" : unitName === 2 ? "us" : unitName === 3 ? "ns" : undefined
+    const isTimestamp = String(data.type).startsWith("Timestamp")
+    const unit = isTimestamp && arrowUnit ? arrowUnit : enc.kind === "int64" || enc.kind === "number" ? enc.unit : "ns"
+    int64ToEpochMs(values.subarray(data.offset, data.offset + n), unit, out, at)
+  } else if (enc.kind === "date32") {
+    const v = values as Int32Array
+    for (let i = 0; i < n; i++) out[at + i] = v[data.offset + i] * MS_PER_DAY
+  } else {
+    const unit = enc.kind === "number" || enc.kind === "int64" ? enc.unit : "ms"
+    const v = values as ArrayLike<number>
+    const perMs = UNITS_PER_MS[unit]
+    for (let i = 0; i < n; i++) out[at + i] = v[data.offset + i] / perMs
+  }
+}
+
+const columnNames = (c: ResolvedColumns): string[] =>
+  [c.ts, c.close, c.open, c.high, c.low, c.volume, c.synthetic].filter((x): x is string => x !== undefined)
+
+const decodeWithWasm = (bytes: Uint8Array, footer: FileFooter, groups: ReadonlyArray<number>): DecodedColumns => {
+  const c = footer.columns
+  const rows = groups.reduce((s, g) => s + footer.rowGroups[g].rows, 0)
+  const out = allocate(c, rows)
+  if (rows === 0) return out
+  const wasmTable = readParquet(bytes, { rowGroups: [...groups], columns: columnNames(c), batchSize: Math.max(1, rows) })
+  const table = tableFromIPC(wasmTable.intoIPCStream())
+  const place = (name: string, fill: (data: ArrowData, at: number) => void) => {
+    const vector = table.getChild(name)
+    if (!vector) throw new Error(`column ${name} missing from decoded table`)
+    let at = 0
+    for (const data of vector.data) {
+      fill(data, at)
+      at += data.length
+    }
+    if (at !== rows) throw new Error(`column ${name}: decoded ${at} rows, footer says ${rows}`)
+  }
+  place(c.ts, (d, at) => copyArrowTs(d, c.tsEncoding, out.ts, at))
+  for (const f of NUMERIC_FIELDS) {
+    const name = c[f]
+    if (name !== undefined) place(name, (d, at) => copyArrowNumbers(d, out[f]!, at))
+  }
+  if (c.synthetic !== undefined) place(c.synthetic, (d, at) => copyArrowBools(d, out.synthetic!, at))
+  return out
+}
+
+const decodeWithHyparquet = async (bytes: Uint8Array, footer: FileFooter, groups: ReadonlyArray<number>): Promise<DecodedColumns> => {
+  const c = footer.columns
+  const rows = groups.reduce((s, g) => s + footer.rowGroups[g].rows, 0)
+  const out = allocate(c, rows)
+  const file = {
+    byteLength: bytes.byteLength,
+    slice: (start: number, end?: number) =>
+      bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + (end ?? bytes.byteLength)) as ArrayBuffer
+  }
+  const target: Record<string, (chunk: ArrayLike<unknown>, from: number, to: number, at: number) => void> = {}
+  target[c.ts] = (chunk, from, to, at) => {
+    const enc = c.tsEncoding
+    for (let i = from; i < to; i++) {
+      const v = chunk[i]
+      let ms: number
+      if (typeof v === "bigint") {
+        const unit = enc.kind === "int64" || enc.kind === "number" ? enc.unit : "ns"
+        ms = statToMs(v, { kind: "int64", unit })!
+      } else if (v instanceof Date) ms = v.getTime()
+      else ms = enc.kind === "date32" ? (v as number) * MS_PER_DAY : (v as number) / UNITS_PER_MS[enc.kind === "number" || enc.kind === "int64" ? enc.unit : "ms"]
+      out.ts[at + i - from] = ms
+    }
+  }
+  for (const f of NUMERIC_FIELDS) {
+    const name = c[f]
+    if (name === undefined) continue
+    const dest = out[f]!
+    target[name] = (chunk, from, to, at) => {
+      for (let i = from; i < to; i++) {
+        const v = chunk[i]
+        dest[at + i - from] = v === null || v === undefined ? Number.NaN : Number(v)
+      }
+    }
+  }
+  if (c.synthetic !== undefined) {
+    target[c.synthetic] = (chunk, from, to, at) => {
+      for (let i = from; i < to; i++) out.synthetic![at + i - from] = chunk[i] ? 1 : 0
+    }
+  }
+  let at = 0
+  for (const g of groups) {
+    const rg = footer.rowGroups[g]
+    const base = at
+    await parquetRead({
+      file,
+      metadata: footer.metadata,
+      columns: columnNames(c),
+      rowStart: rg.rowStart,
+      rowEnd: rg.rowStart + rg.rows,
+      parsers: RAW_PARSERS,
+      compressors,
+      onChunk: (chunk) => {
+        const from = Math.max(chunk.rowStart, rg.rowStart)
+        const to = Math.min(chunk.rowEnd, rg.rowStart + rg.rows)
+        if (to > from) target[chunk.columnName]?.(chunk.columnData as ArrayLike<unknown>, from - chunk.rowStart, to - chunk.rowStart, base + from - rg.rowStart)
+      }
+    })
+    at += rg.rows
+  }
+  return out
+}
+
+/**
+ * Decodes the given row groups of a file (bytes = the whole file) into doubles. Decoder errors
+ * become ParquetReadError naming the file; parquet-wasm failures are retried with hyparquet
+ * once, since the two libraries support different corners of the format.
+ */
+export const decodeRowGroups = async (
+  bytes: Uint8Array,
+  footer: FileFooter,
+  groups: ReadonlyArray<number>,
+  decoder: Decoder = DEFAULT_DECODER
+): Promise<DecodedColumns> => {
+  if (decoder === "parquet-wasm") {
+    try {
+      return decodeWithWasm(bytes, footer, groups)
+    } catch (wasmError) {
+      try {
+        return await decodeWithHyparquet(bytes, footer, groups)
+      } catch (e) {
+        throw new ParquetReadError({ file: footer.file, reason: `data pages cannot be decoded (${describe(wasmError)}; ${describe(e)})` })
+      }
+    }
+  }
+  try {
+    return await decodeWithHyparquet(bytes, footer, groups)
+  } catch (e) {
+    throw new ParquetReadError({ file: footer.file, reason: `data pages cannot be decoded (${describe(e)})` })
+  }
+}
+
+const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0].slice(0, 300)
+
+export const readWholeFile = async (file: string): Promise<Uint8Array> => {
+  try {
+    return new Uint8Array(await fs.readFile(file))
+  } catch (e) {
+    throw new ParquetReadError({ file, reason: describe(e) })
+  }
+}
