@@ -81,14 +81,37 @@ const concatColumns = (parts: ReadonlyArray<DecodedColumns>): DecodedColumns => 
 /** Keeps rows with ts < endMs, and of the rows before startMs only the last `warmup`. */
 const trim = (c: DecodedColumns, startMs: number, endMs: number, warmup: number): { columns: DecodedColumns; warmupRows: number } => {
   const n = c.ts.length
+  const ts = c.ts
+  let sorted = true
+  for (let i = 1; i < n; i++) {
+    if (!(ts[i] >= ts[i - 1])) {
+      sorted = false
+      break
+    }
+  }
+  if (sorted) {
+    // the common case: one contiguous range, returned as zero-copy subarrays
+    let first = 0
+    while (first < n && ts[first] < startMs) first++
+    let last = n
+    while (last > first && ts[last - 1] >= endMs) last--
+    const from = Math.max(0, first - warmup)
+    if (from === 0 && last === n) return { columns: c, warmupRows: first }
+    const cut = <T extends Float64Array | Uint8Array>(a: T | undefined): T | undefined => (a ? (a.subarray(from, last) as T) : undefined)
+    return {
+      columns: { ts: cut(c.ts)!, close: cut(c.close)!, open: cut(c.open), high: cut(c.high), low: cut(c.low), volume: cut(c.volume), synthetic: cut(c.synthetic) },
+      warmupRows: first - from
+    }
+  }
+  // unsorted rows (quality will report them): filter by value, keeping file order
   let before = 0
-  for (let i = 0; i < n; i++) if (c.ts[i] < startMs) before++
+  for (let i = 0; i < n; i++) if (ts[i] < startMs) before++
   const dropBefore = Math.max(0, before - warmup)
   const keep: number[] = []
   let seenBefore = 0
   let kept = 0
   for (let i = 0; i < n; i++) {
-    const t = c.ts[i]
+    const t = ts[i]
     if (t >= endMs) continue
     if (t < startMs) {
       seenBefore++
@@ -97,7 +120,6 @@ const trim = (c: DecodedColumns, startMs: number, endMs: number, warmup: number)
     }
     keep.push(i)
   }
-  if (keep.length === n) return { columns: c, warmupRows: kept }
   const pick = <T extends Float64Array | Uint8Array>(a: T | undefined): T | undefined => {
     if (!a) return undefined
     const out = new (a.constructor as new (n: number) => T)(keep.length)
@@ -105,15 +127,7 @@ const trim = (c: DecodedColumns, startMs: number, endMs: number, warmup: number)
     return out
   }
   return {
-    columns: {
-      ts: pick(c.ts)!,
-      close: pick(c.close)!,
-      open: pick(c.open),
-      high: pick(c.high),
-      low: pick(c.low),
-      volume: pick(c.volume),
-      synthetic: pick(c.synthetic)
-    },
+    columns: { ts: pick(c.ts)!, close: pick(c.close)!, open: pick(c.open), high: pick(c.high), low: pick(c.low), volume: pick(c.volume), synthetic: pick(c.synthetic) },
     warmupRows: kept
   }
 }

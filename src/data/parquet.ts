@@ -11,6 +11,7 @@ import { promises as fs } from "node:fs"
 import { parquetMetadata, parquetRead, type FileMetaData, type SchemaElement } from "hyparquet"
 import { compressors } from "hyparquet-compressors"
 import { readParquet } from "parquet-wasm"
+import { readParquetViaFfi, type FfiColumn } from "./wasm-ffi.js"
 import { tableFromIPC, type Data as ArrowData } from "apache-arrow"
 import { NotTickDataError, ParquetReadError } from "./errors.js"
 import { int64ToEpochMs, MS_PER_DAY, type TimeUnit, UNITS_PER_MS } from "./time.js"
@@ -303,51 +304,108 @@ const int96ToMs = (words: Int32Array | Uint32Array, n: number, out: Float64Array
   }
 }
 
-/** Copies one Arrow chunk of a numeric column into a Float64Array, NaN where null. */
-const copyArrowNumbers = (data: ArrowData, out: Float64Array | Uint8Array, at: number, scale = 1) => {
-  const n = data.length
-  const values = data.values as ArrayLike<number | bigint> & { subarray?: unknown }
-  if (values instanceof BigInt64Array) {
-    const part = values.subarray(data.offset, data.offset + n)
-    for (let i = 0; i < n; i++) out[at + i] = Number(part[i]) * scale
-  } else if (values instanceof Float64Array && scale === 1 && out instanceof Float64Array) {
-    out.set(values.subarray(data.offset, data.offset + n), at)
-  } else {
-    const v = values as ArrayLike<number>
-    for (let i = 0; i < n; i++) out[at + i] = v[data.offset + i] * scale
-  }
-  if (data.nullCount > 0 && out instanceof Float64Array) {
-    for (let i = 0; i < n; i++) if (!data.getValid(i)) out[at + i] = Number.NaN
-  }
+/**
+ * One decoded chunk of a column, whoever produced it (Arrow JS from IPC, or wasm memory via FFI):
+ * `values` starts at the buffer start and `offset` is the first row in it, as in Arrow.
+ */
+interface Chunk {
+  readonly length: number
+  readonly offset: number
+  readonly nullCount: number
+  readonly validity: Uint8Array | null
+  readonly values: BigInt64Array | Float64Array | Float32Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array
+  /** the timestamp unit Arrow attached to the column, when it is a timestamp */
+  readonly tsUnit?: TimeUnit
+  readonly isDate32?: boolean
+  readonly isBool?: boolean
 }
 
-const copyArrowBools = (data: ArrowData, out: Uint8Array, at: number) => {
-  const bits = data.values as Uint8Array
-  for (let i = 0; i < data.length; i++) {
-    const bit = data.offset + i
+const isValid = (c: Chunk, i: number) => {
+  const bit = c.offset + i
+  return ((c.validity![bit >> 3] >> (bit & 7)) & 1) === 1
+}
+
+/** Copies a numeric chunk into a Float64Array, NaN where null. */
+const copyNumbers = (c: Chunk, out: Float64Array, at: number) => {
+  const n = c.length
+  const v = c.values
+  if (v instanceof BigInt64Array) {
+    for (let i = 0; i < n; i++) out[at + i] = Number(v[c.offset + i])
+  } else if (v instanceof Float64Array) {
+    out.set(v.subarray(c.offset, c.offset + n), at)
+  } else {
+    for (let i = 0; i < n; i++) out[at + i] = v[c.offset + i]
+  }
+  if (c.nullCount > 0 && c.validity) for (let i = 0; i < n; i++) if (!isValid(c, i)) out[at + i] = Number.NaN
+}
+
+const copyBools = (c: Chunk, out: Uint8Array, at: number) => {
+  const bits = c.values as Uint8Array
+  for (let i = 0; i < c.length; i++) {
+    const bit = c.offset + i
     out[at + i] = (bits[bit >> 3] >> (bit & 7)) & 1
   }
 }
 
-const copyArrowTs = (data: ArrowData, enc: TsEncoding, out: Float64Array, at: number) => {
-  const n = data.length
-  const values = data.values as unknown
-  if (values instanceof BigInt64Array) {
+const copyTs = (c: Chunk, enc: TsEncoding, out: Float64Array, at: number) => {
+  const n = c.length
+  const v = c.values
+  if (v instanceof BigInt64Array) {
     // Arrow's own unit wins over the Parquet annotation (parquet-wasm turns INT96 into ns)
-    const unitName = (data.type as { unit?: number }).unit
-    const arrowUnit: TimeUnit | undefined = unitName === 0 ? "s" : unitName === 1 ? "ms" : unitName === 2 ? "us" : unitName === 3 ? "ns" : undefined
-    const isTimestamp = String(data.type).startsWith("Timestamp")
-    const unit = isTimestamp && arrowUnit ? arrowUnit : enc.kind === "int64" || enc.kind === "number" ? enc.unit : "ns"
-    int64ToEpochMs(values.subarray(data.offset, data.offset + n), unit, out, at)
-  } else if (enc.kind === "date32") {
-    const v = values as Int32Array
-    for (let i = 0; i < n; i++) out[at + i] = v[data.offset + i] * MS_PER_DAY
+    const unit = c.tsUnit ?? (enc.kind === "int64" || enc.kind === "number" ? enc.unit : "ns")
+    int64ToEpochMs(v.subarray(c.offset, c.offset + n), unit, out, at)
+  } else if (c.isDate32 || enc.kind === "date32") {
+    for (let i = 0; i < n; i++) out[at + i] = v[c.offset + i] * MS_PER_DAY
   } else {
-    const unit = enc.kind === "number" || enc.kind === "int64" ? enc.unit : "ms"
-    const v = values as ArrayLike<number>
-    const perMs = UNITS_PER_MS[unit]
-    for (let i = 0; i < n; i++) out[at + i] = v[data.offset + i] / perMs
+    const perMs = UNITS_PER_MS[c.tsUnit ?? (enc.kind === "number" || enc.kind === "int64" ? enc.unit : "ms")]
+    for (let i = 0; i < n; i++) out[at + i] = v[c.offset + i] / perMs
   }
+  if (c.nullCount > 0 && c.validity) for (let i = 0; i < n; i++) if (!isValid(c, i)) out[at + i] = Number.NaN
+}
+
+const ARROW_JS_UNITS: ReadonlyArray<TimeUnit> = ["s", "ms", "us", "ns"]
+const chunkFromArrowJs = (d: ArrowData): Chunk => {
+  const typeName = String(d.type)
+  return {
+    length: d.length,
+    offset: d.offset,
+    nullCount: d.nullCount,
+    validity: d.nullBitmap ?? null,
+    values: d.values as Chunk["values"],
+    tsUnit: typeName.startsWith("Timestamp") ? ARROW_JS_UNITS[(d.type as unknown as { unit: number }).unit] : undefined,
+    isDate32: typeName.startsWith("Date") && d.values instanceof Int32Array,
+    isBool: typeName === "Bool"
+  }
+}
+
+/** C Data Interface format string → typed-array view over wasm memory; null for unsupported types. */
+const chunkFromFfi = (format: string, memory: ArrayBuffer, ch: FfiColumn["chunks"][number]): Chunk | null => {
+  const n = ch.offset + ch.length
+  const view = <T>(Ctor: { new (b: ArrayBuffer, o: number, l: number): T; BYTES_PER_ELEMENT: number }) =>
+    ch.dataPtr % Ctor.BYTES_PER_ELEMENT === 0 ? new Ctor(memory, ch.dataPtr, n) : null
+  const validity = ch.validityPtr !== 0 ? new Uint8Array(memory, ch.validityPtr, Math.ceil(n / 8)) : null
+  const base = { length: ch.length, offset: ch.offset, nullCount: ch.nullCount, validity }
+  const tsUnits: Record<string, TimeUnit> = { tss: "s", tsm: "ms", tsu: "us", tsn: "ns" }
+  let values: Chunk["values"] | null = null
+  let tsUnit: TimeUnit | undefined
+  if (format.startsWith("ts") && tsUnits[format.slice(0, 3)]) {
+    values = view(BigInt64Array)
+    tsUnit = tsUnits[format.slice(0, 3)]
+  } else if (format === "tdm") {
+    values = view(BigInt64Array)
+    tsUnit = "ms"
+  } else if (format === "tdD") return (values = view(Int32Array)) ? { ...base, values, isDate32: true } : null
+  else if (format === "b") return { ...base, values: new Uint8Array(memory, ch.dataPtr, Math.ceil(n / 8)), isBool: true }
+  else if (format === "l") values = view(BigInt64Array)
+  else if (format === "g") values = view(Float64Array)
+  else if (format === "f") values = view(Float32Array)
+  else if (format === "i") values = view(Int32Array)
+  else if (format === "I") values = view(Uint32Array)
+  else if (format === "s") values = view(Int16Array)
+  else if (format === "S") values = view(Uint16Array)
+  else if (format === "c") values = view(Int8Array)
+  else if (format === "C") values = view(Uint8Array)
+  return values ? { ...base, values, tsUnit } : null
 }
 
 const columnNames = (c: ResolvedColumns): string[] =>
@@ -358,26 +416,40 @@ const decodeWithWasm = (bytes: Uint8Array, footer: FileFooter, groups: ReadonlyA
   const rows = groups.reduce((s, g) => s + footer.rowGroups[g].rows, 0)
   const out = allocate(c, rows)
   if (rows === 0) return out
-  const wasmTable = readParquet(bytes, { rowGroups: [...groups], columns: columnNames(c), batchSize: Math.max(1, rows) })
-  const table = tableFromIPC(wasmTable.intoIPCStream())
-  const place = (name: string, fill: (data: ArrowData, at: number) => void) => {
-    const vector = table.getChild(name)
-    if (!vector) throw new Error(`column ${name} missing from decoded table`)
+  const fill = (name: string, chunks: ReadonlyArray<Chunk>) => {
     let at = 0
-    for (const data of vector.data) {
-      fill(data, at)
-      at += data.length
+    for (const chunk of chunks) {
+      if (name === c.ts) copyTs(chunk, c.tsEncoding, out.ts, at)
+      else if (name === c.synthetic) copyBools(chunk, out.synthetic!, at)
+      else for (const f of NUMERIC_FIELDS) if (c[f] === name) copyNumbers(chunk, out[f]!, at)
+      at += chunk.length
     }
-    if (at !== rows) throw new Error(`column ${name}: decoded ${at} rows, footer says ${rows}`)
+    if (at !== rows) throw new Error(`column ${name}: decoded ${at} rows, the footer says ${rows}`)
   }
-  place(c.ts, (d, at) => copyArrowTs(d, c.tsEncoding, out.ts, at))
-  for (const f of NUMERIC_FIELDS) {
-    const name = c[f]
-    if (name !== undefined) place(name, (d, at) => copyArrowNumbers(d, out[f]!, at))
+  const options = { rowGroups: [...groups], columns: columnNames(c), batchSize: Math.max(1, rows) }
+  let viaFfi: boolean
+  try {
+    viaFfi = readParquetViaFfi(bytes, options, (columns, memory) => {
+      const converted = columns.map((col) => ({ name: col.name, chunks: col.chunks.map((ch) => chunkFromFfi(col.format, memory, ch)) }))
+      if (converted.some((col) => col.chunks.some((ch) => ch === null))) throw new FfiUnsupported()
+      for (const col of converted) fill(col.name, col.chunks as Chunk[])
+    })
+  } catch (e) {
+    if (!(e instanceof FfiUnsupported)) throw e
+    viaFfi = false
   }
-  if (c.synthetic !== undefined) place(c.synthetic, (d, at) => copyArrowBools(d, out.synthetic!, at))
+  if (viaFfi) return out
+  // fallback: the IPC round trip, which Arrow JS understands for every type
+  const table = tableFromIPC(readParquet(bytes, options).intoIPCStream())
+  for (const name of columnNames(c)) {
+    const vector = table.getChild(name)
+    if (!vector) throw new Error(`column ${name} missing from the decoded table`)
+    fill(name, vector.data.map(chunkFromArrowJs))
+  }
   return out
 }
+
+class FfiUnsupported extends Error {}
 
 const decodeWithHyparquet = async (bytes: Uint8Array, footer: FileFooter, groups: ReadonlyArray<number>): Promise<DecodedColumns> => {
   const c = footer.columns
