@@ -280,7 +280,7 @@ export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: Import
   try {
     total = (await fs.stat(file)).size
   } catch (e) {
-    throw new CsvImportError({ file, line: 0, column: "-", value: file, reason: `cannot be opened (${(e as Error).message})` })
+    throw new DataRequestError({ field: "CSV file", value: file, reason: `cannot be opened (${(e as Error).message}); check the path` })
   }
   const isTick = opts.freq === "tick"
   const dailyBars = opts.freq === "1d"

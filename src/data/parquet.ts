@@ -63,6 +63,8 @@ export interface ResolvedColumns {
   /** volume for bars, size for ticks */
   readonly volume?: string
   readonly synthetic?: string
+  /** a DECIMAL column is read: hyparquet decodes those to doubles, parquet-wasm to Decimal128 */
+  readonly hasDecimal?: boolean
 }
 
 export interface RowGroupInfo {
@@ -211,6 +213,9 @@ const statToMs = (v: unknown, enc: TsEncoding): number | null => {
 }
 
 const NUMERIC: ReadonlyArray<string | undefined> = ["INT32", "INT64", "FLOAT", "DOUBLE"]
+const isDecimal = (e: SchemaElement) => e.converted_type === "DECIMAL" || e.logical_type?.type === "DECIMAL"
+/** Numbers we can read as doubles: plain numeric types and DECIMAL (as many tools write prices). */
+const isNumeric = (e: SchemaElement) => NUMERIC.includes(e.type) || isDecimal(e)
 
 /** Which columns of a file are the timestamp and prices; throws NotTickDataError naming what it found. */
 export const resolveColumns = (file: string, metadata: FileMetaData, mapping: ColumnMapping = {}): ResolvedColumns => {
@@ -224,7 +229,7 @@ export const resolveColumns = (file: string, metadata: FileMetaData, mapping: Co
   if (!close && !price) missing.push(mapping.close ?? mapping.price ?? "price/close")
   if (missing.length > 0) throw new NotTickDataError({ file, missing, found })
   const priceEl = (close ?? price)!
-  if (!NUMERIC.includes(priceEl.type)) {
+  if (!isNumeric(priceEl)) {
     throw new NotTickDataError({ file, missing: [`${close ? "close" : "price"} (column ${priceEl.name} is ${priceEl.type}, not a number)`], found })
   }
   const tsIndex = leaves.indexOf(ts!)
@@ -232,11 +237,11 @@ export const resolveColumns = (file: string, metadata: FileMetaData, mapping: Co
   const tsEncoding = tsEncodingOf(ts!, mapping, sample?.min_value ?? sample?.min, file, found)
   const numeric = (field: PriceField) => {
     const el = findColumn(leaves, field, mapping)
-    return el && NUMERIC.includes(el.type) ? el.name : undefined
+    return el && isNumeric(el) ? el.name : undefined
   }
   const kind = close ? "bar" : "tick"
   const synthetic = findColumn(leaves, "synthetic", mapping)
-  return {
+  const resolved = {
     kind,
     ts: ts!.name,
     tsEncoding,
@@ -245,7 +250,9 @@ export const resolveColumns = (file: string, metadata: FileMetaData, mapping: Co
       ? { open: numeric("open"), high: numeric("high"), low: numeric("low"), volume: numeric("volume") }
       : { volume: numeric("size") ?? numeric("volume") }),
     ...(synthetic && synthetic.type === "BOOLEAN" ? { synthetic: synthetic.name } : {})
-  }
+  } as const
+  const used = new Set(columnNames(resolved as ResolvedColumns))
+  return { ...resolved, hasDecimal: leaves.some((e) => used.has(e.name) && isDecimal(e)) }
 }
 
 /** Reads and interprets a file's footer: resolved columns, row groups with ts statistics, key/values. */
@@ -524,7 +531,7 @@ export const decodeRowGroups = async (
   groups: ReadonlyArray<number>,
   decoder: Decoder = DEFAULT_DECODER
 ): Promise<DecodedColumns> => {
-  if (decoder === "parquet-wasm") {
+  if (decoder === "parquet-wasm" && !footer.columns.hasDecimal) {
     try {
       return decodeWithWasm(bytes, footer, groups)
     } catch (wasmError) {

@@ -39,6 +39,8 @@ export interface StrategyRequirements {
 export interface StrategyContext {
   /** number of symbols in the universe; series[k] is symbol k */
   readonly series: ReadonlyArray<PriceSeries>
+  /** the scenario's seed, for strategies that need randomness (use mulberry32 from the engine) */
+  readonly seed: number
 }
 
 /**
@@ -90,6 +92,8 @@ export interface EngineScenario {
   /** progress callback, called every `progressEvery` rows */
   readonly onProgress?: (done: number, total: number) => void
   readonly progressEvery?: number
+  /** optional benchmark prices (for example SPY): when given, metrics include `beta` */
+  readonly benchmark?: PriceSeries | undefined
 }
 
 /** Every metric is a number, or null with a reason in `notes` (never NaN silently). */

@@ -1,0 +1,180 @@
+/**
+ * `tickflow data ...`: import, generate, coverage, sample. Registered on the main program by
+ * src/cli/main.ts through registerDataCommands(program).
+ */
+import type { Command } from "commander"
+import { Effect } from "effect"
+import cliProgress from "cli-progress"
+import Table from "cli-table3"
+import { FREQS, type Freq } from "../schemas/common.js"
+import {
+  buildCoverage,
+  defaultDataRoot,
+  ensureSampleCatalog,
+  generateCatalog,
+  importCsv,
+  type CsvColumns,
+  type DataError
+} from "../data/index.js"
+
+const CSV_FIELDS = ["ts", "date", "time", "open", "high", "low", "close", "price", "volume", "size", "bid", "ask", "symbol"]
+
+/** "ts=Date,close=Close" → { ts: "Date", close: "Close" }; names the bad part when it cannot. */
+export const parseColumnsOption = (text: string): CsvColumns => {
+  const out: Record<string, string> = {}
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf("=")
+    const field = part.slice(0, eq).trim()
+    if (eq <= 0 || !CSV_FIELDS.includes(field) || part.slice(eq + 1).trim() === "") {
+      throw new Error(`--columns: "${part}" is not field=Header; fields are ${CSV_FIELDS.join(", ")} (e.g. --columns ts=Date,close=Close)`)
+    }
+    out[field] = part.slice(eq + 1).trim()
+  }
+  return out as CsvColumns
+}
+
+const parseFreq = (text: string): Freq => {
+  if (!(FREQS as ReadonlyArray<string>).includes(text)) throw new Error(`--freq "${text}" is not one of ${FREQS.join(", ")}`)
+  return text as Freq
+}
+
+const parseList = (text: string): string[] => text.split(",").map((s) => s.trim()).filter(Boolean)
+
+/** Runs an Effect for a command: result printed by `show`, errors as their message and exit code 1. */
+const run = async <A>(effect: Effect.Effect<A, DataError>, show: (a: A) => void): Promise<void> => {
+  const exit = await Effect.runPromiseExit(effect)
+  if (exit._tag === "Success") {
+    show(exit.value)
+    return
+  }
+  const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+  console.error(`error: ${failure ? failure.message : String(exit.cause)}`)
+  process.exitCode = 1
+}
+
+const fail = (e: unknown) => {
+  console.error(`error: ${e instanceof Error ? e.message : String(e)}`)
+  process.exitCode = 1
+}
+
+export function registerDataCommands(program: Command): void {
+  const data = program.command("data").description("the Parquet data catalog: import, generate, coverage, sample")
+
+  data
+    .command("import <csv>")
+    .description("import a CSV of ticks or bars into the catalog (idempotent)")
+    .requiredOption("--symbol <symbol>", "symbol to file the rows under, e.g. SPX")
+    .requiredOption("--freq <freq>", `frequency of the rows: ${FREQS.join(", ")}`)
+    .option("--root <dir>", "catalog root", defaultDataRoot())
+    .option("--tz <zone>", "IANA time zone of times without an offset, e.g. America/New_York", "UTC")
+    .option("--columns <map>", "field=Header pairs, e.g. ts=Date,close=Close")
+    .option("--date-format <format>", 'e.g. "MM/DD/YYYY HH:mm:ss.SSS" or epoch_ms')
+    .option("--delimiter <char>", "field delimiter", ",")
+    .action(async (csv: string, o: { symbol: string; freq: string; root: string; tz: string; columns?: string; dateFormat?: string; delimiter: string }) => {
+      try {
+        const freq = parseFreq(o.freq)
+        const columns = o.columns ? parseColumnsOption(o.columns) : undefined
+        const bar = process.stderr.isTTY
+          ? new cliProgress.SingleBar({ format: "import [{bar}] {percentage}% {value}/{total} bytes", stream: process.stderr }, cliProgress.Presets.shades_classic)
+          : undefined
+        let started = false
+        const onProgress = (done: number, total: number) => {
+          if (!bar) return
+          if (!started) {
+            bar.start(total, 0)
+            started = true
+          }
+          bar.update(done)
+        }
+        await run(
+          importCsv(
+            { file: csv, root: o.root, symbol: o.symbol.toUpperCase(), freq, columns, timezone: o.tz, dateFormat: o.dateFormat, delimiter: o.delimiter },
+            onProgress
+          ).pipe(Effect.ensuring(Effect.sync(() => started && bar?.stop()))),
+          (s) => console.log(`imported ${s.rows} rows of ${s.symbol} ${s.freq} (${s.first} → ${s.last}) into ${s.files} files under ${o.root} (${s.written} changed)`)
+        )
+      } catch (e) {
+        fail(e)
+      }
+    })
+
+  data
+    .command("generate")
+    .description("write a deterministic synthetic catalog (same seed → same bytes)")
+    .option("--root <dir>", "catalog root", defaultDataRoot())
+    .option("--symbols <list>", "comma-separated symbols", "SYN1,SYN2,SYN3")
+    .option("--freqs <list>", `comma-separated frequencies (${FREQS.join(", ")})`, "1d")
+    .requiredOption("--start <date>", "first day, YYYY-MM-DD")
+    .requiredOption("--end <date>", "last day, YYYY-MM-DD")
+    .option("--seed <n>", "random seed", "1")
+    .option("--ticks-per-minute <n>", "mean ticks per session minute", "10")
+    .action(async (o: { root: string; symbols: string; freqs: string; start: string; end: string; seed: string; ticksPerMinute: string }) => {
+      try {
+        const freqs = parseList(o.freqs).map(parseFreq)
+        const seed = Number(o.seed)
+        if (!Number.isInteger(seed)) throw new Error(`--seed "${o.seed}" is not a whole number`)
+        await run(
+          generateCatalog({
+            root: o.root,
+            symbols: parseList(o.symbols).map((s) => s.toUpperCase()),
+            freqs,
+            start: o.start,
+            end: o.end,
+            seed,
+            ticksPerMinute: Number(o.ticksPerMinute)
+          }),
+          (s) => console.log(`generated ${s.rows} rows for ${s.symbols.join(", ")} in ${s.files} files under ${o.root}`)
+        )
+      } catch (e) {
+        fail(e)
+      }
+    })
+
+  data
+    .command("coverage")
+    .description("what the catalog holds: first/last, rows, days, gaps per symbol and frequency")
+    .option("--root <dir>", "catalog root", defaultDataRoot())
+    .option("--json", "print the report as JSON")
+    .option("--gap-days <n>", "report stretches without rows longer than this many days", "4")
+    .action(async (o: { root: string; json?: boolean; gapDays: string }) => {
+      await run(buildCoverage(o.root, { gapDays: Number(o.gapDays) }), (report) => {
+        if (o.json) {
+          console.log(JSON.stringify(report, null, 2))
+          return
+        }
+        if (report.entries.length === 0) {
+          console.log(`the catalog at ${o.root} is empty; try \`tickflow data sample --root ${o.root}\``)
+          return
+        }
+        const table = new Table({
+          head: ["symbol", "freq", "first", "last", "rows", "days", "gaps", "files", "source"],
+          // no colour codes when the output goes to a file or a pipe
+          ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } })
+        })
+        for (const e of report.entries) {
+          const longest = e.gaps.reduce((m, g) => Math.max(m, g.days), 0)
+          table.push([
+            e.symbol,
+            e.freq,
+            e.first.slice(0, 19).replace("T", " "),
+            e.last.slice(0, 19).replace("T", " "),
+            e.derivedFromTicks ? `≤${e.rows}` : String(e.rows),
+            String(e.days),
+            e.gaps.length === 0 ? "-" : `${e.gaps.length} (longest ${longest.toFixed(1)} d)`,
+            String(e.files),
+            e.derivedFromTicks ? "from ticks" : "disk"
+          ])
+        }
+        console.log(table.toString())
+        console.log(`data version ${report.dataVersion.slice(0, 16)}`)
+      })
+    })
+
+  data
+    .command("sample")
+    .description("build the sample catalog: real SPX daily (vega-datasets) + synthetic SYN1..SYN4 + SYN1 ticks")
+    .option("--root <dir>", "catalog root", defaultDataRoot())
+    .action(async (o: { root: string }) => {
+      await run(ensureSampleCatalog(o.root), (r) => console.log(`sample catalog ready under ${o.root}: ${r.symbols.join(", ")}`))
+    })
+}

@@ -1,0 +1,218 @@
+/**
+ * Typed publish and consume over JetStream, and JSON helpers for KV. Every message is JSON
+ * validated by a zod schema on both sides; every publish carries a Nats-Msg-Id so a redelivered
+ * message cannot create a duplicate downstream.
+ */
+import { Context, Duration, Effect, Either, Layer, Schedule, Stream } from "effect"
+import type { JsMsg, PubAck, ConsumerMessages } from "@nats-io/jetstream"
+import { JetStreamApiError } from "@nats-io/jetstream"
+import type { KV } from "@nats-io/kv"
+import type { z } from "zod"
+import { Nats } from "./connection.js"
+import { BusError, DecodeError } from "./errors.js"
+import { ensureTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
+import { formatIssues } from "../schemas/errors.js"
+
+const encoder = new TextEncoder()
+
+/** Errors worth retrying: no responders during a leader election, timeouts, a reconnect. */
+export const isTransient = (e: unknown): boolean => {
+  if (e instanceof JetStreamApiError) return e.code === 503 || e.code === 10008
+  const text = `${(e as Error)?.name ?? ""} ${(e as Error)?.message ?? ""} ${String((e as { cause?: unknown })?.cause ?? "")}`
+  return /timeout|no responders|NoResponders|jetstream is not enabled|disconnect|reconnect|CONNECTION_|closed|TimeoutError|503/i.test(
+    text
+  )
+}
+
+const retryTransient = Schedule.exponential(Duration.millis(50), 2).pipe(
+  Schedule.intersect(Schedule.recurs(8)),
+  Schedule.whileInput((e: BusError) => e.transient)
+)
+
+export interface PublishOptions {
+  /** de-duplication id (Nats-Msg-Id) */
+  readonly msgId: string
+  readonly timeoutMs?: number
+}
+
+/** Validate with the schema, publish as JSON with a Nats-Msg-Id; retries transient faults. */
+export const publish = <S extends z.ZodType>(subject: string, schema: S, value: z.input<S>, opts: PublishOptions) =>
+  Effect.gen(function* () {
+    const { js } = yield* Nats
+    const checked = schema.safeParse(value, { reportInput: true })
+    if (!checked.success)
+      return yield* Effect.die(new DecodeError({ subject, problems: formatIssues(checked.error) }))
+    const payload = encoder.encode(JSON.stringify(checked.data))
+    return yield* Effect.tryPromise({
+      try: () => js.publish(subject, payload, { msgID: opts.msgId, timeout: opts.timeoutMs ?? 10_000 }),
+      catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
+    }).pipe(Effect.retry(retryTransient))
+  })
+
+/** Publish raw bytes/JSON without a schema (benchmarks, foreign payloads). */
+export const publishRaw = (subject: string, payload: Uint8Array | string, msgId?: string) =>
+  Effect.flatMap(Nats, ({ js }) =>
+    Effect.tryPromise({
+      try: (): Promise<PubAck> =>
+        js.publish(subject, typeof payload === "string" ? encoder.encode(payload) : payload, msgId ? { msgID: msgId } : {}),
+      catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
+    }).pipe(Effect.retry(retryTransient))
+  )
+
+/** One message from a durable consumer, decoded, with its acknowledgement verbs. */
+export interface Delivery<A> {
+  readonly subject: string
+  readonly streamSeq: number
+  /** 1 on first delivery */
+  readonly deliveryCount: number
+  readonly decoded: Either.Either<A, DecodeError>
+  readonly msg: JsMsg
+  /** ack and wait for the server to confirm it (so a crash right after cannot redeliver) */
+  readonly ack: Effect.Effect<void, BusError>
+  /** negative ack: redeliver after `delayMs` */
+  readonly nak: (delayMs?: number) => Effect.Effect<void>
+  /** stop redelivery for good (2.9: reason strings are not supported, record it yourself) */
+  readonly term: Effect.Effect<void>
+  /** still working: resets the ack-wait timer */
+  readonly working: Effect.Effect<void>
+}
+
+export const decodeMessage = <S extends z.ZodType>(schema: S, subject: string, bytes: Uint8Array): Either.Either<z.output<S>, DecodeError> => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (e) {
+    return Either.left(new DecodeError({ subject, problems: [`not JSON: ${(e as Error).message}`] }))
+  }
+  const r = schema.safeParse(raw, { reportInput: true })
+  return r.success ? Either.right(r.data) : Either.left(new DecodeError({ subject, problems: formatIssues(r.error) }))
+}
+
+const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output<S>> => ({
+  subject: m.subject,
+  streamSeq: m.seq,
+  deliveryCount: m.info.deliveryCount,
+  decoded: decodeMessage(schema, m.subject, m.data),
+  msg: m,
+  ack: Effect.tryPromise({
+    try: async () => {
+      await m.ackAck({ timeout: 10_000 })
+    },
+    catch: (cause) => new BusError({ op: `ack ${m.subject}`, cause, transient: isTransient(cause) })
+  }),
+  nak: (delayMs) => Effect.sync(() => m.nak(delayMs)),
+  term: Effect.sync(() => m.term()),
+  working: Effect.sync(() => m.working())
+})
+
+export interface ConsumeOptions {
+  readonly stream?: string
+  /**
+   * how many messages the client buffers ahead. Competing consumers (executors) keep this small
+   * so one process does not hoard work another could run.
+   */
+  readonly maxMessages?: number
+}
+
+/**
+ * A durable consumer as a Stream of deliveries. The pull subscription lives in the stream's
+ * scope; un-acked messages are redelivered by the server after ack_wait.
+ */
+export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: ConsumeOptions = {}) =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const { js } = yield* Nats
+      const consumer = yield* Effect.tryPromise({
+        try: () => js.consumers.get(opts.stream ?? STREAM.pipeline, durable),
+        catch: (cause) => new BusError({ op: `get consumer ${durable}`, cause, transient: isTransient(cause) })
+      })
+      const messages: ConsumerMessages = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => consumer.consume({ max_messages: opts.maxMessages ?? 64 }),
+          catch: (cause) => new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) })
+        }),
+        (m) => Effect.promise(() => m.close().then(() => undefined, () => undefined))
+      )
+      return Stream.fromAsyncIterable(
+        messages,
+        (cause) => new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) })
+      ).pipe(Stream.map((m) => toDelivery(schema, m)))
+    })
+  )
+
+// ---------- KV JSON helpers ----------
+
+export const kvGet = <S extends z.ZodType>(kv: KV, key: string, schema: S) =>
+  Effect.tryPromise({
+    try: () => kv.get(key),
+    catch: (cause) => new BusError({ op: `kv get ${key}`, cause, transient: isTransient(cause) })
+  }).pipe(
+    Effect.retry(retryTransient),
+    Effect.map((e) => {
+      if (!e || e.operation !== "PUT" || e.length === 0) return undefined
+      const r = schema.safeParse(e.json())
+      return r.success ? { value: r.data as z.output<S>, revision: e.revision } : undefined
+    })
+  )
+
+export const kvPut = (kv: KV, key: string, value: unknown) =>
+  Effect.tryPromise({
+    try: () => kv.put(key, JSON.stringify(value)),
+    catch: (cause) => new BusError({ op: `kv put ${key}`, cause, transient: isTransient(cause) })
+  }).pipe(Effect.retry(retryTransient))
+
+/** Create only if absent: true when this call created it (a claim), false when it existed. */
+export const kvCreate = (kv: KV, key: string, value: unknown) =>
+  Effect.tryPromise({
+    try: async () => {
+      try {
+        await kv.create(key, JSON.stringify(value))
+        return true
+      } catch (e) {
+        if (e instanceof JetStreamApiError && e.code === 10071) return false
+        if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) return false
+        throw e
+      }
+    },
+    catch: (cause) => new BusError({ op: `kv create ${key}`, cause, transient: isTransient(cause) })
+  }).pipe(Effect.retry(retryTransient))
+
+/**
+ * Compare-and-set update: read, apply `f`, write with the read revision; on a conflict
+ * (another writer got there first) read again and retry.
+ */
+export const kvUpdate = <S extends z.ZodType>(
+  kv: KV,
+  key: string,
+  schema: S,
+  f: (current: z.output<S> | undefined) => z.output<S>
+) =>
+  Effect.gen(function* () {
+    for (let attempt = 0; ; attempt++) {
+      const cur = yield* kvGet(kv, key, schema)
+      const next = f(cur?.value)
+      const ok = yield* Effect.tryPromise({
+        try: async () => {
+          try {
+            if (cur) await kv.update(key, JSON.stringify(next), cur.revision)
+            else await kv.create(key, JSON.stringify(next))
+            return true
+          } catch (e) {
+            if (e instanceof JetStreamApiError && e.code === 10071) return false
+            if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) return false
+            throw e
+          }
+        },
+        catch: (cause) => new BusError({ op: `kv update ${key}`, cause, transient: isTransient(cause) })
+      })
+      if (ok) return next
+      if (attempt > 50) return yield* Effect.fail(new BusError({ op: `kv update ${key}`, cause: "too many conflicts", transient: true }))
+    }
+  })
+
+// ---------- the topology as a service ----------
+
+/** Handles to the KV buckets and object store, created (idempotently) when the layer starts. */
+export class Bus extends Context.Tag("tickflow/Bus")<Bus, Topology>() {}
+
+export const busLayer = (options: TopologyOptions = {}) => Layer.effect(Bus, ensureTopology(options))

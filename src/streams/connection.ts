@@ -1,0 +1,121 @@
+/**
+ * The NATS connection as an Effect service. Where it points is `NatsSettings`: an external
+ * server/cluster when NATS_URL is set, otherwise a private embedded nats-server that lives as
+ * long as the layer's scope.
+ */
+import { Context, Effect, Layer } from "effect"
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import { Objm } from "@nats-io/obj"
+import { embeddedNatsServer, type EmbeddedOptions, type EmbeddedServer, type Role } from "./embedded.js"
+import { NatsConnectError } from "./errors.js"
+import { rootLogger } from "../logging.js"
+
+export interface NatsSettingsShape {
+  /** comma-separated server URLs */
+  readonly servers: string
+  readonly user?: string | undefined
+  readonly pass?: string | undefined
+  readonly token?: string | undefined
+  /** set when tickflow started the server itself */
+  readonly embedded?: EmbeddedServer | undefined
+  /** client name shown in server monitoring */
+  readonly name?: string | undefined
+}
+
+export class NatsSettings extends Context.Tag("tickflow/NatsSettings")<NatsSettings, NatsSettingsShape>() {}
+
+/** Settings for an embedded server, connecting as the given role (admin by default). */
+export const embeddedSettings = (opts: EmbeddedOptions & { role?: Role } = {}) =>
+  Layer.scoped(
+    NatsSettings,
+    Effect.gen(function* () {
+      const server = yield* embeddedNatsServer(opts)
+      const role = opts.role ?? "admin"
+      yield* Effect.logInfo("embedded nats-server started").pipe(
+        Effect.annotateLogs({ url: server.url, store_dir: server.storeDir, pid: server.pid })
+      )
+      return { servers: server.url, user: server.credentials[role].user, pass: server.credentials[role].pass, embedded: server }
+    })
+  )
+
+/** Settings from the environment: NATS_URL (+ NATS_USER / NATS_PASSWORD / NATS_TOKEN), or embedded. */
+export const settingsFromEnv = (): Layer.Layer<NatsSettings, unknown> => {
+  const url = process.env.NATS_URL
+  if (url && url.trim() !== "")
+    return Layer.succeed(NatsSettings, {
+      servers: url,
+      user: process.env.NATS_USER,
+      pass: process.env.NATS_PASSWORD,
+      token: process.env.NATS_TOKEN
+    })
+  return embeddedSettings()
+}
+
+/** Environment a child process needs to reach the same server as this one. */
+export const childEnv = (s: NatsSettingsShape): Record<string, string> => {
+  const env: Record<string, string> = { NATS_URL: s.servers }
+  if (s.user) env.NATS_USER = s.user
+  if (s.pass) env.NATS_PASSWORD = s.pass
+  if (s.token) env.NATS_TOKEN = s.token
+  return env
+}
+
+export interface NatsShape {
+  readonly nc: NatsConnection
+  readonly js: JetStreamClient
+  readonly jsm: JetStreamManager
+  readonly kvm: Kvm
+  readonly objm: Objm
+  readonly settings: NatsSettingsShape
+}
+
+export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
+  scoped: Effect.gen(function* () {
+    const settings = yield* NatsSettings
+    const nc = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          connect({
+            servers: settings.servers.split(",").map((s) => s.trim()),
+            user: settings.user,
+            pass: settings.pass,
+            token: settings.token,
+            name: settings.name ?? `tickflow-${process.pid}`,
+            // A third of publish CPU goes to async stack traces (NATS.md): off.
+            noAsyncTraces: true,
+            maxReconnectAttempts: -1,
+            reconnectTimeWait: 250,
+            timeout: 10_000
+          }),
+        catch: (cause) => new NatsConnectError({ servers: settings.servers, cause })
+      }),
+      (nc) =>
+        Effect.promise(async () => {
+          if (nc.isClosed()) return
+          // drain: let in-flight publishes and acks reach the server before closing
+          await nc.drain().catch(() => nc.close())
+        })
+    )
+    // Reconnects and disconnects are logged, one line per event.
+    yield* Effect.forkScoped(
+      Effect.promise(async () => {
+        for await (const s of nc.status()) {
+          if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error" || s.type === "ldm") {
+            rootLogger().warn({ event: `nats_${s.type}`, server: (s as { server?: string }).server }, `nats ${s.type}`)
+          }
+        }
+      })
+    )
+    const js = jetstream(nc, { timeout: 10_000 })
+    const jsm = yield* Effect.tryPromise({
+      try: () => jetstreamManager(nc, { timeout: 10_000 }),
+      catch: (cause) => new NatsConnectError({ servers: settings.servers, cause })
+    })
+    return { nc, js, jsm, kvm: new Kvm(nc), objm: new Objm(nc), settings } satisfies NatsShape
+  })
+}) {}
+
+/** Nats over settings from the environment (embedded when NATS_URL is unset). */
+export const NatsFromEnv = Nats.Default.pipe(Layer.provideMerge(settingsFromEnv()))

@@ -1,0 +1,213 @@
+/**
+ * The wire topology of DESIGN.md, created idempotently: streams, durable consumers, KV buckets
+ * and the object store. Safe to call from every process at start-up.
+ */
+import { Effect } from "effect"
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type StreamConfig
+} from "@nats-io/jetstream"
+import { nanos } from "@nats-io/transport-node"
+import type { KV } from "@nats-io/kv"
+import type { ObjectStore } from "@nats-io/obj"
+import { Nats } from "./connection.js"
+import { BusError } from "./errors.js"
+
+export const STREAM = {
+  pipeline: "TF_PIPELINE",
+  results: "TF_RESULTS",
+  dlq: "TF_DLQ",
+  sessions: "TF_SESSIONS"
+} as const
+
+export const SUBJECT = {
+  submit: "tf.submit",
+  stage: (stage: string, batch: string) => `tf.scn.${stage}.${batch}`,
+  result: (batch: string, scenario: string) => `tf.res.${batch}.${scenario}`,
+  resultsOf: (batch: string) => `tf.res.${batch}.>`,
+  event: (batch: string, id: string, kind: string) => `tf.evt.${batch}.${id}.${kind}`,
+  batchEvent: (batch: string) => `tf.evt.${batch}.batch`,
+  dlq: (stage: string) => `tf.dlq.${stage}`
+} as const
+
+export const BUCKET = {
+  batches: "tf_batches",
+  runs: "tf_runs",
+  coverage: "tf_coverage",
+  sessions: "tf_sessions",
+  claims: "tf_claims"
+} as const
+export const OBJECT_STORE = "tf_data"
+
+/** Durable consumer name per pipeline stage; executors share `executor` (competing consumers). */
+export const CONSUMER = {
+  coordinator: { name: "coordinator", filter: "tf.submit" },
+  availability: { name: "availability", filter: "tf.scn.avail.>" },
+  requirements: { name: "requirements", filter: "tf.scn.reqs.>" },
+  loader: { name: "loader", filter: "tf.scn.load.>" },
+  quality: { name: "quality", filter: "tf.scn.quality.>" },
+  executor: { name: "executor", filter: "tf.scn.exec.>" }
+} as const
+export type PipelineConsumer = keyof typeof CONSUMER
+export const REPORTER_CONSUMER = { name: "reporter", filter: "tf.res.>" } as const
+
+export interface TopologyOptions {
+  /** ack wait for stage consumers (executors call working() at half of it) */
+  readonly ackWaitMs?: number
+  /** deliveries before a message is dead-lettered */
+  readonly maxDeliver?: number
+  /** how long results and events are kept */
+  readonly resultsMaxAgeMs?: number
+  /** result de-duplication window (Nats-Msg-Id) */
+  readonly duplicateWindowMs?: number
+  readonly replicas?: number
+}
+
+export const DEFAULT_TOPOLOGY: Required<TopologyOptions> = {
+  ackWaitMs: Number(process.env.TICKFLOW_ACK_WAIT_MS ?? 30_000),
+  maxDeliver: 5,
+  resultsMaxAgeMs: 7 * 24 * 3600_000,
+  duplicateWindowMs: 10 * 60_000,
+  replicas: Number(process.env.TICKFLOW_REPLICAS ?? 1)
+}
+
+const isApiError = (e: unknown, code?: number): boolean =>
+  e instanceof JetStreamApiError && (code === undefined || e.code === code)
+
+const ensureStream = (cfg: Partial<StreamConfig> & { name: string }) =>
+  Effect.flatMap(Nats, ({ jsm }) =>
+    Effect.tryPromise({
+      try: async () => {
+        try {
+          await jsm.streams.info(cfg.name)
+        } catch (e) {
+          if (!isApiError(e, 10059)) throw e // 10059 = stream not found
+          try {
+            return await jsm.streams.add(cfg)
+          } catch (e2) {
+            // another process created it between our info and add
+            if (!isApiError(e2, 10058)) throw e2
+          }
+        }
+        return await jsm.streams.update(cfg.name, cfg)
+      },
+      catch: (cause) => new BusError({ op: `ensure stream ${cfg.name}`, cause, transient: false })
+    })
+  )
+
+const ensureConsumer = (stream: string, cfg: Partial<ConsumerConfig> & { durable_name: string }) =>
+  Effect.flatMap(Nats, ({ jsm }) =>
+    Effect.tryPromise({
+      try: async () => {
+        try {
+          const info = await jsm.consumers.info(stream, cfg.durable_name)
+          // Only mutable fields are updated; the filter of an existing durable stays.
+          return await jsm.consumers.update(stream, cfg.durable_name, {
+            ack_wait: cfg.ack_wait,
+            max_deliver: cfg.max_deliver,
+            max_ack_pending: cfg.max_ack_pending,
+            description: cfg.description
+          }).catch(() => info)
+        } catch (e) {
+          if (!isApiError(e, 10014)) throw e // 10014 = consumer not found
+          return await jsm.consumers.add(stream, cfg)
+        }
+      },
+      catch: (cause) => new BusError({ op: `ensure consumer ${stream}/${cfg.durable_name}`, cause, transient: false })
+    })
+  )
+
+/** Create (or update) every stream, consumer, bucket and the object store. Idempotent. */
+export const ensureTopology = (options: TopologyOptions = {}) =>
+  Effect.gen(function* () {
+    const o = { ...DEFAULT_TOPOLOGY, ...options }
+    const { kvm, objm } = yield* Nats
+    yield* ensureStream({
+      name: STREAM.pipeline,
+      subjects: ["tf.submit", "tf.scn.>"],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: o.replicas,
+      duplicate_window: nanos(o.duplicateWindowMs),
+      discard: DiscardPolicy.Old
+    })
+    yield* ensureStream({
+      name: STREAM.results,
+      subjects: ["tf.res.>", "tf.evt.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: o.replicas,
+      max_age: nanos(o.resultsMaxAgeMs),
+      duplicate_window: nanos(o.duplicateWindowMs)
+    })
+    yield* ensureStream({
+      name: STREAM.dlq,
+      subjects: ["tf.dlq.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: o.replicas,
+      max_age: nanos(o.resultsMaxAgeMs)
+    })
+    yield* ensureStream({
+      name: STREAM.sessions,
+      subjects: ["tf.ses.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: o.replicas,
+      max_age: nanos(o.resultsMaxAgeMs)
+    })
+    for (const c of Object.values(CONSUMER)) {
+      yield* ensureConsumer(STREAM.pipeline, {
+        durable_name: c.name,
+        filter_subject: c.filter,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(o.ackWaitMs),
+        max_deliver: o.maxDeliver,
+        max_ack_pending: 10_000,
+        description: `tickflow ${c.name} stage`
+      })
+    }
+    yield* ensureConsumer(STREAM.results, {
+      durable_name: REPORTER_CONSUMER.name,
+      filter_subject: REPORTER_CONSUMER.filter,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(o.ackWaitMs),
+      max_deliver: o.maxDeliver,
+      max_ack_pending: 20_000,
+      description: "tickflow reporter: batch summaries from results"
+    })
+    const kvOpts = { replicas: o.replicas, storage: StorageType.File }
+    const buckets = yield* Effect.tryPromise({
+      try: async () => ({
+        batches: await kvm.create(BUCKET.batches, { ...kvOpts, history: 1 }),
+        runs: await kvm.create(BUCKET.runs, { ...kvOpts, history: 1 }),
+        coverage: await kvm.create(BUCKET.coverage, { ...kvOpts, history: 1 }),
+        sessions: await kvm.create(BUCKET.sessions, { ...kvOpts, history: 5 }),
+        // Claims expire bucket-wide (per-key TTL needs 2.11): a crashed loader's claim lapses.
+        claims: await kvm.create(BUCKET.claims, { ...kvOpts, history: 1, ttl: 10 * 60_000 })
+      }),
+      catch: (cause) => new BusError({ op: "ensure KV buckets", cause, transient: false })
+    })
+    const data = yield* Effect.tryPromise({
+      try: () => objm.create(OBJECT_STORE, { replicas: o.replicas, storage: StorageType.File }),
+      catch: (cause) => new BusError({ op: `ensure object store ${OBJECT_STORE}`, cause, transient: false })
+    })
+    return { ...buckets, data } satisfies Topology
+  })
+
+export interface Topology {
+  readonly batches: KV
+  readonly runs: KV
+  readonly coverage: KV
+  readonly sessions: KV
+  readonly claims: KV
+  readonly data: ObjectStore
+}
