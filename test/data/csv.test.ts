@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from "vitest"
 import { readFile, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { catalogRelPath, CsvImportError, importCsv, loadSlice, ensureSampleCatalog, buildCoverage, coverageFor } from "../../src/data/index.js"
+import { readCatalogRows } from "../../src/data/catalog.js"
 import { cleanupTempDirs, duckRows, failureOf, run, tempDir } from "./helpers.js"
 
 afterAll(cleanupTempDirs)
@@ -25,8 +26,12 @@ describe("importCsv", () => {
     )
     expect(summary.rows).toBe(4)
     expect(summary.files).toBe(2)
-    const read = async (day: string) =>
-      duckRows(`SELECT epoch_ns(ts)::VARCHAR, price, size, bid, ask FROM read_parquet('${join(root, catalogRelPath("tick", "SPY", day))}') ORDER BY ts`)
+    // read back with hyparquet's raw int64 (DuckDB maps TIMESTAMP(NANOS, UTC) to µs TIMESTAMPTZ)
+    const read = async (day: string) => {
+      const rows = await readCatalogRows(join(root, catalogRelPath("tick", "SPY", day)))
+      if (rows.kind !== "tick") throw new Error("expected ticks")
+      return Array.from(rows.ts, (t, i) => [String(t), rows.price[i], rows.size[i], rows.bid![i], rows.ask![i]])
+    }
     // 2020-03-06 is EST (UTC-5); 2020-03-09 is EDT (UTC-4)
     expect(await read("2020-03-06")).toEqual([
       ["1583505000123456789", 297.51, 100, 297.5, 297.52],
@@ -72,8 +77,10 @@ describe("importCsv", () => {
     await writeFile(file, "when;px\n2020/03/06-14:30:00.25;10\n")
     const root = join(dir, "c")
     await run(importCsv({ file, root, symbol: "Z", freq: "1min", columns: { ts: "when", close: "px" }, dateFormat: "YYYY/MM/DD-HH:mm:ss.SSS", delimiter: ";" }))
-    const rows = await duckRows(`SELECT epoch_ns(ts)::VARCHAR, open, close FROM read_parquet('${join(root, catalogRelPath("1min", "Z", "2020-03-06"))}')`)
-    expect(rows).toEqual([["1583505000250000000", 10, 10]])
+    const rows = await readCatalogRows(join(root, catalogRelPath("1min", "Z", "2020-03-06")))
+    expect(rows.kind === "bar" && [String(rows.ts[0]), rows.open[0], rows.close[0]]).toEqual(["1583505000250000000", 10, 10])
+    // DuckDB reads the same instant (to the µs it keeps for UTC timestamps)
+    expect(await duckRows(`SELECT epoch_us(ts)::VARCHAR FROM read_parquet('${join(root, catalogRelPath("1min", "Z", "2020-03-06"))}')`)).toEqual([["1583505000250000"]])
     const monthly = join(dir, "m.csv")
     await writeFile(monthly, "symbol,date,price\nMSFT,Jan 1 2000,39.81\nAAPL,Jan 1 2000,25.94\nMSFT,Feb 1 2000,36.35\n")
     const s = await run(importCsv({ file: monthly, root, symbol: "MSFT", freq: "1d", columns: { symbol: "symbol" } }))
