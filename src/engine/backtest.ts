@@ -276,7 +276,9 @@ class SegmentRecorder {
     while (r < to) {
       const key = Math.floor(ts[r] / DAY_MS)
       const nextDayStart = (key + 1) * DAY_MS
-      const nextDay = nextRowAtOrAfter(ts, nextDayStart, r + 1, to)
+      let nextDay = r + 1
+      // daily bars: the next row is already the next day
+      if (nextDay < to && ts[nextDay] < nextDayStart) nextDay = nextRowAtOrAfter(ts, nextDayStart, nextDay + 1, to)
       if (nextDay < to || to === end || ts[to] >= nextDayStart) {
         this.dayKeys[this.dayCount] = key
         this.dayCloses[this.dayCount++] = cash + position * close[nextDay - 1]
