@@ -69,13 +69,20 @@ export const utcDay = (ms: number): number => Math.floor(ms / MS_PER_DAY)
 export const dayToIso = (day: number): string => new Date(day * MS_PER_DAY).toISOString().slice(0, 10)
 export const isoToDay = (iso: string): number => Math.floor(Date.parse(`${iso}T00:00:00Z`) / MS_PER_DAY)
 
-/** ISO-8601 UTC with the sub-millisecond digits kept when there are any. */
+/**
+ * ISO-8601 UTC; sub-millisecond digits are kept to the microsecond, the precision an epoch-ms
+ * double still holds near the present (~0.24 µs), so no made-up nanosecond digits are shown.
+ */
 export const msToIso = (ms: number): string => {
-  const whole = Math.floor(ms)
+  let whole = Math.floor(ms)
+  let fracUs = Math.round((ms - whole) * 1000)
+  if (fracUs === 1000) {
+    whole += 1
+    fracUs = 0
+  }
   const iso = new Date(whole).toISOString()
-  const fracNs = Math.round((ms - whole) * 1_000_000)
-  if (fracNs === 0) return iso
-  return `${iso.slice(0, 23)}${String(fracNs).padStart(6, "0").replace(/0+$/, "")}Z`
+  if (fracUs === 0) return iso
+  return `${iso.slice(0, 23)}${String(fracUs).padStart(3, "0").replace(/0+$/, "")}Z`
 }
 
 /** 0 = Sunday … 6 = Saturday for a UTC day number (1970-01-01 was a Thursday). */
