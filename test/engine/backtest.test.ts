@@ -21,12 +21,12 @@ describe("NAV invariant", () => {
           impact_w: fc.double({ min: 0, max: 1, noNaN: true }),
           slippage_bps: fc.double({ min: 0, max: 50, noNaN: true })
         }),
-        (seed, symbols, n, ohlcv) => {
+        (seed, symbols, n, ohlcv, costs) => {
           const series = Array.from({ length: symbols }, (_, k) =>
             randomSeries({ n, seed: seed + k, symbol: `S${k}`, ohlcv, volatility: 0.05 })
           )
           let steps = 0
-          const r = runBacktest(scenario(randomTargets, { change_prob: 0.4 }, { seed }), series, {
+          const r = runBacktest(scenario(randomTargets, { change_prob: 0.4 }, { seed, costs }), series, {
             onStep: (_ts, nav, pf) => {
               steps++
               pf.checkInvariants(nav, 1e-6)

@@ -69,7 +69,7 @@ describe("evaluation", () => {
   it("prev and crossover", () => {
     expect(values("close > prev(close, 1)")).toEqual([0, 1, 1, 0, 1, 0])
     expect(values("volume > 2 * prev(volume, 1)")).toEqual([0, 0, 0, 1, 0, 0])
-    expect(values("volume >= 2 * prev(volume, 2)")).toEqual([0, 0, 0, 1, 0, 0])
+    expect(values("volume >= 2 * prev(volume, 2)")).toEqual([0, 0, 0, 1, 1, 0])
     // close vs 11.5: below, below, above, below, above, below
     expect(values("crossover(close, 11.5)")).toEqual([0, 0, 1, 0, 1, 0])
     expect(values("crossunder(close, 11.5)")).toEqual([0, 0, 0, 1, 0, 1])
