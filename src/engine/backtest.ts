@@ -249,7 +249,8 @@ const nextRowAtOrAfter = (ts: Float64Array, bound: number, from: number, to: num
  * any row of the segment is cash + position × close, bit-identical to what the loop computed.
  */
 class SegmentRecorder {
-  readonly dayKeys: Float64Array
+  /** ts of the last row of each day (day numbers are derived only when beta needs them) */
+  private readonly dayLastTs: Float64Array
   readonly dayCloses: Float64Array
   dayCount = 0
   readonly equityTs: number[] = []
@@ -263,7 +264,7 @@ class SegmentRecorder {
     private readonly sampleRows: Int32Array,
     dayCapacity: number
   ) {
-    this.dayKeys = new Float64Array(dayCapacity)
+    this.dayLastTs = new Float64Array(dayCapacity)
     this.dayCloses = new Float64Array(dayCapacity)
   }
 
@@ -271,16 +272,22 @@ class SegmentRecorder {
   flush(from: number, to: number, cash: number, position: number): void {
     const { ts, close, end, sampleRows } = this
     // each day is recorded by the segment holding its last row
-    // (searching only inside the segment: a day can span millions of ticks)
     let r = from
     while (r < to) {
-      const key = Math.floor(ts[r] / DAY_MS)
-      const nextDayStart = (key + 1) * DAY_MS
-      let nextDay = r + 1
-      // daily bars: the next row is already the next day
-      if (nextDay < to && ts[nextDay] < nextDayStart) nextDay = nextRowAtOrAfter(ts, nextDayStart, nextDay + 1, to)
+      const next = r + 1
+      // daily bars: a gap of a day or more always ends the day, no division needed
+      if (next >= end || ts[next] - ts[r] >= DAY_MS) {
+        this.dayLastTs[this.dayCount] = ts[r]
+        this.dayCloses[this.dayCount++] = cash + position * close[r]
+        r = next
+        continue
+      }
+      // intraday: find the day's first row after r, searching only inside the segment
+      // (a day can span millions of ticks)
+      const nextDayStart = (Math.floor(ts[r] / DAY_MS) + 1) * DAY_MS
+      const nextDay = ts[next] >= nextDayStart ? next : nextRowAtOrAfter(ts, nextDayStart, next + 1, to)
       if (nextDay < to || to === end || ts[to] >= nextDayStart) {
-        this.dayKeys[this.dayCount] = key
+        this.dayLastTs[this.dayCount] = ts[nextDay - 1]
         this.dayCloses[this.dayCount++] = cash + position * close[nextDay - 1]
       }
       r = nextDay
@@ -290,6 +297,13 @@ class SegmentRecorder {
       this.equityTs.push(ts[row])
       this.equityNav.push(cash + position * close[row])
     }
+  }
+
+  /** The day closes; day numbers (keys) are only computed when `withKeys` (beta needs them). */
+  periods(withKeys: boolean): PeriodSeries {
+    const keys = new Float64Array(withKeys ? this.dayCount : 0)
+    for (let j = 0; j < keys.length; j++) keys[j] = Math.floor(this.dayLastTs[j] / DAY_MS)
+    return { keys, closes: this.dayCloses, length: this.dayCount }
   }
 }
 
@@ -455,7 +469,7 @@ const runSingleSymbol = (setup: RunSetup): LoopOutcome => {
     finalNav,
     firstTs: steps > 0 ? ts[first] : Number.NaN,
     lastTs: steps > 0 ? ts[end - 1] : Number.NaN,
-    periods: { keys: recorder.dayKeys, closes: recorder.dayCloses, length: recorder.dayCount },
+    periods: recorder.periods(scn.benchmark !== undefined),
     equityTs: recorder.equityTs,
     equityNav: recorder.equityNav,
     missingMarks: 0,
