@@ -3,11 +3,12 @@ import { z } from "zod"
 import { Freq, IsoDate, WIRE_VERSION } from "./common.js"
 import { Id } from "./batch.js"
 
-export const PHASES = ["coverage", "availability", "requirements", "loading", "quality", "execution", "summary"] as const
+export const PHASES = ["submission", "coverage", "availability", "requirements", "loading", "quality", "execution", "summary"] as const
 export const Phase = z.enum(PHASES)
 export type Phase = z.infer<typeof Phase>
 /** Numbered as in the seeds' log lines (`Phase 4: Loading data...`). */
 export const PHASE_NUMBER: Record<Phase, number> = {
+  submission: 0,
   coverage: 1,
   availability: 2,
   requirements: 3,

@@ -3,7 +3,7 @@
  * validated by a zod schema on both sides; every publish carries a Nats-Msg-Id so a redelivered
  * message cannot create a duplicate downstream.
  */
-import { Context, Duration, Effect, Either, Layer, Schedule, Stream } from "effect"
+import { Context, Duration, Effect, Either, Layer, Option, Schedule, Stream } from "effect"
 import type { JsMsg, PubAck, ConsumerMessages } from "@nats-io/jetstream"
 import { JetStreamApiError } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
@@ -108,15 +108,21 @@ const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output
 export interface ConsumeOptions {
   readonly stream?: string
   /**
-   * how many messages the client buffers ahead. Competing consumers (executors) keep this small
-   * so one process does not hoard work another could run.
+   * how many messages the client buffers ahead (`consume()` mode). Competing consumers
+   * (executors) use `oneAtATime` instead, so one process never holds work another could run.
    */
   readonly maxMessages?: number
+  /** pull exactly one message when ready (`next()`), nothing buffered */
+  readonly oneAtATime?: boolean
 }
 
 /**
  * A durable consumer as a Stream of deliveries. The pull subscription lives in the stream's
  * scope; un-acked messages are redelivered by the server after ack_wait.
+ *
+ * The iterator is read through Effect.async, not Stream.fromAsyncIterable: interrupting a pull
+ * that waits on an idle queue must return at once (fromAsyncIterable waits for the iterator's
+ * return(), which waits for a message that may never come).
  */
 export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: ConsumeOptions = {}) =>
   Stream.unwrapScoped(
@@ -126,17 +132,31 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
         try: () => js.consumers.get(opts.stream ?? STREAM.pipeline, durable),
         catch: (cause) => new BusError({ op: `get consumer ${durable}`, cause, transient: isTransient(cause) })
       })
+      if (opts.oneAtATime) {
+        const pullOne = Effect.tryPromise({
+          try: () => consumer.next({ expires: 5_000 }),
+          catch: (cause) => Option.some(new BusError({ op: `next ${durable}`, cause, transient: isTransient(cause) }))
+        })
+        return Stream.repeatEffect(pullOne).pipe(
+          Stream.filterMap((m) => (m ? Option.some(toDelivery(schema, m)) : Option.none())),
+          Stream.catchAll((e) => (Option.isSome(e) ? Stream.fail(e.value) : Stream.empty))
+        )
+      }
       const messages: ConsumerMessages = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: () => consumer.consume({ max_messages: opts.maxMessages ?? 64 }),
           catch: (cause) => new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) })
         }),
-        (m) => Effect.promise(() => m.close().then(() => undefined, () => undefined))
+        (m) => Effect.sync(() => m.stop())
       )
-      return Stream.fromAsyncIterable(
-        messages,
-        (cause) => new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) })
-      ).pipe(Stream.map((m) => toDelivery(schema, m)))
+      const iterator = messages[Symbol.asyncIterator]()
+      const pull = Effect.async<JsMsg, Option.Option<BusError>>((resume) => {
+        iterator.next().then(
+          (r) => resume(r.done ? Effect.fail(Option.none()) : Effect.succeed(r.value)),
+          (cause) => resume(Effect.fail(Option.some(new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) }))))
+        )
+      })
+      return Stream.repeatEffectOption(pull).pipe(Stream.map((m) => toDelivery(schema, m)))
     })
   )
 

@@ -1,0 +1,71 @@
+/**
+ * Phase 2, availability: end >= start, coverage exists for every symbol at the frequency, and
+ * the dates lie inside it. The checks depend on the data slice only, so a group passes or is
+ * skipped as a whole. An unreadable catalog fails the batch (a batch-level failure).
+ */
+import { Effect } from "effect"
+import { coverageFor, type CoverageReport } from "../data/index.js"
+import { GroupMessage, type SliceSpec } from "../schemas/wire.js"
+import { BatchRecord } from "../schemas/results.js"
+import { Bus, kvUpdate, publish } from "../streams/bus.js"
+import { SUBJECT } from "../streams/topology.js"
+import { ActorSettings, missingBatchRecord, phaseResult, phaseStart, stageMsgId, stopGroup } from "./common.js"
+import { coverageOf } from "./coverage.js"
+import { runActor, TransientFault } from "./runner.js"
+
+const day = (iso: string) => iso.slice(0, 10)
+
+/** Why a slice cannot run on this catalog, or undefined when it can. */
+export const availabilityProblem = (slice: SliceSpec, report: CoverageReport, root: string): string | undefined => {
+  if (slice.end_date < slice.start_date)
+    return `end_date ${slice.end_date} is before start_date ${slice.start_date}; swap them or fix the range`
+  for (const symbol of slice.universe) {
+    const entry = coverageFor(report, symbol, slice.freq) ?? (slice.freq !== "tick" ? derivable(report, symbol) : undefined)
+    if (!entry) {
+      const have = [...new Set(report.entries.filter((e) => e.freq === slice.freq).map((e) => e.symbol))]
+      const list = have.length > 0 ? `symbols with ${slice.freq} data: ${have.slice(0, 12).join(", ")}${have.length > 12 ? ", ..." : ""}` : `no ${slice.freq} data at all`
+      return `no ${slice.freq} data for ${symbol} under ${root} (${list}); import it with \`tickflow data import\``
+    }
+    const first = day(entry.first)
+    const last = day(entry.last)
+    if (slice.start_date < first || slice.end_date > last)
+      return `${symbol} ${slice.freq} data covers ${first} to ${last}; asked ${slice.start_date} to ${slice.end_date}: keep the range inside the coverage`
+  }
+  return undefined
+}
+
+/** Bars can be made from ticks: a symbol with tick coverage can run at any bar frequency. */
+const derivable = (report: CoverageReport, symbol: string) => coverageFor(report, symbol, "tick")
+
+export const availabilityActor = runActor({
+  name: "availability",
+  consumer: "availability",
+  schema: GroupMessage,
+  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  handle: (group) =>
+    Effect.gen(function* () {
+      const settings = yield* ActorSettings
+      const bus = yield* Bus
+      const started = yield* phaseStart("availability", group)
+      const root = group.slice.data_root ?? settings.dataRoot
+      const report = yield* Effect.either(coverageOf(root))
+      const n = group.items.length
+      if (report._tag === "Left") {
+        const reason = `coverage index of ${root} is unreadable: ${report.left.message}`
+        yield* kvUpdate(bus.batches, group.batch_id, BatchRecord, (r) => ({ ...(r ?? missingBatchRecord(group.batch_id)), error: reason }))
+        yield* stopGroup(group, group.items, "failed", "coverage", reason)
+        yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: 0, failed: n })
+        return
+      }
+      const problem = availabilityProblem(group.slice, report.right, root)
+      if (problem) {
+        yield* stopGroup(group, group.items, "skipped", "availability", problem)
+        yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: n, failed: 0 })
+        return
+      }
+      const next: GroupMessage = { ...group, data_version: report.right.dataVersion }
+      yield* publish(SUBJECT.stage("reqs", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "reqs") })
+      yield* phaseResult("availability", group, started, { in: n, pass: n, skipped: 0, failed: 0 })
+    }).pipe(Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))),
+  onDead: (group, reason) => stopGroup(group, group.items, "failed", "availability", `gave up: ${reason}`)
+})

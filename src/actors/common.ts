@@ -1,0 +1,197 @@
+/** Shared by the actors: settings, results for scenarios a phase stops, telemetry, counters. */
+import { Context, Deferred, Effect, Layer } from "effect"
+import { hostname } from "node:os"
+import { ENGINE_VERSION } from "../engine/index.js"
+import { publish, kvUpdate, Bus } from "../streams/bus.js"
+import { SUBJECT } from "../streams/topology.js"
+import type { Scenario } from "../schemas/batch.js"
+import type { GroupItem, GroupMessage } from "../schemas/wire.js"
+import {
+  BatchRecord,
+  emptyPhaseCounter,
+  PHASE_NUMBER,
+  PipelineEvent,
+  ScenarioResult,
+  type Phase
+} from "../schemas/results.js"
+import { WIRE_VERSION } from "../schemas/common.js"
+
+export interface ActorSettingsShape {
+  /** catalog root used when a scenario names none */
+  readonly dataRoot: string
+  /** directory relative strategy module paths resolve against */
+  readonly baseDir: string
+  /** most scenarios per execution message: small enough that executors share work evenly */
+  readonly execChunkSize: number
+  /** ack wait of the stage consumers; heartbeats (`working()`) go at a third of it */
+  readonly ackWaitMs: number
+  /** deliveries before a message is dead-lettered (matches the consumers' max_deliver) */
+  readonly maxDeliver: number
+  /** executors read slices from the object store (`store`) or the catalog directly (`direct`) */
+  readonly executorData: "store" | "direct"
+  /** name of this process in results and logs */
+  readonly instance: string
+}
+
+export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSettings, ActorSettingsShape>() {}
+
+export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): ActorSettingsShape => ({
+  dataRoot: process.env.TICKFLOW_DATA_ROOT ?? ".tickflow/data",
+  baseDir: process.cwd(),
+  execChunkSize: Number(process.env.TICKFLOW_EXEC_CHUNK ?? 25),
+  ackWaitMs: Number(process.env.TICKFLOW_ACK_WAIT_MS ?? 30_000),
+  maxDeliver: 5,
+  executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
+  instance: `${hostname()}:${process.pid}`,
+  ...over
+})
+
+export const actorSettingsLayer = (over: Partial<ActorSettingsShape> = {}) =>
+  Layer.succeed(ActorSettings, defaultActorSettings(over))
+
+/**
+ * Graceful shutdown: completing it makes every actor stop taking messages; the one in hand
+ * finishes (or, if the process dies, is redelivered by the server after ack_wait).
+ */
+export class Shutdown extends Context.Tag("tickflow/Shutdown")<Shutdown, Deferred.Deferred<void>>() {}
+export const shutdownLayer = Layer.effect(Shutdown, Deferred.make<void>())
+
+const now = () => new Date().toISOString()
+
+export const resultMsgId = (batch: string, scenario: string) => `res:${batch}:${scenario}`
+
+/** A result for a scenario that a phase stopped (skipped) or that failed. */
+export const stoppedResult = (
+  scenario: Scenario,
+  status: "skipped" | "failed",
+  phase: Phase,
+  reason: string,
+  extra: { params?: Record<string, unknown>; warnings?: ReadonlyArray<string>; attempt?: number; data_version?: string } = {}
+): ScenarioResult => ({
+  v: WIRE_VERSION,
+  batch_id: scenario.batch_id,
+  scenario_id: scenario.scenario_id,
+  ...(scenario.name !== undefined ? { name: scenario.name } : {}),
+  status,
+  phase,
+  reason,
+  strategy: scenario.strategy,
+  params: extra.params ?? scenario.params,
+  universe: scenario.universe,
+  freq: scenario.freq,
+  start_date: scenario.start_date,
+  end_date: scenario.end_date,
+  warnings: [...(extra.warnings ?? [])],
+  engine_version: ENGINE_VERSION,
+  ...(extra.data_version !== undefined ? { data_version: extra.data_version } : {}),
+  ...(extra.attempt !== undefined ? { attempt: extra.attempt } : {}),
+  timings: {},
+  finished_at: now()
+})
+
+/** Publish results concurrently (bulk async publish); each is de-duplicated by scenario id. */
+export const publishResults = (results: ReadonlyArray<ScenarioResult>) =>
+  Effect.forEach(
+    results,
+    (r) => publish(SUBJECT.result(r.batch_id, r.scenario_id), ScenarioResult, r, { msgId: resultMsgId(r.batch_id, r.scenario_id) }),
+    { concurrency: 256, discard: true }
+  )
+
+/** Stop every scenario of a group with the same status and reason. */
+export const stopGroup = (
+  group: GroupMessage,
+  items: ReadonlyArray<GroupItem>,
+  status: "skipped" | "failed",
+  phase: Phase,
+  reason: string,
+  attempt?: number
+) =>
+  publishResults(
+    items.map((it) =>
+      stoppedResult(it.scenario, status, phase, reason, {
+        ...(it.params ? { params: it.params } : {}),
+        warnings: it.warnings,
+        ...(attempt !== undefined ? { attempt } : {}),
+        ...(group.data_version !== undefined ? { data_version: group.data_version } : {})
+      })
+    )
+  )
+
+const PHASE_TITLE: Record<Phase, string> = {
+  submission: "Accepting submission",
+  coverage: "Building coverage index",
+  availability: "Checking availability",
+  requirements: "Resolving requirements",
+  loading: "Loading data",
+  quality: "Checking data quality",
+  execution: "Executing scenarios",
+  summary: "Summarising"
+}
+
+/** `Phase 4: Loading data...` log line + phase_start event; returns the start time. */
+export const phaseStart = (phase: Phase, group: GroupMessage) =>
+  Effect.gen(function* () {
+    yield* Effect.logInfo(`Phase ${PHASE_NUMBER[phase]}: ${PHASE_TITLE[phase]}...`).pipe(
+      Effect.annotateLogs({ phase, batch_id: group.batch_id, group_id: group.group_id, scenarios: group.items.length })
+    )
+    return Date.now()
+  })
+
+/**
+ * phase_result: a telemetry event, a log line, and the batch record's per-phase counters
+ * (one CAS update per group, so counters stay exact with many actors).
+ */
+export const phaseResult = (
+  phase: Phase,
+  group: GroupMessage,
+  started: number,
+  counts: { in: number; pass: number; skipped: number; failed: number },
+  extra: Record<string, unknown> = {}
+) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const ms = Date.now() - started
+    yield* Effect.logInfo(`Phase ${PHASE_NUMBER[phase]}: ${PHASE_TITLE[phase]} done`).pipe(
+      Effect.annotateLogs({ phase, batch_id: group.batch_id, group_id: group.group_id, ms, ...counts, ...extra })
+    )
+    yield* publish(
+      SUBJECT.event(group.batch_id, group.group_id, "phase"),
+      PipelineEvent,
+      {
+        v: WIRE_VERSION,
+        batch_id: group.batch_id,
+        subject_id: group.group_id,
+        kind: "phase_result",
+        phase,
+        at: now(),
+        data: { ...counts, ms, ...extra }
+      },
+      { msgId: `${group.batch_id}:${group.group_id}:${phase}:result` }
+    )
+    yield* kvUpdate(bus.batches, group.batch_id, BatchRecord, (rec) => {
+      if (!rec) return missingBatchRecord(group.batch_id)
+      const c = { ...(rec.phases[phase] ?? emptyPhaseCounter()) }
+      c.in += counts.in
+      c.pass += counts.pass
+      c.skipped += counts.skipped
+      c.failed += counts.failed
+      return { ...rec, phases: { ...rec.phases, [phase]: c }, updated_at: now() }
+    })
+  })
+
+/** A record for a batch the coordinator never saw (a group published by hand): counted anyway. */
+export const missingBatchRecord = (batchId: string): BatchRecord => ({
+  v: WIRE_VERSION,
+  batch_id: batchId,
+  batch_name: batchId,
+  status: "running",
+  total: 0,
+  groups: 0,
+  counts: { success: 0, skipped: 0, failed: 0 },
+  phases: {},
+  created_at: now(),
+  updated_at: now()
+})
+
+/** Messages for the next stage get a stable id: a redelivered input republishes the same ids. */
+export const stageMsgId = (group: GroupMessage, stage: string) => `${group.batch_id}:${group.group_id}:${stage}`

@@ -1,0 +1,117 @@
+/**
+ * Phase 4, loading: each distinct data slice (symbol, freq, range, warmup, data version) is
+ * loaded once — across the scenarios of a group, across groups and across batches — and put
+ * into the object store `tf_data` under its content key. A KV claim in `tf_claims` stops two
+ * loaders loading the same slice at once; the loser waits for the winner's object.
+ */
+import { Effect } from "effect"
+import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
+import { GroupMessage, type SliceRef } from "../schemas/wire.js"
+import { Bus, isTransient, kvCreate, publish } from "../streams/bus.js"
+import { BusError } from "../streams/errors.js"
+import { SUBJECT } from "../streams/topology.js"
+import { ActorSettings, phaseResult, phaseStart, stageMsgId, stopGroup } from "./common.js"
+import { rememberSlice, requirementFor } from "./slices.js"
+import { runActor, TransientFault } from "./runner.js"
+
+/** What this process's loader did: the pipeline tests assert one load per distinct slice. */
+export const loaderMetrics = { loads: 0, reused: 0, waitedForOtherLoader: 0, bytesStored: 0, loadMs: 0 }
+
+/** A claim older than this with no object behind it belongs to a dead loader. */
+const STALE_CLAIM_MS = 120_000
+
+class SliceLoadFailed {
+  readonly _tag = "SliceLoadFailed"
+  constructor(readonly reason: string) {}
+}
+
+const objectInfo = (key: string) =>
+  Effect.flatMap(Bus, (bus) =>
+    Effect.tryPromise({
+      try: () => bus.data.info(key),
+      catch: (cause) => new BusError({ op: `object info ${key}`, cause, transient: isTransient(cause) })
+    })
+  )
+
+const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance: string) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const req = requirementFor(group.slice, symbol)
+    const key = sliceContentKey(req, group.data_version ?? "unversioned")
+    for (let attempt = 0; ; attempt++) {
+      const info = yield* objectInfo(key)
+      if (info && !info.deleted) {
+        loaderMetrics.reused++
+        const meta = JSON.parse(info.description ?? "{}") as Partial<SliceRef>
+        return { symbol, key, rows: meta.rows ?? 0, warmup_rows: meta.warmup_rows ?? 0, resampled_from_ticks: meta.resampled_from_ticks ?? false, bytes: info.size } satisfies SliceRef
+      }
+      const won = yield* kvCreate(bus.claims, key, { by: instance, at: Date.now() })
+      if (!won) {
+        // Another loader is on it: wait for its object; take over if its claim went stale.
+        const claim = yield* Effect.tryPromise({
+          try: () => bus.claims.get(key),
+          catch: (cause) => new BusError({ op: `claim get ${key}`, cause, transient: true })
+        })
+        const at = claim ? (claim.json() as { at?: number }).at ?? 0 : 0
+        if (Date.now() - at > STALE_CLAIM_MS) yield* Effect.promise(() => bus.claims.delete(key).catch(() => undefined))
+        else {
+          if (attempt === 0) loaderMetrics.waitedForOtherLoader++
+          yield* Effect.sleep("100 millis")
+        }
+        continue
+      }
+      const t0 = Date.now()
+      const loaded = yield* loadSlice(root, req).pipe(Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)))
+      const bytes = encodeSlice(loaded.series)
+      const ref: SliceRef = {
+        symbol,
+        key,
+        rows: loaded.series.ts.length,
+        warmup_rows: loaded.warmupRows,
+        resampled_from_ticks: loaded.resampledFromTicks,
+        bytes: bytes.byteLength
+      }
+      yield* Effect.tryPromise({
+        try: () => bus.data.putBlob({ name: key, description: JSON.stringify(ref) }, bytes),
+        catch: (cause) => new BusError({ op: `object put ${key}`, cause, transient: isTransient(cause) })
+      })
+      rememberSlice(key, loaded.series)
+      loaderMetrics.loads++
+      loaderMetrics.bytesStored += bytes.byteLength
+      loaderMetrics.loadMs += Date.now() - t0
+      yield* Effect.logInfo("slice loaded").pipe(
+        Effect.annotateLogs({ symbol, key: key.slice(0, 16), rows: ref.rows, warmup_rows: ref.warmup_rows, bytes: ref.bytes, ms: Date.now() - t0 })
+      )
+      return ref
+    }
+  })
+
+export const loaderActor = runActor({
+  name: "loader",
+  consumer: "loader",
+  schema: GroupMessage,
+  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  handle: (group) =>
+    Effect.gen(function* () {
+      const settings = yield* ActorSettings
+      const started = yield* phaseStart("loading", group)
+      const root = group.slice.data_root ?? settings.dataRoot
+      const n = group.items.length
+      const refs = yield* Effect.either(
+        Effect.forEach(group.slice.universe, (symbol) => ensureSlice(group, symbol, root, settings.instance), { concurrency: 4 })
+      )
+      if (refs._tag === "Left") {
+        const e = refs.left
+        if (e instanceof SliceLoadFailed) {
+          yield* stopGroup(group, group.items, "failed", "loading", `data could not be loaded: ${e.reason}`)
+          yield* phaseResult("loading", group, started, { in: n, pass: 0, skipped: 0, failed: n })
+          return
+        }
+        return yield* Effect.fail(new TransientFault({ reason: e.message, cause: e }))
+      }
+      const next: GroupMessage = { ...group, slices: refs.right }
+      yield* publish(SUBJECT.stage("quality", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "quality") })
+      yield* phaseResult("loading", group, started, { in: n, pass: n, skipped: 0, failed: 0 }, { slices: refs.right.length })
+    }).pipe(Effect.mapError((e) => (e instanceof TransientFault ? e : new TransientFault({ reason: e.message, cause: e })))),
+  onDead: (group, reason) => stopGroup(group, group.items, "failed", "loading", `gave up: ${reason}`)
+})

@@ -1,0 +1,61 @@
+/**
+ * Phase 3, requirements: resolve each scenario's strategy (without instantiating it), validate
+ * its parameters (strict: bound violations skip; non-strict: clamped with a warning), compute
+ * warmup needs. The group's slice asks for the largest warmup any scenario needs.
+ */
+import { Effect } from "effect"
+import { loadStrategy, validateParams } from "../engine/index.js"
+import { GroupMessage, type GroupItem } from "../schemas/wire.js"
+import { publish } from "../streams/bus.js"
+import { SUBJECT } from "../streams/topology.js"
+import { ActorSettings, phaseResult, phaseStart, stageMsgId, stopGroup, stoppedResult, publishResults } from "./common.js"
+import { runActor, TransientFault } from "./runner.js"
+
+export const requirementsActor = runActor({
+  name: "requirements",
+  consumer: "requirements",
+  schema: GroupMessage,
+  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  handle: (group) =>
+    Effect.gen(function* () {
+      const settings = yield* ActorSettings
+      const started = yield* phaseStart("requirements", group)
+      const passed: GroupItem[] = []
+      const skipped = []
+      for (const item of group.items) {
+        const s = item.scenario
+        const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, settings.baseDir)))
+        if (def._tag === "Left") {
+          const cause = (def.left as { error?: unknown }).error ?? def.left
+          skipped.push(stoppedResult(s, "skipped", "requirements", `strategy: ${(cause as Error).message ?? String(cause)}`))
+          continue
+        }
+        const v = validateParams(def.right, s.params, { strict: s.strict })
+        if (!v.ok) {
+          skipped.push(stoppedResult(s, "skipped", "requirements", v.errors.join("; "), { warnings: v.warnings }))
+          continue
+        }
+        let warmup: number
+        try {
+          warmup = def.right.calculateRequirements(v.params, s.freq).warmupBars
+        } catch (e) {
+          skipped.push(stoppedResult(s, "skipped", "requirements", `calculateRequirements threw: ${(e as Error).message}`))
+          continue
+        }
+        passed.push({ scenario: s, params: v.params, warmup_bars: warmup, warnings: [...item.warnings, ...v.warnings] })
+      }
+      yield* publishResults(skipped)
+      if (passed.length > 0) {
+        const warmup = Math.max(...passed.map((p) => p.warmup_bars ?? 0))
+        const next: GroupMessage = { ...group, slice: { ...group.slice, warmup_bars: warmup }, items: passed }
+        yield* publish(SUBJECT.stage("load", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "load") })
+      }
+      yield* phaseResult("requirements", group, started, {
+        in: group.items.length,
+        pass: passed.length,
+        skipped: skipped.length,
+        failed: 0
+      })
+    }).pipe(Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))),
+  onDead: (group, reason) => stopGroup(group, group.items, "failed", "requirements", `gave up: ${reason}`)
+})

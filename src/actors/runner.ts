@@ -1,0 +1,113 @@
+/**
+ * The generic actor: consume a stage's durable consumer → decode (zod) → handle → the handler
+ * publishes its outputs (msg-id de-duplicated) → ack once they are stored.
+ *
+ * Failure tiers:
+ * - undecodable message: poison. term + dead letter on `tf.dlq.<stage>`.
+ * - the handler fails with a TransientFault (bus hiccup, loader busy): nak with backoff, until
+ *   max_deliver; then the group is dead: its scenarios get `failed` results, term, dead letter.
+ * - a defect in the handler: treated like a transient fault (a bug that a retry cannot fix ends
+ *   as dead letter + failed results, never a crash of the actor).
+ * Validation and runtime failures of single scenarios are the handler's business: they are
+ * results (`skipped` / `failed`), never errors here.
+ */
+import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Option, Schedule, Stream } from "effect"
+import type { z } from "zod"
+import { consume, publishRaw, type Delivery } from "../streams/bus.js"
+import { CONSUMER, type PipelineConsumer, SUBJECT } from "../streams/topology.js"
+import { ActorSettings, Shutdown } from "./common.js"
+
+/** A fault worth retrying later (nak with delay). */
+export class TransientFault extends Data.TaggedError("TransientFault")<{ readonly reason: string; readonly cause?: unknown }> {}
+
+export interface ActorSpec<S extends z.ZodType, R> {
+  /** actor name, for logs */
+  readonly name: string
+  readonly consumer: PipelineConsumer | { readonly stream: string; readonly durable: string; readonly stage: string }
+  readonly schema: S
+  readonly handle: (value: z.output<S>, delivery: Delivery<z.output<S>>) => Effect.Effect<void, TransientFault, R>
+  /** called when a message is given up on: publish failed results for what it carried */
+  readonly onDead?: (value: z.output<S>, reason: string, delivery: Delivery<z.output<S>>) => Effect.Effect<void, unknown, R>
+  /** messages buffered ahead of the handler */
+  readonly maxMessages?: number
+  /** competing consumers pull one message only when ready, so no process hoards work */
+  readonly oneAtATime?: boolean
+  /** messages handled at once */
+  readonly concurrency?: number
+  /** annotate log lines (batch_id, group_id, ...) from a decoded message */
+  readonly annotate?: (value: z.output<S>) => Record<string, unknown>
+}
+
+/** Backoff for nak: 0.5 s, 1 s, 2 s, ... capped at 15 s. */
+const nakDelayMs = (deliveryCount: number) => Math.min(15_000, 500 * 2 ** Math.max(0, deliveryCount - 1))
+
+export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
+  Effect.gen(function* () {
+    const settings = yield* ActorSettings
+    const shutdown = yield* Shutdown
+    const durable = typeof spec.consumer === "string" ? CONSUMER[spec.consumer].name : spec.consumer.durable
+    const stage = typeof spec.consumer === "string" ? spec.consumer : spec.consumer.stage
+    const stream = typeof spec.consumer === "string" ? undefined : spec.consumer.stream
+
+    const deadLetter = (d: Delivery<z.output<S>>, reason: string) =>
+      publishRaw(
+        SUBJECT.dlq(stage),
+        JSON.stringify({ stage, subject: d.subject, stream_seq: d.streamSeq, deliveries: d.deliveryCount, reason, at: new Date().toISOString(), payload: new TextDecoder().decode(d.msg.data) }),
+        `dlq:${stage}:${d.streamSeq}`
+      ).pipe(Effect.catchAll((e) => Effect.logError("dead letter publish failed", e)))
+
+    const heartbeat = (d: Delivery<unknown>) =>
+      d.working.pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(100, Math.floor(settings.ackWaitMs / 3))))))
+
+    const processOne = (d: Delivery<z.output<S>>) =>
+      Effect.gen(function* () {
+        if (Either.isLeft(d.decoded)) {
+          yield* Effect.logError("poison message: not a valid message, dead-lettered").pipe(
+            Effect.annotateLogs({ problems: d.decoded.left.problems, subject: d.subject })
+          )
+          yield* deadLetter(d, d.decoded.left.message)
+          yield* d.term
+          return
+        }
+        const value = d.decoded.right
+        const beat = yield* Effect.fork(heartbeat(d))
+        const outcome = yield* spec.handle(value, d).pipe(Effect.sandbox, Effect.either)
+        yield* Fiber.interrupt(beat)
+        if (Either.isRight(outcome)) {
+          yield* d.ack.pipe(Effect.catchAll((e) => Effect.logWarning("ack failed; the message will be redelivered", e)))
+          return
+        }
+        const cause = outcome.left
+        if (Cause.isInterruptedOnly(cause)) return // shutting down: the server redelivers it
+        const failure = Cause.failureOption(cause)
+        const reason = Option.isSome(failure) ? failure.value.reason : Cause.pretty(cause).split("\n")[0]
+        if (d.deliveryCount < settings.maxDeliver) {
+          const delay = nakDelayMs(d.deliveryCount)
+          yield* Effect.logWarning(`retrying in ${delay} ms: ${reason}`).pipe(Effect.annotateLogs({ delivery: d.deliveryCount }))
+          yield* d.nak(delay)
+          return
+        }
+        yield* Effect.logError(`giving up after ${d.deliveryCount} deliveries: ${reason}`)
+        if (spec.onDead) yield* spec.onDead(value, reason, d).pipe(Effect.catchAllCause((c) => Effect.logError("onDead failed", c)))
+        yield* deadLetter(d, reason)
+        yield* d.term
+      }).pipe(
+        Effect.annotateLogs({
+          actor: spec.name,
+          ...(Either.isRight(d.decoded) && spec.annotate ? spec.annotate(d.decoded.right) : {})
+        })
+      )
+
+    yield* Effect.logInfo(`${spec.name} actor consuming ${durable}`)
+    yield* consume(durable, spec.schema, { ...(stream ? { stream } : {}), maxMessages: spec.maxMessages ?? 64, oneAtATime: spec.oneAtATime ?? false }).pipe(
+      // On shutdown the pull for the next message is interrupted; the message in hand (downstream,
+      // in mapEffect) still finishes and is acked.
+      Stream.interruptWhen(Deferred.await(shutdown)),
+      Stream.mapEffect(processOne, { concurrency: spec.concurrency ?? 1 }),
+      Stream.runDrain,
+      // The consumer can fail (server gone for longer than reconnects cover): start it again.
+      Effect.tapError((e) => Effect.logError(`${spec.name} consumer failed; restarting`, e)),
+      Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5)))))
+    )
+    yield* Effect.logInfo(`${spec.name} actor stopped`)
+  })
