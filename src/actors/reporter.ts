@@ -10,6 +10,7 @@
  */
 import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "effect"
 import { JetStreamApiError } from "@nats-io/jetstream"
+import type { Msg } from "@nats-io/transport-node"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { BatchRecord, RunStatus, ScenarioResult, type Phase, type ResultStatus } from "../schemas/results.js"
 import { GroupMessage } from "../schemas/wire.js"
@@ -150,12 +151,21 @@ export const reporterActor = Effect.gen(function* () {
  */
 export const deadLetterWatcher = Effect.gen(function* () {
   const { nc, jsm } = yield* Nats
-  const sub = yield* Effect.acquireRelease(
-    Effect.sync(() => nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAM.pipeline}.*`)),
-    (s) => Effect.sync(() => s.unsubscribe())
+  const advisories = Stream.asyncScoped<Msg, BusError>((emit) =>
+    Effect.acquireRelease(
+      Effect.sync(() =>
+        nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAM.pipeline}.*`, {
+          callback: (err, m) => {
+            if (err) void emit.fail(new BusError({ op: "advisory subscription", cause: err, transient: true }))
+            else void emit.single(m)
+          }
+        })
+      ),
+      (sub) => Effect.sync(() => sub.unsubscribe())
+    )
   )
   yield* Effect.logInfo("dead-letter watcher listening for max-deliveries advisories")
-  yield* Stream.fromAsyncIterable(sub, (e) => new BusError({ op: "advisory subscription", cause: e, transient: true })).pipe(
+  yield* advisories.pipe(
     Stream.mapEffect((m) =>
       Effect.gen(function* () {
         const adv = m.json<{ stream_seq: number; consumer: string; deliveries: number }>()
