@@ -42,7 +42,7 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   ackWaitMs: Number(process.env.TICKFLOW_ACK_WAIT_MS ?? 30_000),
   maxDeliver: 5,
   executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
-  instance: `${hostname()}:${process.pid}`,
+  instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
 })
 

@@ -28,6 +28,13 @@ import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, missingBatchRecord, publishResults, stageMsgId } from "./common.js"
 import { runActor, TransientFault } from "./runner.js"
 
+/** Universe files: one symbol per line, or a CSV whose first column is the symbol; # comments. */
+export const universeFileReader = (baseDir: string) => (p: string): string[] =>
+  readFileSync(isAbsolute(p) ? p : resolve(baseDir, p), "utf8")
+    .split(/\r?\n/)
+    .map((l) => l.split(",")[0].trim().toUpperCase())
+    .filter((l) => l !== "" && !l.startsWith("#") && l !== "SYMBOL")
+
 const hash = (s: string, n: number) => createHash("sha256").update(s).digest("hex").slice(0, n)
 const now = () => new Date().toISOString()
 
@@ -120,14 +127,7 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>) =>
       batchName = cfg.batch_name
       outputRoot = cfg.output_root
       const baseDir = msg.base_dir ?? settings.baseDir
-      scenarios = expandBatch(cfg, {
-        batchId,
-        readUniverseFile: (p) =>
-          readFileSync(isAbsolute(p) ? p : resolve(baseDir, p), "utf8")
-            .split(/\r?\n/)
-            .map((l) => l.split(",")[0].trim().toUpperCase())
-            .filter((l) => l !== "" && !l.startsWith("#") && l !== "SYMBOL")
-      })
+      scenarios = expandBatch(cfg, { batchId, readUniverseFile: universeFileReader(baseDir) })
     } catch (e) {
       const text = e instanceof ConfigError ? e.message : String(e)
       return yield* failBatch(fallbackId, typeof rawName === "string" ? rawName : fallbackId, text)

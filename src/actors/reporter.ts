@@ -151,6 +151,7 @@ export const reporterActor = Effect.gen(function* () {
  */
 export const deadLetterWatcher = Effect.gen(function* () {
   const { nc, jsm } = yield* Nats
+  const shutdown = yield* Shutdown
   const advisories = Stream.asyncScoped<Msg, BusError>((emit) =>
     Effect.acquireRelease(
       Effect.sync(() =>
@@ -166,6 +167,7 @@ export const deadLetterWatcher = Effect.gen(function* () {
   )
   yield* Effect.logInfo("dead-letter watcher listening for max-deliveries advisories")
   yield* advisories.pipe(
+    Stream.interruptWhen(Deferred.await(shutdown)),
     Stream.mapEffect((m) =>
       Effect.gen(function* () {
         const adv = m.json<{ stream_seq: number; consumer: string; deliveries: number }>()

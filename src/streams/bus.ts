@@ -12,6 +12,7 @@ import { Nats } from "./connection.js"
 import { BusError, DecodeError } from "./errors.js"
 import { ensureTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
 import { formatIssues } from "../schemas/errors.js"
+import { iteratorStream } from "./follow.js"
 
 const encoder = new TextEncoder()
 
@@ -120,9 +121,9 @@ export interface ConsumeOptions {
  * A durable consumer as a Stream of deliveries. The pull subscription lives in the stream's
  * scope; un-acked messages are redelivered by the server after ack_wait.
  *
- * The iterator is read through Effect.async, not Stream.fromAsyncIterable: interrupting a pull
- * that waits on an idle queue must return at once (fromAsyncIterable waits for the iterator's
- * return(), which waits for a message that may never come).
+ * The iterator is read through Effect.async (iteratorStream), not Stream.fromAsyncIterable:
+ * interrupting a pull that waits on an idle queue must return at once (fromAsyncIterable waits
+ * for the iterator's return(), which waits for a message that may never come).
  */
 export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: ConsumeOptions = {}) =>
   Stream.unwrapScoped(
@@ -149,14 +150,7 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
         }),
         (m) => Effect.sync(() => m.stop())
       )
-      const iterator = messages[Symbol.asyncIterator]()
-      const pull = Effect.async<JsMsg, Option.Option<BusError>>((resume) => {
-        iterator.next().then(
-          (r) => resume(r.done ? Effect.fail(Option.none()) : Effect.succeed(r.value)),
-          (cause) => resume(Effect.fail(Option.some(new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) }))))
-        )
-      })
-      return Stream.repeatEffectOption(pull).pipe(Stream.map((m) => toDelivery(schema, m)))
+      return iteratorStream(messages, `consume ${durable}`).pipe(Stream.map((m) => toDelivery(schema, m)))
     })
   )
 

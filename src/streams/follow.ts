@@ -1,0 +1,60 @@
+/**
+ * Live views: an ordered consumer replays what a limits stream holds for a subject and then
+ * follows it. Used by `tickflow run` / `tickflow watch` to show results as they arrive; a late
+ * subscriber sees the whole batch.
+ */
+import { Effect, Option, Stream } from "effect"
+import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream"
+import type { z } from "zod"
+import { Nats } from "./connection.js"
+import { BusError } from "./errors.js"
+import { decodeMessage, isTransient } from "./bus.js"
+import { STREAM } from "./topology.js"
+
+/**
+ * Messages of an iterator as a Stream whose pull can be interrupted at once (an idle ordered
+ * consumer would otherwise hold up the scope's close).
+ */
+export const iteratorStream = (messages: ConsumerMessages, op: string): Stream.Stream<JsMsg, BusError> => {
+  const iterator = messages[Symbol.asyncIterator]()
+  const pull = Effect.async<JsMsg, Option.Option<BusError>>((resume) => {
+    iterator.next().then(
+      (r) => resume(r.done ? Effect.fail(Option.none()) : Effect.succeed(r.value)),
+      (cause) => resume(Effect.fail(Option.some(new BusError({ op, cause, transient: isTransient(cause) }))))
+    )
+  })
+  return Stream.repeatEffectOption(pull)
+}
+
+/** Replay then follow one subject filter of a limits stream (default TF_RESULTS). */
+export const follow = (filter: string, opts: { stream?: string; lastPerSubject?: boolean } = {}) =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const { js } = yield* Nats
+      const consumer = yield* Effect.tryPromise({
+        try: () =>
+          js.consumers.get(opts.stream ?? STREAM.results, {
+            filter_subjects: filter,
+            deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
+          }),
+        catch: (cause) => new BusError({ op: `follow ${filter}`, cause, transient: isTransient(cause) })
+      })
+      const messages = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => consumer.consume({ max_messages: 1_000 }),
+          catch: (cause) => new BusError({ op: `follow ${filter}`, cause, transient: isTransient(cause) })
+        }),
+        (m) => Effect.sync(() => m.stop())
+      )
+      return iteratorStream(messages, `follow ${filter}`)
+    })
+  )
+
+/** Follow and decode; messages that do not match the schema are dropped (and counted). */
+export const followDecoded = <S extends z.ZodType>(filter: string, schema: S, opts: { stream?: string } = {}) =>
+  follow(filter, opts).pipe(
+    Stream.filterMap((m) => {
+      const d = decodeMessage(schema, m.subject, m.data)
+      return d._tag === "Right" ? Option.some(d.right as z.output<S>) : Option.none()
+    })
+  )
