@@ -1,0 +1,148 @@
+/**
+ * The pipeline end to end on a real nats-server: a sweep with one scenario stopped in each
+ * phase, one slice load per distinct slice, and the batch summary matching the results.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { generateCatalog } from "../src/data/index.js"
+import { loaderMetrics } from "../src/actors/loader.js"
+import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
+import { Nats } from "../src/streams/connection.js"
+import { STREAM, SUBJECT } from "../src/streams/topology.js"
+import { BatchRecord, RunStatus, ScenarioResult } from "../src/schemas/results.js"
+import { systemTestLayer } from "./support/system.js"
+
+const root = mkdtempSync(join(tmpdir(), "tf-pipeline-"))
+const fixture = (name: string) => resolve(__dirname, "fixtures", name)
+
+const sweepConfig = {
+  batch_name: "pipeline_test",
+  seed: 7,
+  defaults: {
+    strategy: "trend_baseline",
+    freq: "1d",
+    start_date: "2016-01-04",
+    end_date: "2020-12-31",
+    universe: ["AAA"],
+    start_capital: 100_000,
+    commission_bps: 2
+  },
+  runs: [
+    { id: "bad_dates", start_date: "2020-06-01", end_date: "2019-06-01" },
+    { id: "bad_param", params: { fast: 500, slow: 600 } },
+    { id: "gap_symbol", universe: ["GAPPY"], params: { fast: 10, slow: 40 } },
+    { id: "thrower", strategy: fixture("throwing-strategy.ts"), params: { after: 100 } }
+  ],
+  sweep: { id: "ema", grid: { fast: [5, 10, 15, 20], slow: [40, 60], symbol: ["AAA", "BBB"] } }
+}
+
+/** Every message stored under tf.res.<batch>.>: exactly one per scenario means no duplicates. */
+const resultsStored = (batchId: string) =>
+  Effect.gen(function* () {
+    const { jsm } = yield* Nats
+    const info = yield* Effect.promise(() => jsm.streams.info(STREAM.results, { subjects_filter: SUBJECT.resultsOf(batchId) }))
+    return (info.state.subjects ?? {}) as Record<string, number>
+  })
+
+const readResults = (batchId: string) =>
+  Effect.gen(function* () {
+    const { js } = yield* Nats
+    const c = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.resultsOf(batchId) }))
+    const out: ScenarioResult[] = []
+    for (;;) {
+      const m = yield* Effect.promise(() => c.next({ expires: 1_000 }))
+      if (!m) break
+      out.push(ScenarioResult.parse(m.json()))
+    }
+    return out
+  })
+
+const waitForBatch = (batchId: string, timeoutMs = 45_000) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const rec = yield* kvGet(bus.batches, batchId, BatchRecord)
+      if (rec && (rec.value.status === "done" || rec.value.status === "failed")) return rec.value
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`batch ${batchId} not done after ${timeoutMs} ms: ${JSON.stringify(rec?.value)}`))
+      yield* Effect.sleep("100 millis")
+    }
+  })
+
+describe("pipeline", () => {
+  it.scopedLive(
+    "a 20-scenario sweep: 16 success, 3 skipped (each with phase and reason), 1 failed; one load per slice",
+    () =>
+      Effect.gen(function* () {
+        yield* generateCatalog({
+          root,
+          symbols: ["AAA", "BBB", "GAPPY"],
+          freqs: ["1d"],
+          start: "2014-01-01",
+          end: "2021-06-30",
+          seed: 11,
+          gaps: [{ symbol: "GAPPY", from: "2018-03-01", to: "2018-03-31" }]
+        })
+        const loadsBefore = loaderMetrics.loads
+        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "sweep20", config: sweepConfig }), "submit:sweep20")
+        const rec = yield* waitForBatch("sweep20")
+        expect(rec.status).toBe("done")
+        expect(rec.total).toBe(20)
+        expect(rec.counts).toEqual({ success: 16, skipped: 3, failed: 1 })
+
+        const results = yield* readResults("sweep20")
+        expect(results).toHaveLength(20)
+        const byId = new Map(results.map((r) => [r.scenario_id, r]))
+        expect(byId.get("bad_dates")).toMatchObject({ status: "skipped", phase: "availability" })
+        expect(byId.get("bad_dates")!.reason).toContain("end_date 2019-06-01 is before start_date 2020-06-01")
+        expect(byId.get("bad_param")).toMatchObject({ status: "skipped", phase: "requirements" })
+        expect(byId.get("bad_param")!.reason).toContain("params.fast: 500 is above the maximum 200")
+        expect(byId.get("gap_symbol")).toMatchObject({ status: "skipped", phase: "quality" })
+        expect(byId.get("gap_symbol")!.reason).toMatch(/GAPPY/)
+        expect(byId.get("thrower")).toMatchObject({ status: "failed", phase: "execution" })
+        expect(byId.get("thrower")!.reason).toContain("deliberate failure at bar 101")
+        const successes = results.filter((r) => r.status === "success")
+        expect(successes).toHaveLength(16)
+        for (const r of successes) {
+          expect(r.metrics!.final_equity).toBeGreaterThan(0)
+          expect(r.equity!.nav.length).toBeGreaterThan(1)
+        }
+
+        // Summary counts match the results, and each scenario has its final status in tf_runs.
+        const bus = yield* Bus
+        for (const r of results) {
+          const st = yield* kvGet(bus.runs, `sweep20.${r.scenario_id}`, RunStatus)
+          expect(st?.value.status).toBe(r.status)
+        }
+        expect(rec.phases.availability).toMatchObject({ in: 20, skipped: 1 })
+        expect(rec.phases.requirements).toMatchObject({ in: 19, skipped: 1 })
+        expect(rec.phases.quality).toMatchObject({ skipped: 1 })
+        expect(rec.phases.execution).toMatchObject({ in: 17, pass: 16, failed: 1 })
+
+        // One load per distinct slice: the loads equal the objects in the store.
+        const loads = loaderMetrics.loads - loadsBefore
+        const objects = yield* Effect.promise(() => bus.data.list())
+        expect(loads).toBe(objects.length)
+        // AAA and BBB each in two groups (sweep/thrower warmups differ) would still be <= 6 slices
+        expect(loads).toBeLessThanOrEqual(6)
+
+        // Determinism: the same sweep in a second batch gives byte-identical metrics, loads nothing.
+        const loadsBeforeSecond = loaderMetrics.loads
+        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "sweep20b", config: sweepConfig }), "submit:sweep20b")
+        const rec2 = yield* waitForBatch("sweep20b")
+        expect(rec2.counts).toEqual(rec.counts)
+        expect(loaderMetrics.loads - loadsBeforeSecond).toBe(0)
+        const again = new Map((yield* readResults("sweep20b")).map((r) => [r.scenario_id, r]))
+        for (const r of successes) expect(JSON.stringify(again.get(r.scenario_id)!.metrics)).toBe(JSON.stringify(r.metrics))
+
+        // No duplicates stored.
+        const stored = yield* resultsStored("sweep20")
+        expect(Object.values(stored).every((n) => n === 1)).toBe(true)
+        expect(Object.keys(stored)).toHaveLength(20)
+      }).pipe(Effect.provide(systemTestLayer({ settings: { dataRoot: root } })), Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))),
+    90_000
+  )
+})
