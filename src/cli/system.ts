@@ -5,7 +5,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { dirname, join, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { createRequire } from "node:module"
 import { Cause, Effect, Exit, Layer } from "effect"
 import { actorSettingsLayer, shutdownLayer, type ActorSettingsShape } from "../actors/common.js"
 import { actorsLayer, type ActorName, RunningActors } from "../actors/index.js"
@@ -16,7 +17,7 @@ import { childEnv, Nats, NatsSettings, settingsFromEnv, type NatsSettingsShape }
 const here = dirname(fileURLToPath(import.meta.url))
 export const CLI_MAIN = join(here, "main.ts")
 /** tsx's loader by absolute URL, so children start from any working directory. */
-export const TSX_LOADER = import.meta.resolve("tsx")
+export const TSX_LOADER = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve("tsx/package.json")), "dist", "loader.mjs")).href
 
 export interface SystemOptions {
   readonly actors: ReadonlyArray<ActorName>
