@@ -32,10 +32,11 @@ const runFieldShape = {
   end_date: IsoDate.optional(),
   universe: Universe.optional(),
   start_capital: z.number().gt(0).optional(),
-  commission_bps: Costs.shape.commission_bps.optional(),
-  spread_w: Costs.shape.spread_w.optional(),
-  impact_w: Costs.shape.impact_w.optional(),
-  slippage_bps: Costs.shape.slippage_bps.optional(),
+  // unwrap(): the Costs defaults (0) would otherwise fill every run and override `defaults`
+  commission_bps: Costs.shape.commission_bps.unwrap().optional(),
+  spread_w: Costs.shape.spread_w.unwrap().optional(),
+  impact_w: Costs.shape.impact_w.unwrap().optional(),
+  slippage_bps: Costs.shape.slippage_bps.unwrap().optional(),
   params: z.record(z.string(), z.unknown()).optional(),
   strict: z.boolean().optional(),
   benchmark: Symbol.optional()
@@ -47,7 +48,7 @@ export type RunSpec = z.infer<typeof RunSpec>
 const GridRange = z
   .strictObject({ from: z.number(), to: z.number(), step: z.number().gt(0) })
   .refine((r) => r.to >= r.from, { error: (i) => `range ${JSON.stringify(i.input)}: 'to' must be >= 'from'` })
-  .refine((r) => (r.to - r.from) / r.step < 10_000, { error: "range has more than 10,000 values; widen the step" })
+  .refine((r) => !(r.step > 0) || (r.to - r.from) / r.step < 10_000, { error: "range has more than 10,000 values; widen the step" })
 const GridAxis = z.union([z.array(z.union([z.number(), z.string(), z.boolean()])).min(1), GridRange], {
   error: (i) => `${JSON.stringify(i.input)} is not a grid axis; write a list [a, b, c] or a range {from, to, step}`
 })
