@@ -23,7 +23,7 @@ const ACK_WAIT_MS = 3_000
 
 const startExecutor = (env: Record<string, string>, name: string): ChildProcess =>
   spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "ignore", process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
     env: { ...process.env, ...env, TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), TICKFLOW_LOG_LEVEL: "warn", TICKFLOW_INSTANCE_SUFFIX: name }
   })
 
@@ -40,7 +40,9 @@ describe("executors", () => {
         yield* generateCatalog({ root, symbols: ["AAA"], freqs: ["1d"], start: "2016-01-01", end: "2019-12-31", seed: 3 })
         const settings = yield* NatsSettings
         const { js } = yield* Nats
-        const env = { ...childEnv(settings), TICKFLOW_DATA_ROOT: root }
+        // Executors connect with the executor role of nats.conf: they may not manage streams.
+        const executorCreds = settings.embedded!.credentials.executor
+        const env = { ...childEnv(settings), NATS_USER: executorCreds.user, NATS_PASSWORD: executorCreds.pass, TICKFLOW_DATA_ROOT: root }
         const a = startExecutor(env, "exA")
         const b = startExecutor(env, "exB")
         children.push(a, b)

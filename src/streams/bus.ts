@@ -10,7 +10,7 @@ import type { KV } from "@nats-io/kv"
 import type { z } from "zod"
 import { Nats } from "./connection.js"
 import { BusError, DecodeError } from "./errors.js"
-import { ensureTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
+import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
 import { formatIssues } from "../schemas/errors.js"
 import { iteratorStream } from "./follow.js"
 
@@ -229,4 +229,4 @@ export const kvUpdate = <S extends z.ZodType>(
 /** Handles to the KV buckets and object store, created (idempotently) when the layer starts. */
 export class Bus extends Context.Tag("tickflow/Bus")<Bus, Topology>() {}
 
-export const busLayer = (options: TopologyOptions = {}) => Layer.effect(Bus, ensureTopology(options))
+export const busLayer = (options: TopologyOptions = {}) => Layer.effect(Bus, ensureOrBindTopology(options))

@@ -103,7 +103,8 @@ export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
       Effect.promise(async () => {
         for await (const s of nc.status()) {
           if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error" || s.type === "ldm") {
-            rootLogger().warn({ event: `nats_${s.type}`, server: (s as { server?: string }).server }, `nats ${s.type}`)
+            const detail = s as { server?: string; error?: Error }
+            rootLogger().warn({ event: `nats_${s.type}`, server: detail.server, error: detail.error?.message }, `nats ${s.type}`)
           }
         }
       })

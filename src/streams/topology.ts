@@ -203,6 +203,39 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
     return { ...buckets, data } satisfies Topology
   })
 
+/**
+ * Open what exists without creating or changing anything: for roles that may not manage
+ * streams (executors, viewers). Fails when the topology is not there yet.
+ */
+export const bindTopology = Effect.gen(function* () {
+  const { kvm, objm } = yield* Nats
+  return yield* Effect.tryPromise({
+    try: async (): Promise<Topology> => ({
+      batches: await kvm.open(BUCKET.batches),
+      runs: await kvm.open(BUCKET.runs),
+      coverage: await kvm.open(BUCKET.coverage),
+      sessions: await kvm.open(BUCKET.sessions),
+      claims: await kvm.open(BUCKET.claims),
+      data: await objm.open(OBJECT_STORE)
+    }),
+    catch: (cause) => new BusError({ op: "bind to the tickflow topology (is a tickflow process with the actor role running?)", cause, transient: true })
+  })
+})
+
+/**
+ * Ensure the topology; a role without the right to manage streams (executor) binds to what
+ * exists instead.
+ */
+export const ensureOrBindTopology = (options: TopologyOptions = {}) =>
+  ensureTopology(options).pipe(
+    Effect.catchAll((ensureError) =>
+      bindTopology.pipe(
+        Effect.tap(() => Effect.logInfo("topology bound (this role does not manage streams)").pipe(Effect.annotateLogs({ reason: ensureError.message }))),
+        Effect.catchAll(() => Effect.fail(ensureError))
+      )
+    )
+  )
+
 export interface Topology {
   readonly batches: KV
   readonly runs: KV
