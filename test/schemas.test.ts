@@ -84,7 +84,7 @@ describe("BatchConfig: each bad input is refused with the expected message", () 
     [
       "date in another format",
       withRun({ end_date: "31/12/2020" }),
-      'runs[0].end_date: "31/12/2020" is not a real date; write YYYY-MM-DD (for example 2020-01-31)'
+      'runs[0].end_date: "31/12/2020" is not a date; write YYYY-MM-DD (for example 2020-01-31)'
     ],
     ["date as a number", withRun({ start_date: 20200101 }), "runs[0].start_date: 20200101 is not a date; write YYYY-MM-DD"],
     ["start_capital 0", withRun({ start_capital: 0 }), "runs[0].start_capital: 0 must be greater than 0"],
@@ -340,7 +340,7 @@ describe("Scenario", () => {
     [
       "missing strategy, freq and start_date",
       { ...SCENARIO, strategy: undefined, freq: undefined, start_date: undefined },
-      ["strategy: is required (string)", "freq: undefined is not one of tick, 1min, 5min, 1h, 1d", "start_date: undefined is not a date; write YYYY-MM-DD"]
+      ["strategy: is required (string)", "freq: is required; one of tick, 1min, 5min, 1h, 1d", "start_date: is required; write YYYY-MM-DD"]
     ],
     ["negative slippage", { ...SCENARIO, costs: { slippage_bps: -2 } }, ["costs.slippage_bps: -2 is below the minimum 0"]],
     ["unknown field", { ...SCENARIO, capital: 5 }, ['(root): unknown field "capital"; remove it or check the spelling']]

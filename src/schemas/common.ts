@@ -5,7 +5,10 @@ export const WIRE_VERSION = 1 as const
 
 export const FREQS = ["tick", "1min", "5min", "1h", "1d"] as const
 export const Freq = z.enum(FREQS, {
-  error: (issue) => `${JSON.stringify(issue.input)} is not one of ${FREQS.join(", ")}`
+  error: (issue) =>
+    issue.input === undefined
+      ? `is required; one of ${FREQS.join(", ")}`
+      : `${JSON.stringify(issue.input)} is not one of ${FREQS.join(", ")}`
 })
 export type Freq = z.infer<typeof Freq>
 
@@ -31,9 +34,14 @@ export const isRealDate = (s: string): boolean => {
 /** A calendar date as YYYY-MM-DD. YAML may hand us a Date object: we accept it and normalise. */
 export const IsoDate = z.preprocess(
   (v) => (v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : v),
-  z.string({ error: (i) => `${JSON.stringify(i.input)} is not a date; write YYYY-MM-DD` }).refine(isRealDate, {
-    error: (i) => `${JSON.stringify(i.input)} is not a real date; write YYYY-MM-DD (for example 2020-01-31)`
-  })
+  z
+    .string({ error: (i) => (i.input === undefined ? "is required; write YYYY-MM-DD" : `${JSON.stringify(i.input)} is not a date; write YYYY-MM-DD`) })
+    .refine(isRealDate, {
+      error: (i) =>
+        ISO_DATE.test(String(i.input))
+          ? `${JSON.stringify(i.input)} is not a real date; write YYYY-MM-DD (for example 2020-01-31)`
+          : `${JSON.stringify(i.input)} is not a date; write YYYY-MM-DD (for example 2020-01-31)`
+    })
 )
 
 /** Epoch milliseconds (UTC) of the start of an ISO day. */
