@@ -26,5 +26,10 @@ fi
 # npm packages: install when node_modules is missing or older than the lockfile.
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "bootstrap: installing npm packages (npm ci)" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  if ! npm ci --no-audit --no-fund --loglevel=error >&2; then
+    # Some npm 11 releases write lockfiles without other platforms' optional packages and then
+    # refuse them in `npm ci` (npm/cli#8320). Install from the same lockfile without rewriting it.
+    echo "bootstrap: npm ci refused the lockfile; installing with npm install --no-save" >&2
+    npm install --no-save --no-audit --no-fund --loglevel=error >&2
+  fi
 fi
