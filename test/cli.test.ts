@@ -1,0 +1,107 @@
+/**
+ * The `tickflow` command as a user runs it: a bad batch file is refused with every problem, and
+ * `tickflow run` takes a sweep through the whole pipeline on its own embedded nats-server,
+ * in-process and with executor processes, writing results.jsonl and summary.json.
+ */
+import { describe, expect, it, beforeAll, afterAll } from "vitest"
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { generateCatalog } from "../src/data/index.js"
+
+const BIN = resolve(__dirname, "..", "bin", "tickflow.mjs")
+const dir = mkdtempSync(join(tmpdir(), "tf-cli-"))
+
+const tickflow = (args: string[]) => {
+  const env = { ...process.env, TICKFLOW_LOG_FORMAT: "json", TICKFLOW_LOG_LEVEL: "warn" }
+  delete env.NATS_URL
+  return spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env, encoding: "utf8", timeout: 90_000 })
+}
+
+beforeAll(async () => {
+  await Effect.runPromise(generateCatalog({ root: join(dir, "catalog"), symbols: ["AAA", "BBB"], freqs: ["1d"], start: "2015-01-01", end: "2020-12-31", seed: 5 }))
+  writeFileSync(
+    join(dir, "sweep.yaml"),
+    [
+      "batch_name: cli_sweep",
+      "output_root: out",
+      "data_root: catalog",
+      "defaults:",
+      "  strategy: trend_baseline",
+      "  freq: 1d",
+      "  start_date: 2016-01-04",
+      "  end_date: 2020-06-30",
+      "  universe: [AAA]",
+      "  start_capital: 50000",
+      "  commission_bps: 1",
+      "runs:",
+      "  - id: no_data",
+      "    universe: [ZZZ]",
+      "sweep:",
+      "  id: ema",
+      "  grid:",
+      "    fast: [5, 10]",
+      "    slow: [30, 60]",
+      "    symbol: [AAA, BBB]",
+      ""
+    ].join("\n")
+  )
+  writeFileSync(
+    join(dir, "bad.yaml"),
+    ["batch_name: bad name", "runs:", "  - id: a.b", "    freq: 5m", "    start_date: 2020-02-30", "    start_capital: -1", ""].join("\n")
+  )
+}, 60_000)
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe("tickflow CLI", () => {
+  it("validate refuses a bad batch with every problem at once (exit 2)", () => {
+    const r = tickflow(["validate", "bad.yaml"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("bad.yaml has 5 problems")
+    expect(r.stderr).toContain('batch_name: "bad name" is not safe as a folder name')
+    expect(r.stderr).toContain('runs[0].id: "a.b" is not a valid id')
+    expect(r.stderr).toContain('runs[0].freq: "5m" is not one of tick, 1min, 5min, 1h, 1d')
+    expect(r.stderr).toContain('runs[0].start_date: "2020-02-30" is not a real date')
+    expect(r.stderr).toContain("runs[0].start_capital: -1 must be greater than 0")
+  })
+
+  it("validate counts the scenarios of a good batch", () => {
+    const r = tickflow(["validate", "sweep.yaml"])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("sweep.yaml: ok, 9 scenarios")
+  })
+
+  it.each([
+    ["in-process executor", ["run", "sweep.yaml", "--batch-id", "cli-1"], "cli-1"],
+    ["two executor processes", ["run", "sweep.yaml", "--batch-id", "cli-2", "-w", "2", "--sort", "total_return"], "cli-2"]
+  ])("run with an %s: table, results.jsonl and summary.json", (_name, args, batchId) => {
+    const r = tickflow(args)
+    expect(r.stderr).not.toMatch(/"level":5\d/)
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain(`batch ${batchId}: done — 8 success, 1 skipped, 0 failed of 9`)
+    expect(r.stdout).toContain("ema__fast-5__slow-30__symbol-AAA")
+    expect(r.stdout).toMatch(/skipped no_data \[availability\] no 1d data for ZZZ/)
+    const out = join(dir, "out", batchId)
+    expect(readdirSync(out).sort()).toEqual(["results.jsonl", "summary.json"])
+    const lines = readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(lines).toHaveLength(9)
+    expect(new Set(lines.map((l) => l.scenario_id)).size).toBe(9)
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"))
+    expect(summary).toMatchObject({ batch_id: batchId, status: "done", total: 9, counts: { success: 8, skipped: 1, failed: 0 } })
+  }, 90_000)
+
+  it("the same batch gives identical metrics in-process and across executor processes", () => {
+    const read = (id: string) =>
+      Object.fromEntries(
+        readFileSync(join(dir, "out", id, "results.jsonl"), "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l))
+          .map((r) => [r.scenario_id, JSON.stringify(r.metrics ?? null)])
+      )
+    expect(read("cli-2")).toEqual(read("cli-1"))
+  })
+})
