@@ -15,7 +15,7 @@ const BIN = resolve(__dirname, "..", "bin", "tickflow.mjs")
 const dir = mkdtempSync(join(tmpdir(), "tf-cli-"))
 
 const tickflow = (args: string[]) => {
-  const env = { ...process.env, TICKFLOW_LOG_FORMAT: "json", TICKFLOW_LOG_LEVEL: "warn" }
+  const env: Record<string, string | undefined> = { ...process.env, TICKFLOW_LOG_FORMAT: "json", TICKFLOW_LOG_LEVEL: "warn" }
   delete env.NATS_URL
   return spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env, encoding: "utf8", timeout: 90_000 })
 }
