@@ -5,10 +5,11 @@
  */
 import { Effect, Fiber, Ref, Stream } from "effect"
 import { BatchRecord, ScenarioResult, type MetricName } from "../schemas/results.js"
-import { Bus, busLayer, kvGet } from "../streams/bus.js"
+import { kvGet } from "../streams/bus.js"
+import { BusError } from "../streams/errors.js"
 import { Nats, settingsFromEnv } from "../streams/connection.js"
 import { followDecoded } from "../streams/follow.js"
-import { SUBJECT } from "../streams/topology.js"
+import { BUCKET, SUBJECT } from "../streams/topology.js"
 import { Layer } from "effect"
 import { waitForSignal } from "./system.js"
 import { problemsList, resultsTable } from "./table.js"
@@ -20,9 +21,17 @@ export interface WatchOptions {
   readonly follow: boolean
 }
 
+/** Only the batch records: a viewer may read them, not manage the topology. */
+const openBatches = Effect.flatMap(Nats, ({ kvm }) =>
+  Effect.tryPromise({
+    try: () => kvm.open(BUCKET.batches, { bindOnly: true }),
+    catch: (cause) => new BusError({ op: `open KV ${BUCKET.batches} (is tickflow running on this server?)`, cause, transient: false })
+  })
+)
+
 export const watchBatch = (opts: WatchOptions) =>
   Effect.gen(function* () {
-    const bus = yield* Bus
+    const bus = { batches: yield* openBatches }
     const results = yield* Ref.make(new Map<string, ScenarioResult>())
     const tty = process.stdout.isTTY === true
     const follower = yield* Effect.fork(
@@ -58,7 +67,7 @@ export const watchBatch = (opts: WatchOptions) =>
     if (!tty) console.log(render(rec, list))
     const problems = problemsList(list)
     if (problems) console.log(`\nnot run:\n${problems}`)
-  }).pipe(Effect.provide(busLayer().pipe(Layer.provideMerge(Nats.Default), Layer.provideMerge(settingsFromEnvRequired()))))
+  }).pipe(Effect.provide(Nats.Default.pipe(Layer.provideMerge(settingsFromEnvRequired()))))
 
 /** watch joins an existing system: without NATS_URL there is nothing to watch. */
 const settingsFromEnvRequired = () => {
