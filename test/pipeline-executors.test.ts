@@ -24,7 +24,7 @@ const ACK_WAIT_MS = 3_000
 const startExecutor = (env: Record<string, string>, name: string): ChildProcess =>
   spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
     stdio: ["ignore", "ignore", process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
-    env: { ...process.env, ...env, TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), TICKFLOW_LOG_LEVEL: "warn", TICKFLOW_INSTANCE_SUFFIX: name }
+    env: { ...process.env, ...env, TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", TICKFLOW_INSTANCE_SUFFIX: name }
   })
 
 const exited = (c: ChildProcess) =>
@@ -56,7 +56,7 @@ describe("executors", () => {
             universe: ["AAA"],
             start_capital: 100_000
           },
-          // ~750 bars × 120 µs ≈ 90 ms per scenario, three per execution message
+          // ~750 bars × 120 µs ≈ 90 ms per scenario, five per execution message
           sweep: { id: "slow", grid: { fast: { from: 1, to: 30, step: 1 }, spin_us: [120] } }
         }
         // Follow results as they arrive, to kill executor A in the middle of its work.
@@ -70,8 +70,8 @@ describe("executors", () => {
           killedAfter++
           if (r.executor?.endsWith(":exA")) break
         }
-        // A has acked that message and taken the next: kill it in the middle of that one.
-        yield* Effect.sleep("120 millis")
+        // Results are flushed every 100 ms, so A is in the middle of a five-scenario group: kill it.
+        yield* Effect.sleep("30 millis")
         a.kill("SIGKILL")
         yield* Effect.promise(() => exited(a))
 
@@ -103,6 +103,90 @@ describe("executors", () => {
         // The message A held when it died was redelivered to B.
         expect(all.some((r) => (r.attempt ?? 1) > 1 && r.executor?.endsWith(":exB"))).toBe(true)
         expect(killedAfter).toBeLessThan(30)
+      }).pipe(
+        Effect.provide(
+          systemTestLayer({
+            actors: ["coordinator", "availability", "requirements", "loader", "quality", "reporter"],
+            settings: { dataRoot: root, execChunkSize: 5, ackWaitMs: ACK_WAIT_MS },
+            topology: { ackWaitMs: ACK_WAIT_MS }
+          })
+        ),
+        Effect.ensuring(
+          Effect.promise(async () => {
+            for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM")
+            await Promise.all(children.map(exited))
+            rmSync(root, { recursive: true, force: true })
+          })
+        )
+      )
+    },
+    120_000
+  )
+
+  it.scopedLive(
+    "SIGTERM drains an executor: the group in hand finishes and is acked, nothing is redelivered",
+    () => {
+      const root = mkdtempSync(join(tmpdir(), "tf-drain-"))
+      const children: ChildProcess[] = []
+      return Effect.gen(function* () {
+        yield* generateCatalog({ root, symbols: ["AAA"], freqs: ["1d"], start: "2016-01-01", end: "2019-12-31", seed: 3 })
+        const settings = yield* NatsSettings
+        const { js } = yield* Nats
+        const env = { ...childEnv(settings), TICKFLOW_DATA_ROOT: root }
+        const first = startExecutor(env, "first")
+        children.push(first)
+        const config = {
+          batch_name: "drain_test",
+          defaults: {
+            strategy: resolve(__dirname, "fixtures", "slow-strategy.ts"),
+            freq: "1d",
+            start_date: "2017-01-02",
+            end_date: "2019-12-31",
+            universe: ["AAA"],
+            start_capital: 100_000
+          },
+          sweep: { id: "slow", grid: { fast: { from: 1, to: 12, step: 1 }, spin_us: [150] } }
+        }
+        const follower = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.resultsOf("drain1") }))
+        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "drain1", config }), "submit:drain1")
+        const m = yield* Effect.promise(() => follower.next({ expires: 30_000 }))
+        expect(m).not.toBeNull()
+        // Results are flushed every 100 ms, so the first arrives while its group (3 × ~110 ms) is
+        // still running: stop the executor now, in the middle of that group.
+        yield* Effect.sleep("50 millis")
+        first.kill("SIGTERM")
+        yield* Effect.promise(() => exited(first))
+        expect(first.exitCode).toBe(0)
+        const bus = yield* Bus
+        // Results are stored before their group is acked: count them in the stream (the batch
+        // record's counters may lag by a reporter flush).
+        const { jsm } = yield* Nats
+        const stored = yield* Effect.promise(() => jsm.streams.info(STREAM.results, { subjects_filter: SUBJECT.resultsOf("drain1") }))
+        const done = Object.keys(stored.state.subjects ?? {}).length
+        // whole groups of three: the one in hand was finished, not abandoned
+        expect(done % 3).toBe(0)
+        expect(done).toBeGreaterThanOrEqual(3)
+        expect(done).toBeLessThan(12)
+        const second = startExecutor(env, "second")
+        children.push(second)
+        let rec: BatchRecord | undefined
+        for (let i = 0; i < 600 && !(rec && rec.status === "done"); i++) {
+          yield* Effect.sleep("100 millis")
+          rec = (yield* kvGet(bus.batches, "drain1", BatchRecord))?.value
+        }
+        expect(rec?.counts).toEqual({ success: 12, skipped: 0, failed: 0 })
+        const all: ScenarioResult[] = []
+        const reader = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.resultsOf("drain1") }))
+        for (;;) {
+          const r = yield* Effect.promise(() => reader.next({ expires: 1_000 }))
+          if (!r) break
+          all.push(ScenarioResult.parse(r.json()))
+        }
+        expect(all).toHaveLength(12)
+        // Nothing the first executor ran was run again. (A message its interrupted pull received
+        // after the stop is nak'ed at once and run by the second executor as attempt 2.)
+        expect(all.filter((r) => r.executor?.endsWith(":first")).every((r) => r.attempt === 1)).toBe(true)
+        expect(all.filter((r) => r.executor?.endsWith(":first")).length).toBe(done)
       }).pipe(
         Effect.provide(
           systemTestLayer({

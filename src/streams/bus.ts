@@ -134,9 +134,23 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
         catch: (cause) => new BusError({ op: `get consumer ${durable}`, cause, transient: isTransient(cause) })
       })
       if (opts.oneAtATime) {
-        const pullOne = Effect.tryPromise({
-          try: () => consumer.next({ expires: 5_000 }),
-          catch: (cause) => Option.some(new BusError({ op: `next ${durable}`, cause, transient: isTransient(cause) }))
+        // A pull interrupted by shutdown stays open at the server; if a message arrives for it
+        // after we stopped listening, nak it at once so another consumer gets it now, not
+        // after ack_wait.
+        const pullOne = Effect.async<JsMsg | null, Option.Option<BusError>>((resume) => {
+          let abandoned = false
+          consumer.next({ expires: 5_000 }).then(
+            (m) => {
+              if (abandoned) m?.nak()
+              else resume(Effect.succeed(m))
+            },
+            (cause) => {
+              if (!abandoned) resume(Effect.fail(Option.some(new BusError({ op: `next ${durable}`, cause, transient: isTransient(cause) }))))
+            }
+          )
+          return Effect.sync(() => {
+            abandoned = true
+          })
         })
         return Stream.repeatEffect(pullOne).pipe(
           Stream.filterMap((m) => (m ? Option.some(toDelivery(schema, m)) : Option.none())),
