@@ -10,10 +10,10 @@ import { join, resolve } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
 import { loaderMetrics } from "../src/actors/loader.js"
 import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
-import { Nats } from "../src/streams/connection.js"
-import { STREAM, SUBJECT } from "../src/streams/topology.js"
-import { BatchRecord, RunStatus, ScenarioResult } from "../src/schemas/results.js"
+import { SUBJECT } from "../src/streams/topology.js"
+import { RunStatus } from "../src/schemas/results.js"
 import { systemTestLayer } from "./support/system.js"
+import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
 
 const root = mkdtempSync(join(tmpdir(), "tf-pipeline-"))
 const fixture = (name: string) => resolve(__dirname, "fixtures", name)
@@ -38,39 +38,6 @@ const sweepConfig = {
   ],
   sweep: { id: "ema", grid: { fast: [5, 10, 15, 20], slow: [40, 60], symbol: ["AAA", "BBB"] } }
 }
-
-/** Every message stored under tf.res.<batch>.>: exactly one per scenario means no duplicates. */
-const resultsStored = (batchId: string) =>
-  Effect.gen(function* () {
-    const { jsm } = yield* Nats
-    const info = yield* Effect.promise(() => jsm.streams.info(STREAM.results, { subjects_filter: SUBJECT.resultsOf(batchId) }))
-    return (info.state.subjects ?? {}) as Record<string, number>
-  })
-
-const readResults = (batchId: string) =>
-  Effect.gen(function* () {
-    const { js } = yield* Nats
-    const c = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.resultsOf(batchId) }))
-    const out: ScenarioResult[] = []
-    for (;;) {
-      const m = yield* Effect.promise(() => c.next({ expires: 1_000 }))
-      if (!m) break
-      out.push(ScenarioResult.parse(m.json()))
-    }
-    return out
-  })
-
-const waitForBatch = (batchId: string, timeoutMs = 45_000) =>
-  Effect.gen(function* () {
-    const bus = yield* Bus
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const rec = yield* kvGet(bus.batches, batchId, BatchRecord)
-      if (rec && (rec.value.status === "done" || rec.value.status === "failed")) return rec.value
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`batch ${batchId} not done after ${timeoutMs} ms: ${JSON.stringify(rec?.value)}`))
-      yield* Effect.sleep("100 millis")
-    }
-  })
 
 describe("pipeline", () => {
   it.scopedLive(
@@ -139,7 +106,7 @@ describe("pipeline", () => {
         for (const r of successes) expect(JSON.stringify(again.get(r.scenario_id)!.metrics)).toBe(JSON.stringify(r.metrics))
 
         // No duplicates stored.
-        const stored = yield* resultsStored("sweep20")
+        const stored = yield* storedResultCounts("sweep20")
         expect(Object.values(stored).every((n) => n === 1)).toBe(true)
         expect(Object.keys(stored)).toHaveLength(20)
       }).pipe(Effect.provide(systemTestLayer({ settings: { dataRoot: root } })), Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))),

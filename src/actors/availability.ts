@@ -11,7 +11,7 @@ import { Bus, kvUpdate, publish } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, missingBatchRecord, phaseResult, phaseStart, stageMsgId, stopGroup } from "./common.js"
 import { coverageOf } from "./coverage.js"
-import { runActor, TransientFault } from "./runner.js"
+import { groupActor } from "./runner.js"
 
 const day = (iso: string) => iso.slice(0, 10)
 
@@ -37,11 +37,12 @@ export const availabilityProblem = (slice: SliceSpec, report: CoverageReport, ro
 /** Bars can be made from ticks: a symbol with tick coverage can run at any bar frequency. */
 const derivable = (report: CoverageReport, symbol: string) => coverageFor(report, symbol, "tick")
 
-export const availabilityActor = runActor({
+export const availabilityActor = groupActor({
   name: "availability",
   consumer: "availability",
-  schema: GroupMessage,
-  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  phase: "availability",
+  // several groups at once: a stage waits on the bus and the disk more than on the CPU
+  concurrency: 4,
   handle: (group) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
@@ -66,6 +67,5 @@ export const availabilityActor = runActor({
       const next: GroupMessage = { ...group, data_version: report.right.dataVersion }
       yield* publish(SUBJECT.stage("reqs", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "reqs") })
       yield* phaseResult("availability", group, started, { in: n, pass: n, skipped: 0, failed: 0 })
-    }).pipe(Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))),
-  onDead: (group, reason) => stopGroup(group, group.items, "failed", "availability", `gave up: ${reason}`)
+    })
 })

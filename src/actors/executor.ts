@@ -23,7 +23,7 @@ import { Bus, kvGet, publish } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, stopGroup, stoppedResult } from "./common.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
-import { runActor, TransientFault } from "./runner.js"
+import { groupActor } from "./runner.js"
 
 /** Scenarios with at least this many rows stream `started` and `progress` events. */
 const EVENT_ROWS = 100_000
@@ -122,13 +122,12 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, dataVersion
 /** The Nats service captured for fire-and-forget event publishes from inside the hot loop. */
 let currentNats: import("effect").Context.Context<import("../streams/connection.js").Nats>
 
-export const executorActor = runActor({
+export const executorActor = groupActor({
   name: "executor",
   consumer: "executor",
-  schema: GroupMessage,
+  phase: "execution",
   // One message at a time and none buffered: an idle executor must be able to take the next.
   oneAtATime: true,
-  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
   handle: (group, delivery) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
@@ -174,6 +173,5 @@ export const executorActor = runActor({
       }
       yield* flush
       yield* phaseResult("execution", group, started, counts)
-    }).pipe(Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))),
-  onDead: (group, reason) => stopGroup(group, group.items, "failed", "execution", `gave up after repeated failures: ${reason}`)
+    })
 })

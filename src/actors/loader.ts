@@ -12,7 +12,7 @@ import { BusError } from "../streams/errors.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, stageMsgId, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
-import { runActor, TransientFault } from "./runner.js"
+import { groupActor, TransientFault } from "./runner.js"
 
 /** What this process's loader did: the pipeline tests assert one load per distinct slice. */
 export const loaderMetrics = { loads: 0, reused: 0, waitedForOtherLoader: 0, bytesStored: 0, loadMs: 0 }
@@ -86,11 +86,12 @@ const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance
     }
   })
 
-export const loaderActor = runActor({
+export const loaderActor = groupActor({
   name: "loader",
   consumer: "loader",
-  schema: GroupMessage,
-  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  phase: "loading",
+  // several groups at once: a stage waits on the bus and the disk more than on the CPU
+  concurrency: 4,
   handle: (group) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
@@ -112,6 +113,5 @@ export const loaderActor = runActor({
       const next: GroupMessage = { ...group, slices: refs.right }
       yield* publish(SUBJECT.stage("quality", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "quality") })
       yield* phaseResult("loading", group, started, { in: n, pass: n, skipped: 0, failed: 0 }, { slices: refs.right.length })
-    }).pipe(Effect.mapError((e) => (e instanceof TransientFault ? e : new TransientFault({ reason: e.message, cause: e })))),
-  onDead: (group, reason) => stopGroup(group, group.items, "failed", "loading", `gave up: ${reason}`)
+    })
 })

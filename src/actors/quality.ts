@@ -12,7 +12,7 @@ import { publish } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, stageMsgId, stopGroup, stoppedResult } from "./common.js"
 import { fetchSlice } from "./slices.js"
-import { runActor, TransientFault } from "./runner.js"
+import { groupActor } from "./runner.js"
 
 const summarize = (findings: ReadonlyArray<QualityFinding>, max = 3) =>
   findings.slice(0, max).map((f) => f.message).join("; ") + (findings.length > max ? `; and ${findings.length - max} more` : "")
@@ -25,11 +25,12 @@ export const evenChunks = <A>(items: ReadonlyArray<A>, size: number): A[][] => {
   return out.filter((c) => c.length > 0)
 }
 
-export const qualityActor = runActor({
+export const qualityActor = groupActor({
   name: "quality",
   consumer: "quality",
-  schema: GroupMessage,
-  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  phase: "quality",
+  // several groups at once: a stage waits on the bus and the disk more than on the CPU
+  concurrency: 4,
   handle: (group) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
@@ -74,6 +75,5 @@ export const qualityActor = runActor({
         { concurrency: 16, discard: true }
       )
       yield* phaseResult("quality", group, started, { in: group.items.length, pass: passed.length, skipped: skipped.length, failed: 0 }, { exec_messages: chunks.length })
-    }).pipe(Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))),
-  onDead: (group, reason) => stopGroup(group, group.items, "failed", "quality", `gave up: ${reason}`)
+    })
 })

@@ -9,13 +9,12 @@
  * `tf.dlq.<stage>` and leaves the work queue.
  */
 import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "effect"
-import { JetStreamApiError } from "@nats-io/jetstream"
 import type { Msg } from "@nats-io/transport-node"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { BatchRecord, RunStatus, ScenarioResult, type Phase, type ResultStatus } from "../schemas/results.js"
 import { GroupMessage } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
-import { Bus, consume, decodeMessage, isTransient, kvUpdate, publish, publishRaw, type Delivery } from "../streams/bus.js"
+import { Bus, consume, decodeMessage, kvCreate, kvModify, kvUpdate, publish, publishRaw, type Delivery } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { REPORTER_CONSUMER, STREAM, SUBJECT } from "../streams/topology.js"
 import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
@@ -35,7 +34,6 @@ const FINAL = new Set(["success", "skipped", "failed"])
 const markFinal = (r: ScenarioResult) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const key = `${r.batch_id}.${r.scenario_id}`
     const status: RunStatus = {
       v: WIRE_VERSION,
       batch_id: r.batch_id,
@@ -45,28 +43,12 @@ const markFinal = (r: ScenarioResult) =>
       ...(r.reason ? { reason: r.reason.slice(0, 2000) } : {}),
       updated_at: now()
     }
-    for (;;) {
-      const cur = yield* Effect.tryPromise({
-        try: () => bus.runs.get(key),
-        catch: (cause) => new BusError({ op: `kv get ${key}`, cause, transient: isTransient(cause) })
-      })
-      if (cur && cur.operation === "PUT" && cur.length > 0 && FINAL.has((cur.json() as { status?: string }).status ?? "")) return false
-      const ok = yield* Effect.tryPromise({
-        try: async () => {
-          try {
-            if (cur) await bus.runs.update(key, JSON.stringify(status), cur.revision)
-            else await bus.runs.create(key, JSON.stringify(status))
-            return true
-          } catch (e) {
-            if (e instanceof JetStreamApiError && e.code === 10071) return false
-            if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) return false
-            throw e
-          }
-        },
-        catch: (cause) => new BusError({ op: `kv put ${key}`, cause, transient: isTransient(cause) })
-      })
-      if (ok) return true
-    }
+    const key = `${r.batch_id}.${r.scenario_id}`
+    // Usually the key does not exist yet: one round trip. If it does (a duplicate result, or an
+    // ad-hoc scenario's `queued` entry), read it and move it to final only once.
+    if (yield* kvCreate(bus.runs, key, status)) return true
+    const written = yield* kvModify(bus.runs, key, RunStatus, (cur) => (cur && FINAL.has(cur.status) ? undefined : status))
+    return written !== undefined
   })
 
 interface BatchDelta {
@@ -128,8 +110,9 @@ const handleChunk = (chunk: ReadonlyArray<Delivery<ScenarioResult>>) =>
     })
     yield* Effect.forEach(deltas, ([batchId, delta]) => applyDeltas(batchId, delta), { concurrency: 8, discard: true })
     // Acked only after the counts are stored: a crash before this replays the chunk, and
-    // markFinal keeps the replay from counting twice.
-    yield* Effect.forEach(good, ({ d }) => d.ack, { concurrency: 256, discard: true })
+    // markFinal keeps the replay from counting twice — so a lost ack costs nothing and the
+    // acks need not wait for the server's confirmation.
+    yield* Effect.forEach(good, ({ d }) => d.ackNoWait, { discard: true })
   })
 
 export const reporterActor = Effect.gen(function* () {

@@ -9,13 +9,14 @@ import { GroupMessage, type GroupItem } from "../schemas/wire.js"
 import { publish } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, stageMsgId, stopGroup, stoppedResult, publishResults } from "./common.js"
-import { runActor, TransientFault } from "./runner.js"
+import { groupActor } from "./runner.js"
 
-export const requirementsActor = runActor({
+export const requirementsActor = groupActor({
   name: "requirements",
   consumer: "requirements",
-  schema: GroupMessage,
-  annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+  phase: "requirements",
+  // several groups at once: a stage waits on the bus and the disk more than on the CPU
+  concurrency: 4,
   handle: (group) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
@@ -56,6 +57,5 @@ export const requirementsActor = runActor({
         skipped: skipped.length,
         failed: 0
       })
-    }).pipe(Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))),
-  onDead: (group, reason) => stopGroup(group, group.items, "failed", "requirements", `gave up: ${reason}`)
+    })
 })

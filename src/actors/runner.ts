@@ -15,7 +15,10 @@ import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Option, Schedul
 import type { z } from "zod"
 import { consume, publishRaw, type Delivery } from "../streams/bus.js"
 import { CONSUMER, type PipelineConsumer, SUBJECT } from "../streams/topology.js"
-import { ActorSettings, Shutdown } from "./common.js"
+import { ActorSettings, Shutdown, stopGroup } from "./common.js"
+import { GroupMessage } from "../schemas/wire.js"
+import type { Nats } from "../streams/connection.js"
+import type { Phase } from "../schemas/results.js"
 
 /** A fault worth retrying later (nak with delay). */
 export class TransientFault extends Data.TaggedError("TransientFault")<{ readonly reason: string; readonly cause?: unknown }> {}
@@ -110,4 +113,31 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
       Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5)))))
     )
     yield* Effect.logInfo(`${spec.name} actor stopped`)
+  })
+
+/**
+ * An actor of a group stage (availability … execution): decodes GroupMessage, annotates logs
+ * with batch and group ids, turns handler errors into retryable faults, and answers for the
+ * group's scenarios with `failed` results when the message is given up on.
+ */
+export const groupActor = <R>(spec: {
+  readonly name: string
+  readonly consumer: PipelineConsumer
+  readonly phase: Phase
+  readonly concurrency?: number
+  readonly oneAtATime?: boolean
+  readonly handle: (group: GroupMessage, delivery: Delivery<GroupMessage>) => Effect.Effect<void, { readonly message: string }, R>
+}) =>
+  runActor<typeof GroupMessage, R | Nats>({
+    name: spec.name,
+    consumer: spec.consumer,
+    schema: GroupMessage,
+    ...(spec.concurrency !== undefined ? { concurrency: spec.concurrency } : {}),
+    ...(spec.oneAtATime !== undefined ? { oneAtATime: spec.oneAtATime } : {}),
+    annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),
+    handle: (group, delivery) =>
+      spec.handle(group, delivery).pipe(
+        Effect.mapError((e) => (e instanceof TransientFault ? e : new TransientFault({ reason: e.message, cause: e })))
+      ),
+    onDead: (group, reason) => stopGroup(group, group.items, "failed", spec.phase, `gave up after repeated failures: ${reason}`)
   })

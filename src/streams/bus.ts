@@ -30,6 +30,14 @@ const retryTransient = Schedule.exponential(Duration.millis(50), 2).pipe(
   Schedule.whileInput((e: BusError) => e.transient)
 )
 
+/**
+ * Retry transient faults — but set the retry up only after a first failure: wrapping every call
+ * in Effect.retry costs more than the publish itself on the hot path (bench/bus.ts measured
+ * typed publish at 0.31× raw with the wrapper on every call).
+ */
+const withRetry = <A, R>(attempt: Effect.Effect<A, BusError, R>): Effect.Effect<A, BusError, R> =>
+  Effect.catchAll(attempt, (e) => (e.transient ? Effect.retry(attempt, retryTransient) : Effect.fail(e)))
+
 export interface PublishOptions {
   /** de-duplication id (Nats-Msg-Id) */
   readonly msgId: string
@@ -44,20 +52,24 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
     if (!checked.success)
       return yield* Effect.die(new DecodeError({ subject, problems: formatIssues(checked.error) }))
     const payload = encoder.encode(JSON.stringify(checked.data))
-    return yield* Effect.tryPromise({
-      try: () => js.publish(subject, payload, { msgID: opts.msgId, timeout: opts.timeoutMs ?? 10_000 }),
-      catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
-    }).pipe(Effect.retry(retryTransient))
+    return yield* withRetry(
+      Effect.tryPromise({
+        try: () => js.publish(subject, payload, { msgID: opts.msgId, timeout: opts.timeoutMs ?? 10_000 }),
+        catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
+      })
+    )
   })
 
 /** Publish raw bytes/JSON without a schema (benchmarks, foreign payloads). */
 export const publishRaw = (subject: string, payload: Uint8Array | string, msgId?: string) =>
   Effect.flatMap(Nats, ({ js }) =>
-    Effect.tryPromise({
-      try: (): Promise<PubAck> =>
-        js.publish(subject, typeof payload === "string" ? encoder.encode(payload) : payload, msgId ? { msgID: msgId } : {}),
-      catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
-    }).pipe(Effect.retry(retryTransient))
+    withRetry(
+      Effect.tryPromise({
+        try: (): Promise<PubAck> =>
+          js.publish(subject, typeof payload === "string" ? encoder.encode(payload) : payload, msgId ? { msgID: msgId } : {}),
+        catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
+      })
+    )
   )
 
 /** One message from a durable consumer, decoded, with its acknowledgement verbs. */
@@ -70,6 +82,8 @@ export interface Delivery<A> {
   readonly msg: JsMsg
   /** ack and wait for the server to confirm it (so a crash right after cannot redeliver) */
   readonly ack: Effect.Effect<void, BusError>
+  /** ack without waiting for the server's confirmation (a lost ack only means a redelivery) */
+  readonly ackNoWait: Effect.Effect<void>
   /** negative ack: redeliver after `delayMs` */
   readonly nak: (delayMs?: number) => Effect.Effect<void>
   /** stop redelivery for good (2.9: reason strings are not supported, record it yourself) */
@@ -101,6 +115,7 @@ const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output
     },
     catch: (cause) => new BusError({ op: `ack ${m.subject}`, cause, transient: isTransient(cause) })
   }),
+  ackNoWait: Effect.sync(() => m.ack()),
   nak: (delayMs) => Effect.sync(() => m.nak(delayMs)),
   term: Effect.sync(() => m.term()),
   working: Effect.sync(() => m.working())
@@ -175,7 +190,7 @@ export const kvGet = <S extends z.ZodType>(kv: KV, key: string, schema: S) =>
     try: () => kv.get(key),
     catch: (cause) => new BusError({ op: `kv get ${key}`, cause, transient: isTransient(cause) })
   }).pipe(
-    Effect.retry(retryTransient),
+    withRetry,
     Effect.map((e) => {
       if (!e || e.operation !== "PUT" || e.length === 0) return undefined
       const r = schema.safeParse(e.json())
@@ -184,59 +199,61 @@ export const kvGet = <S extends z.ZodType>(kv: KV, key: string, schema: S) =>
   )
 
 export const kvPut = (kv: KV, key: string, value: unknown) =>
-  Effect.tryPromise({
-    try: () => kv.put(key, JSON.stringify(value)),
-    catch: (cause) => new BusError({ op: `kv put ${key}`, cause, transient: isTransient(cause) })
-  }).pipe(Effect.retry(retryTransient))
+  withRetry(
+    Effect.tryPromise({
+      try: () => kv.put(key, JSON.stringify(value)),
+      catch: (cause) => new BusError({ op: `kv put ${key}`, cause, transient: isTransient(cause) })
+    })
+  )
 
-/** Create only if absent: true when this call created it (a claim), false when it existed. */
-export const kvCreate = (kv: KV, key: string, value: unknown) =>
+/** Another writer changed the key first (stale revision, or it already exists). */
+const isCasConflict = (e: unknown): boolean =>
+  (e instanceof JetStreamApiError && e.code === 10071) || /wrong last sequence|key exists/i.test(String((e as Error)?.message))
+
+/** Write `value` at `key` if its revision is still `revision` (undefined: only if absent). */
+const casWrite = (kv: KV, key: string, value: unknown, revision: number | undefined) =>
   Effect.tryPromise({
     try: async () => {
       try {
-        await kv.create(key, JSON.stringify(value))
+        if (revision !== undefined) await kv.update(key, JSON.stringify(value), revision)
+        else await kv.create(key, JSON.stringify(value))
         return true
       } catch (e) {
-        if (e instanceof JetStreamApiError && e.code === 10071) return false
-        if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) return false
+        if (isCasConflict(e)) return false
         throw e
       }
     },
-    catch: (cause) => new BusError({ op: `kv create ${key}`, cause, transient: isTransient(cause) })
-  }).pipe(Effect.retry(retryTransient))
+    catch: (cause) => new BusError({ op: `kv write ${key}`, cause, transient: isTransient(cause) })
+  })
+
+/** Create only if absent: true when this call created it (a claim), false when it existed. */
+export const kvCreate = (kv: KV, key: string, value: unknown) =>
+  withRetry(casWrite(kv, key, value, undefined))
 
 /**
- * Compare-and-set update: read, apply `f`, write with the read revision; on a conflict
- * (another writer got there first) read again and retry.
+ * Compare-and-set: read, let `decide` compute the next value (or `undefined` to leave the key
+ * as it is), write it with the read revision; on a conflict read again and decide again.
+ * Returns what was written, or undefined when `decide` declined.
  */
-export const kvUpdate = <S extends z.ZodType>(
+export const kvModify = <S extends z.ZodType>(
   kv: KV,
   key: string,
   schema: S,
-  f: (current: z.output<S> | undefined) => z.output<S>
+  decide: (current: z.output<S> | undefined) => z.output<S> | undefined
 ) =>
   Effect.gen(function* () {
     for (let attempt = 0; ; attempt++) {
       const cur = yield* kvGet(kv, key, schema)
-      const next = f(cur?.value)
-      const ok = yield* Effect.tryPromise({
-        try: async () => {
-          try {
-            if (cur) await kv.update(key, JSON.stringify(next), cur.revision)
-            else await kv.create(key, JSON.stringify(next))
-            return true
-          } catch (e) {
-            if (e instanceof JetStreamApiError && e.code === 10071) return false
-            if (/wrong last sequence|key exists/i.test(String((e as Error)?.message))) return false
-            throw e
-          }
-        },
-        catch: (cause) => new BusError({ op: `kv update ${key}`, cause, transient: isTransient(cause) })
-      })
-      if (ok) return next
+      const next = decide(cur?.value)
+      if (next === undefined) return undefined
+      if (yield* withRetry(casWrite(kv, key, next, cur?.revision))) return next
       if (attempt > 50) return yield* Effect.fail(new BusError({ op: `kv update ${key}`, cause: "too many conflicts", transient: true }))
     }
   })
+
+/** kvModify whose `f` always writes. */
+export const kvUpdate = <S extends z.ZodType>(kv: KV, key: string, schema: S, f: (current: z.output<S> | undefined) => z.output<S>) =>
+  kvModify(kv, key, schema, f) as Effect.Effect<z.output<S>, BusError, never>
 
 // ---------- the topology as a service ----------
 
