@@ -134,6 +134,12 @@ export const phaseStart = (phase: Phase, group: GroupMessage) =>
     yield* Effect.logInfo(`Phase ${PHASE_NUMBER[phase]}: ${PHASE_TITLE[phase]}...`).pipe(
       Effect.annotateLogs({ phase, batch_id: group.batch_id, group_id: group.group_id, scenarios: group.items.length })
     )
+    yield* publish(
+      SUBJECT.event(group.batch_id, group.group_id, "phase"),
+      PipelineEvent,
+      { v: WIRE_VERSION, batch_id: group.batch_id, subject_id: group.group_id, kind: "phase_start", phase, at: now(), data: { scenarios: group.items.length } },
+      { msgId: `${group.batch_id}:${group.group_id}:${phase}:start` }
+    )
     return Date.now()
   })
 

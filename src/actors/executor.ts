@@ -20,6 +20,7 @@ import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import { GroupMessage, type GroupItem } from "../schemas/wire.js"
 import { PipelineEvent, RunStatus, type ScenarioResult } from "../schemas/results.js"
 import { Bus, kvGet, publish } from "../streams/bus.js"
+import type { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, stopGroup, stoppedResult } from "./common.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
@@ -37,11 +38,35 @@ export const executorMetrics = { groups: 0, scenarios: 0, skippedAsDone: 0 }
 
 const now = () => new Date().toISOString()
 
-const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, dataVersion: string | undefined, instance: string, attempt: number, baseDir: string) =>
+/** Long runs also stream their equity curve, in chunks, as `equity` events (DESIGN.md). */
+const EVENT_EQUITY_POINTS = 2_000
+const EQUITY_CHUNK = 500
+const RESULT_EQUITY_POINTS = 120
+
+/** Every k-th point, always keeping the last: the result's curve from a long run's finer one. */
+const thin = (eq: { ts: number[]; nav: number[] }, max: number) => {
+  if (eq.ts.length <= max) return eq
+  const step = (eq.ts.length - 1) / (max - 1)
+  const idx = Array.from({ length: max }, (_, i) => Math.round(i * step))
+  return { ts: idx.map((i) => eq.ts[i]), nav: idx.map((i) => eq.nav[i]) }
+}
+
+type EventKind = "started" | "progress" | "equity"
+
+interface RunContext {
+  readonly dataVersion: string | undefined
+  readonly instance: string
+  readonly attempt: number
+  readonly baseDir: string
+  /** fire-and-forget telemetry publish; the returned promise never rejects */
+  readonly emit: (s: GroupItem["scenario"], kind: EventKind, seq: number, data: Record<string, unknown>) => Promise<unknown>
+}
+
+const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunContext) =>
   Effect.gen(function* () {
     const s = item.scenario
-    const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt, ...(dataVersion ? { data_version: dataVersion } : {}) }
-    const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, baseDir)))
+    const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+    const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, ctx.baseDir)))
     if (def._tag === "Left") {
       const cause = (def.left as { error?: unknown }).error ?? def.left
       return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
@@ -52,21 +77,9 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, dataVersion
     const rows = series.reduce((n, x) => n + x.ts.length, 0)
     const longRun = rows >= EVENT_ROWS
     const events: Array<Promise<unknown>> = []
-    const emit = (kind: "started" | "progress", data: Record<string, unknown>) =>
-      events.push(
-        Effect.runPromise(
-          publish(SUBJECT.event(s.batch_id, s.scenario_id, kind), PipelineEvent, {
-            v: WIRE_VERSION,
-            batch_id: s.batch_id,
-            subject_id: s.scenario_id,
-            kind,
-            phase: "execution",
-            at: now(),
-            data
-          }, { msgId: `${s.batch_id}:${s.scenario_id}:${kind}:${attempt}:${String(data.done ?? 0)}` }).pipe(Effect.provide(currentNats))
-        ).catch(() => undefined)
-      )
-    if (longRun) emit("started", { rows, executor: instance })
+    let seq = 0
+    const emit = (kind: EventKind, data: Record<string, unknown>) => events.push(ctx.emit(s, kind, seq++, data))
+    if (longRun) emit("started", { rows, executor: ctx.instance })
     let lastProgress = Date.now()
     const t0 = performance.now()
     try {
@@ -80,7 +93,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, dataVersion
           startMs: dayStartMs(s.start_date),
           endMs: dayEndMs(s.end_date),
           // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
-          maxEquityPoints: 120,
+          maxEquityPoints: longRun ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
           ...(longRun
             ? {
                 progressEvery: 250_000,
@@ -95,17 +108,25 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, dataVersion
         series
       )
       const execMs = performance.now() - t0
+      if (longRun) {
+        const chunks = Math.ceil(result.equity.ts.length / EQUITY_CHUNK)
+        for (let c = 0; c < chunks; c++)
+          emit("equity", {
+            chunk: c,
+            of: chunks,
+            ts: result.equity.ts.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK),
+            nav: result.equity.nav.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK)
+          })
+      }
       const out: ScenarioResult = {
         ...stoppedResult(s, "failed", "execution", "", base),
         status: "success",
-        phase: undefined,
-        reason: undefined,
         params: v.params,
         metrics: result.metrics,
-        equity: result.equity,
+        equity: thin(result.equity, RESULT_EQUITY_POINTS),
         warnings: [...item.warnings, ...v.warnings, ...result.warnings],
         engine_version: ENGINE_VERSION,
-        executor: instance,
+        executor: ctx.instance,
         timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
       }
       delete out.phase
@@ -115,12 +136,9 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, dataVersion
     } catch (e) {
       yield* Effect.promise(() => Promise.all(events))
       const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
-      return { ...stoppedResult(s, "failed", "execution", reason, base), executor: instance }
+      return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
     }
   })
-
-/** The Nats service captured for fire-and-forget event publishes from inside the hot loop. */
-let currentNats: import("effect").Context.Context<import("../streams/connection.js").Nats>
 
 export const executorActor = groupActor({
   name: "executor",
@@ -132,7 +150,22 @@ export const executorActor = groupActor({
     Effect.gen(function* () {
       const settings = yield* ActorSettings
       const bus = yield* Bus
-      currentNats = yield* Effect.context<import("../streams/connection.js").Nats>()
+      const natsContext = yield* Effect.context<Nats>()
+      const ctx: RunContext = {
+        dataVersion: group.data_version,
+        instance: settings.instance,
+        attempt: delivery.deliveryCount,
+        baseDir: settings.baseDir,
+        emit: (s, kind, seq, data) =>
+          Effect.runPromise(
+            publish(
+              SUBJECT.event(s.batch_id, s.scenario_id, kind),
+              PipelineEvent,
+              { v: WIRE_VERSION, batch_id: s.batch_id, subject_id: s.scenario_id, kind, phase: "execution", at: now(), data },
+              { msgId: `${s.batch_id}:${s.scenario_id}:${kind}:${delivery.deliveryCount}:${seq}` }
+            ).pipe(Effect.provide(natsContext))
+          ).catch(() => undefined)
+      }
       const started = yield* phaseStart("execution", group)
       const root = group.slice.data_root ?? settings.dataRoot
       const refs = group.slices ?? []
@@ -157,7 +190,7 @@ export const executorActor = groupActor({
             continue
           }
         }
-        const r = yield* runOne(item, series, group.data_version, settings.instance, delivery.deliveryCount, settings.baseDir)
+        const r = yield* runOne(item, series, ctx)
         executorMetrics.scenarios++
         if (r.status === "success") counts.pass++
         else if (r.status === "skipped") counts.skipped++
