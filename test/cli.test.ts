@@ -68,6 +68,28 @@ describe("tickflow CLI", () => {
     expect(r.stderr).toContain("runs[0].start_capital: -1 must be greater than 0")
   })
 
+  it("data import takes a real broker-style CSV into the catalog; coverage reports it", () => {
+    const csv = resolve(__dirname, "..", "node_modules", "vega-datasets", "data", "sp500-2000.csv")
+    const r = tickflow(["data", "import", csv, "--symbol", "SPX", "--freq", "1d", "--root", "imported"])
+    expect(r.stderr).toBe("")
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("imported 5105 rows of SPX 1d")
+    const cov = tickflow(["data", "coverage", "--root", "imported", "--json"])
+    expect(cov.status).toBe(0)
+    const report = JSON.parse(cov.stdout) as { entries: Array<{ symbol: string; freq: string; rows: number; first: string; last: string }> }
+    expect(report.entries).toEqual([expect.objectContaining({ symbol: "SPX", freq: "1d", rows: 5105, first: "2000-01-03T00:00:00.000Z", last: "2020-04-17T00:00:00.000Z" })])
+  })
+
+  it("data import of a multi-symbol CSV takes only the asked symbol, and names the others when it is absent", () => {
+    const csv = resolve(__dirname, "..", "node_modules", "vega-datasets", "data", "stocks.csv")
+    const ok = tickflow(["data", "import", csv, "--symbol", "ibm", "--freq", "1d", "--root", "multi"])
+    expect(ok.status).toBe(0)
+    expect(ok.stdout).toContain("imported 123 rows of IBM 1d")
+    const missing = tickflow(["data", "import", csv, "--symbol", "XYZ", "--freq", "1d", "--root", "multi"])
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toContain('column symbol: "XYZ" matches no row; the file holds MSFT, AMZN, IBM, GOOG, AAPL')
+  })
+
   it("validate counts the scenarios of a good batch", () => {
     const r = tickflow(["validate", "sweep.yaml"])
     expect(r.status).toBe(0)

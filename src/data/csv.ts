@@ -266,7 +266,9 @@ const resolveHeader = (file: string, header: ReadonlyArray<string>, mapping: Csv
     volume: isTick ? (find("size") ?? find("volume")) : (find("volume") ?? find("size")),
     bid: isTick ? find("bid") : undefined,
     ask: isTick ? find("ask") : undefined,
-    symbol: mapping.symbol !== undefined ? find("symbol") : undefined
+    // A file with several symbols (a symbol/ticker column) is filtered to the one imported:
+    // mixing them into one series would interleave unrelated prices.
+    symbol: find("symbol")
   }
 }
 
@@ -300,6 +302,7 @@ export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: Import
       onProgress(bytesRead, total)
     }
   })
+  const symbolsSeen = new Set<string>()
   const parser = stream.pipe(parse({ bom: true, skip_empty_lines: true, relax_column_count: true, info: true, delimiter: opts.delimiter ?? "," }))
   for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
     const { record, info } = item
@@ -309,7 +312,13 @@ export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: Import
       layout = resolveHeader(file, header, opts.columns ?? {}, isTick)
       continue
     }
-    if (layout.symbol !== undefined && record[layout.symbol]?.trim().toUpperCase() !== opts.symbol.toUpperCase()) continue
+    if (layout.symbol !== undefined) {
+      const rowSymbol = record[layout.symbol]?.trim().toUpperCase() ?? ""
+      if (rowSymbol !== opts.symbol.toUpperCase()) {
+        if (symbolsSeen.size < 50) symbolsSeen.add(rowSymbol)
+        continue
+      }
+    }
     const cell = (i: number) => record[i] ?? ""
     const tsText = layout.ts !== undefined ? cell(layout.ts) : `${cell(layout.date!).trim()} ${cell(layout.time!).trim()}`
     const ns = parseTs(tsText)
@@ -341,6 +350,14 @@ export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: Import
     num(layout.ask, "ask", false)
   }
   if (!layout) throw new CsvImportError({ file, line: 1, column: "-", value: "", reason: "is empty: no header row" })
+  if (layout.symbol !== undefined && ts.length === 0)
+    throw new CsvImportError({
+      file,
+      line: 1,
+      column: header[layout.symbol],
+      value: opts.symbol,
+      reason: `matches no row; the file holds ${[...symbolsSeen].slice(0, 20).join(", ")}: import one of them with --symbol`
+    })
   onProgress?.(total, total)
   const n = ts.length
   const tsArray = BigInt64Array.from(ts)
