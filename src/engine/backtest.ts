@@ -198,6 +198,7 @@ interface RunSetup {
   readonly progressEvery: number
   readonly maxEquityPoints: number
   readonly debug: BacktestDebug | undefined
+  readonly scratch: Scratch
 }
 
 /**
@@ -307,6 +308,222 @@ class SegmentRecorder {
   }
 }
 
+/**
+ * Per-series precomputation, cached per ts array (series are immutable by contract) and shared
+ * by every run over that array, so a parameter sweep pays for it once:
+ * - `dayEndRows`: the rows after which the next row is on a later UTC day, found one day at a
+ *   time (a division at the day's first row, then a galloping search for the next midnight), so
+ *   building it costs O(days), not O(rows). It covers the rows runs have read so far (validated,
+ *   hence ascending) and is extended as later runs read further.
+ *   It is only used while `exactDays`: every day's first and last row is a finite |ts| < 2^50
+ *   with floor(ts / day) equal for both, and the two are less than a day apart. Then every row of
+ *   the day has the same day number and the same next midnight, the gap test of SegmentRecorder
+ *   never fires inside the day, and SegmentRecorder records exactly these rows for any
+ *   segmentation. Otherwise (timestamps within float rounding of midnight, huge or infinite ts)
+ *   runs use SegmentRecorder, as before.
+ * - equity sample rows and their timestamps per (first row, steps, points).
+ */
+interface SeriesIndex {
+  readonly length: number
+  exactDays: boolean
+  dayEndRows: Int32Array
+  dayEndCount: number
+  /** first row of the day whose last row is not known yet */
+  openDayStart: number
+  /** rows [0, indexedTo) have been looked at */
+  indexedTo: number
+  readonly samples: Map<string, EquitySampling>
+}
+
+interface EquitySampling {
+  readonly rows: Int32Array
+  /** ts of each sample row; copied into each result, never handed out */
+  readonly ts: number[]
+}
+
+const MAX_CACHED_SAMPLINGS = 64
+const EXACT_TS_LIMIT = 2 ** 50
+
+const seriesIndexCache = new WeakMap<Float64Array, SeriesIndex>()
+
+/** Extends the day ends of `index` over rows [0, limit), which must be ascending (validated). */
+const extendSeriesIndex = (index: SeriesIndex, ts: Float64Array, limit: number): void => {
+  let start = index.openDayStart
+  while (index.exactDays && start < limit) {
+    const t = ts[start]
+    const day = Math.floor(t / DAY_MS)
+    if (!(Math.abs(t) < EXACT_TS_LIMIT) || day * DAY_MS > t) {
+      index.exactDays = false
+      break
+    }
+    const next = nextRowAtOrAfter(ts, (day + 1) * DAY_MS, start + 1, limit)
+    const last = ts[next - 1]
+    if (!(Math.abs(last) < EXACT_TS_LIMIT && Math.floor(last / DAY_MS) === day && last - t < DAY_MS)) {
+      index.exactDays = false
+      break
+    }
+    if (next === limit) break // the day may go on after row limit - 1
+    if (index.dayEndCount === index.dayEndRows.length) {
+      const grown = new Int32Array(Math.max(16, index.dayEndRows.length * 2))
+      grown.set(index.dayEndRows)
+      index.dayEndRows = grown
+    }
+    index.dayEndRows[index.dayEndCount++] = next - 1
+    start = next
+  }
+  index.openDayStart = start
+  index.indexedTo = limit
+}
+
+/** The index of `ts`, covering at least rows [0, limit) (which must be validated). */
+const seriesIndex = (ts: Float64Array, limit: number): SeriesIndex => {
+  let index = seriesIndexCache.get(ts)
+  if (index === undefined || index.length !== ts.length) {
+    index = {
+      length: ts.length,
+      exactDays: true,
+      dayEndRows: new Int32Array(16),
+      dayEndCount: 0,
+      openDayStart: 0,
+      indexedTo: 0,
+      samples: new Map()
+    }
+    seriesIndexCache.set(ts, index)
+  }
+  if (index.indexedTo < limit) extendSeriesIndex(index, ts, limit)
+  return index
+}
+
+/** The equity sample rows of a run over rows [first, first + steps), cached per series. */
+const equitySampling = (index: SeriesIndex, ts: Float64Array, first: number, steps: number, points: number): EquitySampling => {
+  const key = `${first}:${steps}:${points}`
+  let sampling = index.samples.get(key)
+  if (sampling === undefined) {
+    const rows = sampleSteps(steps, points)
+    for (let j = 0; j < rows.length; j++) rows[j] += first
+    const sampleTs: number[] = []
+    for (let j = 0; j < rows.length; j++) if (rows[j] < first + steps) sampleTs.push(ts[rows[j]])
+    sampling = { rows, ts: sampleTs }
+    if (index.samples.size >= MAX_CACHED_SAMPLINGS) index.samples.clear()
+    index.samples.set(key, sampling)
+  }
+  return sampling
+}
+
+/** First index in [lo, hi) whose value is >= bound (values ascending), else hi. */
+const lowerBoundInt = (values: Int32Array, bound: number, lo: number, hi: number): number => {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (values[mid] < bound) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * Scratch buffers reused from run to run (day closes, segment log). A run takes them when they
+ * are free and gives them back when it ends; a nested run (a strategy that runs a backtest)
+ * allocates its own. Nothing in a result refers to them: metrics are computed from the day
+ * closes before the run returns.
+ */
+interface Scratch {
+  busy: boolean
+  dayCloses: Float64Array
+  segmentLog: Float64Array
+}
+
+const sharedScratch: Scratch = { busy: false, dayCloses: new Float64Array(1024), segmentLog: new Float64Array(1024) }
+
+/** Buffers larger than this (doubles) are not kept after a run: a tick run can grow them to MBs. */
+const MAX_POOLED_DOUBLES = 1 << 17
+
+const takeScratch = (): Scratch => {
+  if (sharedScratch.busy) return { busy: true, dayCloses: new Float64Array(1024), segmentLog: new Float64Array(1024) }
+  sharedScratch.busy = true
+  return sharedScratch
+}
+
+const releaseScratch = (scratch: Scratch): void => {
+  scratch.busy = false
+  if (scratch.dayCloses.length > MAX_POOLED_DOUBLES) scratch.dayCloses = new Float64Array(1024)
+  if (scratch.segmentLog.length > MAX_POOLED_DOUBLES) scratch.segmentLog = new Float64Array(1024)
+}
+
+/**
+ * SegmentRecorder's job with the series' day ends known in advance (SeriesIndex.dayEndRows):
+ * a segment only evaluates NAV on its day-end rows and sample rows.
+ */
+class DayEndRecorder {
+  readonly dayCloses: Float64Array
+  dayCount = 0
+  readonly equityTs: number[]
+  /** filled in place: a copy of the sample timestamps, overwritten with NAVs (no growing) */
+  readonly equityNav: number[]
+  private samplePtr = 0
+  private dayPtr: number
+  /** every row of the run ends a day (daily bars): day j is row first + j */
+  private readonly everyRow: boolean
+  private readonly first: number
+  constructor(
+    private readonly ts: Float64Array,
+    private readonly close: Float64Array,
+    private readonly end: number,
+    /** day-end rows: [dayPtr, dayStop) are those before end - 1, which always ends a day */
+    private readonly dayEndRows: Int32Array,
+    first: number,
+    private readonly dayStop: number,
+    private readonly sampleRows: Int32Array,
+    sampleTs: number[],
+    dayCloses: Float64Array
+  ) {
+    this.dayPtr = lowerBoundInt(dayEndRows, first, 0, dayStop)
+    this.first = first
+    this.everyRow = dayStop - this.dayPtr === end - 1 - first
+    this.dayCloses = dayCloses
+    this.equityTs = sampleTs.slice()
+    this.equityNav = sampleTs.slice()
+  }
+
+  /** Rows [from, to) had this cash and position. */
+  flush(from: number, to: number, cash: number, position: number): void {
+    if (from >= to) return
+    const { close, dayCloses } = this
+    if (this.everyRow) {
+      const offset = this.first
+      for (let r = from; r < to; r++) dayCloses[r - offset] = cash + position * close[r]
+      this.dayCount = to - offset
+    } else {
+      const dayEndRows = this.dayEndRows
+      const dayStop = this.dayStop
+      let p = this.dayPtr
+      let d = this.dayCount
+      while (p < dayStop && dayEndRows[p] < to) dayCloses[d++] = cash + position * close[dayEndRows[p++]]
+      if (to === this.end) dayCloses[d++] = cash + position * close[to - 1]
+      this.dayPtr = p
+      this.dayCount = d
+    }
+    const { sampleRows, equityNav } = this
+    const samples = equityNav.length
+    let j = this.samplePtr
+    while (j < samples && sampleRows[j] < to) {
+      equityNav[j] = cash + position * close[sampleRows[j]]
+      j++
+    }
+    this.samplePtr = j
+  }
+
+  periods(withKeys: boolean): PeriodSeries {
+    const keys = new Float64Array(withKeys ? this.dayCount : 0)
+    if (withKeys) {
+      // the recorded rows are the last dayCount - 1 day ends before dayStop, then end - 1
+      const p = this.dayStop - (this.dayCount - 1)
+      for (let j = 0; j < keys.length - 1; j++) keys[j] = Math.floor(this.ts[this.dayEndRows[p + j]] / DAY_MS)
+      if (keys.length > 0) keys[keys.length - 1] = Math.floor(this.ts[this.end - 1] / DAY_MS)
+    }
+    return { keys, closes: this.dayCloses, length: this.dayCount }
+  }
+}
+
 /** Slots of the state `scanRows` carries between calls (a typed array: unboxed doubles). */
 const SCAN_PEAK = 0
 const SCAN_FLOOR = 1
@@ -362,8 +579,9 @@ const scanRows = (
   return i
 }
 
-const flushSegments = (recorder: SegmentRecorder, log: Float64Array, count: number): void => {
-  for (let j = 0; j < count; j++) recorder.flush(log[j * 4], log[j * 4 + 1], log[j * 4 + 2], log[j * 4 + 3])
+const flushSegments = (recorder: SegmentRecorder | DayEndRecorder, log: Float64Array, count: number): void => {
+  // row numbers come back as int32 (a double loop index would make every array access convert it)
+  for (let j = 0; j < count; j++) recorder.flush(log[j * 4] | 0, log[j * 4 + 1] | 0, log[j * 4 + 2], log[j * 4 + 3])
 }
 
 /**
@@ -380,10 +598,21 @@ const runSingleSymbol = (setup: RunSetup): LoopOutcome => {
   const end = setup.endRow[0]
   validateRows(s, end)
   const steps = end - first
-  const sampleRows = sampleSteps(steps, setup.maxEquityPoints)
-  for (let j = 0; j < sampleRows.length; j++) sampleRows[j] += first
-  const dayCapacity = steps > 0 ? Math.min(steps, Math.floor((ts[end - 1] - ts[first]) / DAY_MS) + 2) : 1
-  const recorder = new SegmentRecorder(ts, close, end, sampleRows, dayCapacity)
+  const index = seriesIndex(ts, end)
+  const scratch = setup.scratch
+  let recorder: SegmentRecorder | DayEndRecorder
+  if (index.exactDays && steps > 0) {
+    const sampling = equitySampling(index, ts, first, steps, setup.maxEquityPoints)
+    const dayStop = lowerBoundInt(index.dayEndRows, end - 1, 0, index.dayEndCount)
+    const dayCapacity = dayStop - lowerBoundInt(index.dayEndRows, first, 0, dayStop) + 1
+    if (scratch.dayCloses.length < dayCapacity) scratch.dayCloses = new Float64Array(Math.max(dayCapacity, scratch.dayCloses.length * 2))
+    recorder = new DayEndRecorder(ts, close, end, index.dayEndRows, first, dayStop, sampling.rows, sampling.ts, scratch.dayCloses)
+  } else {
+    const sampleRows = sampleSteps(steps, setup.maxEquityPoints)
+    for (let j = 0; j < sampleRows.length; j++) sampleRows[j] += first
+    const dayCapacity = steps > 0 ? Math.min(steps, Math.floor((ts[end - 1] - ts[first]) / DAY_MS) + 2) : 1
+    recorder = new SegmentRecorder(ts, close, end, sampleRows, dayCapacity)
+  }
   const checking = debug?.onStep !== undefined
   const onStep = debug?.onStep ?? (() => undefined)
   const onProgress = scn.onProgress
@@ -409,7 +638,7 @@ const runSingleSymbol = (setup: RunSetup): LoopOutcome => {
   let nextProgressRow = first - (first % every) + every
 
   // segments are logged here and recorded after the loop, which keeps the loop small
-  let segmentLog = new Float64Array(1024)
+  let segmentLog = scratch.segmentLog
   let segmentCount = 0
   const scan = new Float64Array(SCAN_STATE_SIZE)
   scan[SCAN_PEAK] = peak
@@ -423,6 +652,7 @@ const runSingleSymbol = (setup: RunSetup): LoopOutcome => {
         const grown = new Float64Array(segmentLog.length * 2)
         grown.set(segmentLog)
         segmentLog = grown
+        scratch.segmentLog = grown
       }
       segmentLog[segmentCount * 4] = segmentStart
       segmentLog[segmentCount * 4 + 1] = i
@@ -679,19 +909,31 @@ export const runBacktest = (
   const portfolio = new Portfolio(scn.startCapital, symbolCount)
   const instance = scn.strategy.create(scn.params, { series, seed: scn.seed })
   const progressEvery = Math.max(1, Math.floor(scn.progressEvery ?? DEFAULT_PROGRESS_EVERY))
-  const setup: RunSetup = {
-    scn,
-    series,
-    freq,
-    firstTrade,
-    endRow,
-    portfolio,
-    execution: new Execution(series, portfolio, new Broker(scn.costs)),
-    instance,
-    progressEvery,
-    maxEquityPoints: Math.max(2, Math.floor(scn.maxEquityPoints ?? DEFAULT_MAX_EQUITY_POINTS)),
-    debug
+  const scratch = takeScratch()
+  try {
+    return finishRun(scn, series, freq, {
+      scn,
+      series,
+      freq,
+      firstTrade,
+      endRow,
+      portfolio,
+      execution: new Execution(series, portfolio, new Broker(scn.costs)),
+      instance,
+      progressEvery,
+      maxEquityPoints: Math.max(2, Math.floor(scn.maxEquityPoints ?? DEFAULT_MAX_EQUITY_POINTS)),
+      debug,
+      scratch
+    })
+  } finally {
+    releaseScratch(scratch)
   }
+}
+
+/** Runs the loop of a set-up scenario and turns its outcome into the result. */
+const finishRun = (scn: EngineScenario, series: ReadonlyArray<PriceSeries>, freq: Freq, setup: RunSetup): BacktestResult => {
+  const symbolCount = series.length
+  const portfolio = setup.portfolio
   const outcome = symbolCount === 1 ? runSingleSymbol(setup) : runMultiSymbol(setup)
 
   if (outcome.steps === 0) {

@@ -59,15 +59,19 @@ interface ReturnStats {
   readonly count: number
   readonly mean: number
   readonly sampleStdDev: number
-  /** √(mean of min(r, 0)²) over all returns */
+  /** √(mean of min(r, 0)²) over all returns; > 0 only if some return is negative */
   readonly downsideDeviation: number
-  readonly negatives: number
 }
 
 /**
  * Statistics of period-to-period returns (after an optional baseline) in one pass, without
  * materializing the returns; null once equity is not positive. Sums are shifted by the first
  * return so the variance does not cancel catastrophically.
+ *
+ * The downside sum adds min(r, 0)² as ((r − |r|) / 2)², which is exactly r² for r < 0 and +0
+ * otherwise, without a branch: the sign of daily returns is unpredictable and mispredictions
+ * used to cost more than the rest of the loop. That identity fails only for r = NaN or +∞, which
+ * also make `sum` non-finite: then the returns are summed again the plain way.
  */
 const returnStats = (closes: Float64Array, length: number, baseline: number | null): ReturnStats | null => {
   const offset = baseline === null ? 0 : 1
@@ -77,7 +81,6 @@ const returnStats = (closes: Float64Array, length: number, baseline: number | nu
   let sum = 0
   let sumSquares = 0
   let downside = 0
-  let negatives = 0
   for (let j = 0; j < count; j++) {
     const current = closes[j + 1 - offset]
     if (!(previous > 0)) return null
@@ -86,11 +89,19 @@ const returnStats = (closes: Float64Array, length: number, baseline: number | nu
     const d = r - shift
     sum += d
     sumSquares += d * d
-    if (r < 0) {
-      downside += r * r
-      negatives++
-    }
+    const negative = (r - Math.abs(r)) * 0.5
+    downside += negative * negative
     previous = current
+  }
+  if (!Number.isFinite(sum)) {
+    downside = 0
+    previous = baseline === null ? closes[0] : baseline
+    for (let j = 0; j < count; j++) {
+      const current = closes[j + 1 - offset]
+      const r = current / previous - 1
+      if (r < 0) downside += r * r
+      previous = current
+    }
   }
   const meanShifted = count > 0 ? sum / count : 0
   const variance = count > 1 ? Math.max(0, (sumSquares - sum * meanShifted) / (count - 1)) : 0
@@ -98,8 +109,7 @@ const returnStats = (closes: Float64Array, length: number, baseline: number | nu
     count,
     mean: shift + meanShifted,
     sampleStdDev: Math.sqrt(variance),
-    downsideDeviation: count > 0 ? Math.sqrt(downside / count) : 0,
-    negatives
+    downsideDeviation: count > 0 ? Math.sqrt(downside / count) : 0
   }
 }
 
@@ -163,7 +173,7 @@ export const computeMetrics = (input: MetricsInput): Metrics => {
     volatility = finite("volatility", sd * annualization, "not finite")
     sharpe = sd > 0 ? finite("sharpe", (m / sd) * annualization, "not finite") : nullWith("sharpe", "zero volatility")
     sortino =
-      stats.negatives > 0 && downsideDeviation > 0
+      downsideDeviation > 0
         ? finite("sortino", (m / downsideDeviation) * annualization, "not finite")
         : nullWith("sortino", "no negative returns")
   }

@@ -202,6 +202,26 @@ export const goldenCases = (): GoldenCase[] => {
     }, [s])
   }
 
+  // timestamps that make day numbers inexact or odd: within float rounding below midnight,
+  // infinite, before 1970, and huge; several rows per day and gaps of exactly one day
+  const odd = (label: string, stamps: number[], freq: Freq = "1h"): void => {
+    const base = randomSeries({ n: stamps.length, seed: 77, symbol: label })
+    const s: PriceSeries = { ...base, freq, ts: Float64Array.from(stamps) }
+    add(`odd ts ${label} trend`, () => scn(trend, { fast: 2, slow: 3, allow_short: true }, [s], { startMs: -Infinity, endMs: Infinity }), [s])
+    add(`odd ts ${label} random`, () => scn(randomTargets, { change_prob: 0.5 }, [s], { startMs: -Infinity, endMs: Infinity, seed: 4 }), [s])
+  }
+  const hoursFrom = (t0: number, n: number, step = 3_600_000): number[] => Array.from({ length: n }, (_, i) => t0 + i * step)
+  const midnight = T0 + 30 * DAY
+  const nearMidnight = hoursFrom(T0, 40, 7 * 3_600_000)
+  for (const tiny of [1e-4, 2.5e-4, 5e-4, 1e-3]) nearMidnight.push(midnight - tiny)
+  nearMidnight.push(...hoursFrom(midnight, 40, 5 * 3_600_000))
+  odd("near midnight", nearMidnight.sort((x, y) => x - y), "tick")
+  odd("below zero", [...hoursFrom(-3 * DAY, 50, 3_600_000), -1e-20, 0, ...hoursFrom(5_000, 30, 3_600_000 * 5)].sort((x, y) => x - y), "tick")
+  odd("infinite tail", [...hoursFrom(T0, 60, 2 * 3_600_000), Infinity, Infinity], "tick")
+  odd("huge", hoursFrom(2 ** 51, 60, 6 * 3_600_000), "tick")
+  odd("exact days", hoursFrom(T0, 60, DAY), "1d")
+  odd("day minus 1ms", hoursFrom(T0, 60, DAY - 1), "1d")
+
   // several symbols: aligned, misaligned (missing marks), and one with too many missing marks
   const a = randomSeries({ n: 600, seed: 41, symbol: "AAA", startIndex: 50 })
   const b = randomSeries({ n: 600, seed: 42, symbol: "BBB", startIndex: 50 })

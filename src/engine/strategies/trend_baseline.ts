@@ -39,6 +39,11 @@ class TrendSingle implements StrategyInstance {
     this.state[2] = fastAlpha
     this.state[3] = slowAlpha
   }
+  /** continue from these EMA values (after some rows were seen elsewhere) */
+  resume(fast: number, slow: number): void {
+    this.state[0] = fast
+    this.state[1] = slow
+  }
   onBar(_k: number, i: number): number {
     const state = this.state
     const price = this.close[i]
@@ -47,6 +52,84 @@ class TrendSingle implements StrategyInstance {
     state[0] = fast
     state[1] = slow
     return fast > slow ? 1 : this.otherwise
+  }
+}
+
+/**
+ * EMA series of small close arrays, cached per (close array, period): a parameter sweep runs
+ * thousands of scenarios over one series with a few hundred distinct periods, and reading a
+ * precomputed EMA costs a fraction of updating one (each update waits for the previous one).
+ * The values are computed exactly as TrendSingle computes them, row by row from close[0], so
+ * results are bit-identical. Long series (ticks) are never cached: there the incremental update
+ * wins (see the file comment). The cache is dropped wholesale once it has handed out
+ * EMA_CACHE_BUDGET_ROWS doubles, so it cannot grow without bound.
+ */
+export const EMA_CACHE_MAX_ROWS = 100_000
+const EMA_CACHE_BUDGET_ROWS = 4_000_000 // 32 MB
+let emaCache = new WeakMap<Float64Array, Map<number, Float64Array>>()
+let emaCacheRows = 0
+
+const cachedEma = (close: Float64Array, period: number): Float64Array => {
+  let byPeriod = emaCache.get(close)
+  let ema = byPeriod?.get(period)
+  if (ema !== undefined) return ema
+  const n = close.length
+  if (emaCacheRows + n > EMA_CACHE_BUDGET_ROWS) {
+    emaCache = new WeakMap()
+    emaCacheRows = 0
+    byPeriod = undefined
+  }
+  if (byPeriod === undefined) {
+    byPeriod = new Map()
+    emaCache.set(close, byPeriod)
+  }
+  const alpha = 2 / (period + 1)
+  ema = new Float64Array(n)
+  let value = n > 0 ? close[0] : 0
+  for (let i = 0; i < n; i++) {
+    value = value + alpha * (close[i] - value)
+    ema[i] = value
+  }
+  byPeriod.set(period, ema)
+  emaCacheRows += n
+  return ema
+}
+
+/**
+ * TrendSingle over cached EMAs. Valid while rows come in order from 0 (as the engine calls
+ * onBar); on any other call it continues as a TrendSingle from the state after the rows seen so
+ * far, so it is equivalent to TrendSingle for every call sequence.
+ */
+class TrendCached implements StrategyInstance {
+  /** the row expected next; `length` once detoured to `incremental` */
+  private next = 0
+  private incremental: TrendSingle | undefined
+  private readonly length: number
+  constructor(
+    private readonly close: Float64Array,
+    private readonly fastEma: Float64Array,
+    private readonly slowEma: Float64Array,
+    private readonly fastAlpha: number,
+    private readonly slowAlpha: number,
+    private readonly otherwise: number
+  ) {
+    this.length = close.length
+  }
+  onBar(k: number, i: number): number {
+    if (i === this.next && i < this.length) {
+      this.next = i + 1
+      return this.fastEma[i] > this.slowEma[i] ? 1 : this.otherwise
+    }
+    return this.detour(k, i)
+  }
+  private detour(k: number, i: number): number {
+    if (this.incremental === undefined) {
+      const seen = this.next
+      this.incremental = new TrendSingle(this.close, this.fastAlpha, this.slowAlpha, this.otherwise)
+      if (seen > 0) this.incremental.resume(this.fastEma[seen - 1], this.slowEma[seen - 1])
+      this.next = this.length
+    }
+    return this.incremental.onBar(k, i)
   }
 }
 
@@ -91,8 +174,10 @@ export const trendBaseline: StrategyDefinition<TrendParams> = {
   create: (p, ctx) => {
     const fastAlpha = 2 / (p.fast + 1)
     const slowAlpha = 2 / (p.slow + 1)
-    return ctx.series.length === 1
-      ? new TrendSingle(ctx.series[0].close, fastAlpha, slowAlpha, p.allow_short ? -1 : 0)
-      : new TrendMulti(ctx.series, fastAlpha, slowAlpha, p.allow_short)
+    if (ctx.series.length !== 1) return new TrendMulti(ctx.series, fastAlpha, slowAlpha, p.allow_short)
+    const close = ctx.series[0].close
+    const otherwise = p.allow_short ? -1 : 0
+    if (close.length > EMA_CACHE_MAX_ROWS) return new TrendSingle(close, fastAlpha, slowAlpha, otherwise)
+    return new TrendCached(close, cachedEma(close, p.fast), cachedEma(close, p.slow), fastAlpha, slowAlpha, otherwise)
   }
 }
