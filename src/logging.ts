@@ -3,24 +3,46 @@
  * out as one pino JSON line per event (pretty when stderr is a TTY). Annotations (batch_id,
  * scenario_id, actor, ...) become fields of the line.
  */
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
 import { HashMap, Layer, List, Logger, LogLevel } from "effect"
 import pino from "pino"
+import pinoPretty from "pino-pretty"
 
 const level = (process.env.TICKFLOW_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "info").toLowerCase()
 
+export interface LogTargets {
+  /** level of the lines written to stderr (default: TICKFLOW_LOG_LEVEL or info) */
+  readonly stderrLevel?: string
+  /** also write every line at the base level, as JSON, to this file */
+  readonly file?: string
+}
+let targets: LogTargets = {}
+
+/**
+ * Where logs go, set before the first line: `tickflow run` keeps the terminal for its progress
+ * bar and table (warnings only) and writes the full JSON log next to the results.
+ */
+export const configureLogging = (t: LogTargets): void => {
+  targets = t
+  root = undefined
+}
+
 const makePino = (): pino.Logger => {
   const pretty = process.stderr.isTTY && process.env.TICKFLOW_LOG_FORMAT !== "json"
-  if (pretty) {
-    return pino(
-      { level, base: { pid: process.pid } },
-      pino.transport({ target: "pino-pretty", options: { destination: 2, colorize: true, ignore: "pid,hostname" } })
-    )
+  const stderrLevel = (targets.stderrLevel ?? level) as pino.Level
+  // pino-pretty as a synchronous stream (no worker thread): lines are out before the process exits.
+  const stderr = pretty ? pinoPretty({ destination: 2, sync: true, colorize: true, ignore: "pid,hostname" }) : pino.destination({ dest: 2, sync: true })
+  const streams: pino.StreamEntry[] = [{ level: stderrLevel, stream: stderr }]
+  if (targets.file) {
+    mkdirSync(dirname(targets.file), { recursive: true })
+    streams.push({ level: level as pino.Level, stream: pino.destination({ dest: targets.file, sync: true }) })
   }
-  return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: true }))
+  return pino({ level, base: { pid: process.pid } }, pino.multistream(streams))
 }
 
 let root: pino.Logger | undefined
-/** The process-wide pino logger (stderr). Created lazily so tests can set the level first. */
+/** The process-wide pino logger (stderr, and a file when configured). Created lazily. */
 export const rootLogger = (): pino.Logger => (root ??= makePino())
 
 const toPinoLevel = (l: LogLevel.LogLevel): pino.Level => {

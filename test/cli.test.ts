@@ -14,8 +14,10 @@ import { generateCatalog } from "../src/data/index.js"
 const BIN = resolve(__dirname, "..", "bin", "tickflow.mjs")
 const dir = mkdtempSync(join(tmpdir(), "tf-cli-"))
 
-const tickflow = (args: string[]) => {
+const tickflow = (args: string[], opts: { quiet?: boolean } = { quiet: true }) => {
   const env: Record<string, string | undefined> = { ...process.env, TICKFLOW_LOG_FORMAT: "json", TICKFLOW_LOG_LEVEL: "warn" }
+  // without TICKFLOW_LOG_LEVEL, `run` writes its full log to <out>/<batch>/tickflow.log
+  if (!opts.quiet) delete env.TICKFLOW_LOG_LEVEL
   delete env.NATS_URL
   return spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env, encoding: "utf8", timeout: 90_000 })
 }
@@ -100,14 +102,16 @@ describe("tickflow CLI", () => {
     ["in-process executor", ["run", "sweep.yaml", "--batch-id", "cli-1"], "cli-1"],
     ["two executor processes", ["run", "sweep.yaml", "--batch-id", "cli-2", "-w", "2", "--sort", "total_return"], "cli-2"]
   ])("run with an %s: table, results.jsonl and summary.json", (_name, args, batchId) => {
-    const r = tickflow(args)
-    expect(r.stderr).not.toMatch(/"level":5\d/)
+    const r = tickflow(args, { quiet: false })
+    expect(r.stderr).not.toMatch(/"level":[3-6]\d/)
     expect(r.status).toBe(0)
     expect(r.stdout).toContain(`batch ${batchId}: done — 8 success, 1 skipped, 0 failed of 9`)
     expect(r.stdout).toContain("ema__fast-5__slow-30__symbol-AAA")
     expect(r.stdout).toMatch(/skipped no_data \[availability\] no 1d data for ZZZ/)
     const out = join(dir, "out", batchId)
-    expect(readdirSync(out).sort()).toEqual(["results.jsonl", "summary.json"])
+    expect(readdirSync(out).sort()).toEqual(["results.jsonl", "summary.json", "tickflow.log"])
+    const log = readFileSync(join(out, "tickflow.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(log.some((l) => l.msg === "Phase 4: Loading data..." && l.batch_id === batchId)).toBe(true)
     const lines = readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
     expect(lines).toHaveLength(9)
     expect(new Set(lines.map((l) => l.scenario_id)).size).toBe(9)

@@ -18,6 +18,7 @@ import { NatsSettings } from "../streams/connection.js"
 import { followDecoded } from "../streams/follow.js"
 import { SUBJECT } from "../streams/topology.js"
 import { spawnExecutors, systemLayer, waitForSignal } from "./system.js"
+import { configureLogging } from "../logging.js"
 import { problemsList, resultsTable } from "./table.js"
 
 export interface RunOptions {
@@ -54,6 +55,9 @@ export const runBatch = (opts: RunOptions) =>
     const dataRoot = resolve(opts.dataRoot ?? (cfg.data_root ? resolve(baseDir, cfg.data_root) : process.env.TICKFLOW_DATA_ROOT ?? ".tickflow/data"))
     const batchId = opts.batchId ?? makeBatchId(cfg)
     const config = { ...cfg, data_root: dataRoot, ...(opts.out ? { output_root: opts.out } : {}) }
+    const outDir = resolve(config.output_root, batchId)
+    // The terminal shows progress and the table; the full log goes next to the results.
+    if (!process.env.TICKFLOW_LOG_LEVEL) configureLogging({ stderrLevel: "warn", file: join(outDir, "tickflow.log") })
     // Expanded here too, so problems are reported before anything starts.
     const scenarios = yield* Effect.try({
       try: () => expandBatch(config, { batchId, readUniverseFile: universeFileReader(baseDir) }),
@@ -133,7 +137,6 @@ export const runBatch = (opts: RunOptions) =>
       Effect.provide(systemLayer({ actors, settings: { dataRoot, baseDir } }))
     )
     const { record, results } = outcome
-    const outDir = resolve(config.output_root, batchId)
     yield* Effect.promise(async () => {
       await mkdir(outDir, { recursive: true })
       const sorted = [...results].sort((a, b) => a.scenario_id.localeCompare(b.scenario_id))
@@ -152,6 +155,7 @@ export const runBatch = (opts: RunOptions) =>
       )
     }
     out.push(`results: ${join(outDir, "results.jsonl")}\nsummary: ${join(outDir, "summary.json")}`)
+    if (!process.env.TICKFLOW_LOG_LEVEL) out.push(`log:     ${join(outDir, "tickflow.log")}`)
     console.log(out.join("\n"))
     if (!record || record.status === "failed") process.exitCode = 1
     return record

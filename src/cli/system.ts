@@ -42,7 +42,8 @@ export const spawnExecutors = (count: number, settings: NatsSettingsShape, dataR
       for (let i = 0; i < count; i++) {
         const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
           stdio: ["ignore", "inherit", "inherit"],
-          env: { ...process.env, ...childEnv(settings), TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },
+          // Executors of a `run` report warnings only on the shared terminal.
+          env: { TICKFLOW_LOG_LEVEL: "warn", ...process.env, ...childEnv(settings), TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },
           cwd: process.cwd()
         })
         children.push(child)

@@ -34,7 +34,7 @@ export const embeddedSettings = (opts: EmbeddedOptions & { role?: Role } = {}) =
       const server = yield* embeddedNatsServer(opts)
       const role = opts.role ?? "admin"
       yield* Effect.logInfo("embedded nats-server started").pipe(
-        Effect.annotateLogs({ url: server.url, store_dir: server.storeDir, pid: server.pid })
+        Effect.annotateLogs({ url: server.url, store_dir: server.storeDir, server_pid: server.pid })
       )
       return { servers: server.url, user: server.credentials[role].user, pass: server.credentials[role].pass, embedded: server }
     })
