@@ -143,11 +143,39 @@ program
       process.exitCode = 2
       return
     }
-    const raw = YAML.parse(await readFile(file, "utf8")) as Record<string, unknown>
-    const message = "batch_name" in raw ? { v: WIRE_VERSION, kind: "batch", config: raw, base_dir: resolve(file, "..") } : raw
+    let raw: Record<string, unknown>
+    try {
+      raw = YAML.parse(await readFile(file, "utf8")) as Record<string, unknown>
+    } catch (e) {
+      console.error(`error: cannot read ${file}: ${(e as Error).message}`)
+      process.exitCode = 2
+      return
+    }
+    let message: Record<string, unknown> = raw
+    let follow: string
+    if ("batch_name" in raw) {
+      // A batch is checked here first (every problem at once) and gets its id here, so the
+      // sender knows what to watch.
+      let cfg
+      try {
+        cfg = await loadBatchFile(file)
+      } catch (e) {
+        console.error((e as Error).message)
+        process.exitCode = 2
+        return
+      }
+      const batchId = makeBatchId(cfg)
+      message = { v: WIRE_VERSION, kind: "batch", batch_id: batchId, config: raw, base_dir: resolve(file, "..") }
+      follow = `batch ${batchId}: follow it with \`tickflow watch ${batchId}\` or subscribe to tf.res.${batchId}.>`
+    } else {
+      follow =
+        typeof raw.batch_id === "string" && typeof raw.scenario_id === "string"
+          ? `result on tf.res.${raw.batch_id}.${raw.scenario_id}`
+          : "result on tf.res.<batch>.<scenario> (ids derived from the content: adhoc-…, s-…)"
+    }
     const layer = Nats.Default.pipe(Layer.provideMerge(settingsFromEnv()))
     const ack = await runCli(publishRaw(SUBJECT.submit, JSON.stringify(message)).pipe(Effect.provide(layer), Effect.scoped))
-    if (ack) console.log(`submitted to ${SUBJECT.submit} (stream ${ack.stream}, seq ${ack.seq}); results on tf.res.<batch>.<scenario>`)
+    if (ack) console.log(`submitted to ${SUBJECT.submit} (stream ${ack.stream}, seq ${ack.seq}); ${follow}`)
   })
 
 program
