@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Bus, kvGet, publish, publishRaw } from "../src/streams/bus.js"
+import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
+import { publishGroup } from "../src/actors/common.js"
 import { Nats } from "../src/streams/connection.js"
 import { STREAM, SUBJECT } from "../src/streams/topology.js"
-import { GroupMessage, type GroupMessage as GroupMessageT } from "../src/schemas/wire.js"
-import { RunStatus, ScenarioResult } from "../src/schemas/results.js"
+import type { GroupMessage as GroupMessageT } from "../src/schemas/wire.js"
+import { RunStatus } from "../src/schemas/results.js"
 import { systemTestLayer } from "./support/system.js"
 
 const group = (batch: string): GroupMessageT => ({
@@ -96,7 +97,7 @@ describe("faults", () => {
     "a handler that keeps failing is retried with backoff, then its scenarios fail and it is dead-lettered",
     () =>
       Effect.gen(function* () {
-        yield* publish(SUBJECT.stage("exec", "t1"), GroupMessage, group("t1"), { msgId: "t1:g1:exec" })
+        yield* publishGroup("exec", group("t1"))
         const st = yield* waitForResult("t1", "s1")
         expect(st).toMatchObject({ status: "failed", phase: "execution" })
         expect(st.reason).toContain("gave up after repeated failures")
@@ -118,7 +119,7 @@ describe("faults", () => {
     () =>
       Effect.gen(function* () {
         const { js } = yield* Nats
-        yield* publish(SUBJECT.stage("exec", "d1"), GroupMessage, group("d1"), { msgId: "d1:g1:exec" })
+        yield* publishGroup("exec", group("d1"))
         // Play an executor that takes the message and dies before acking, twice.
         const consumer = yield* Effect.promise(() => js.consumers.get(STREAM.pipeline, "executor"))
         for (let delivery = 1; delivery <= 2; delivery++) {
@@ -138,7 +139,6 @@ describe("faults", () => {
         const { jsm } = yield* Nats
         const results = yield* Effect.promise(() => jsm.streams.info(STREAM.results, { subjects_filter: "tf.res.d1.>" }))
         expect(results.state.subjects).toEqual({ "tf.res.d1.s1": 1 })
-        void ScenarioResult
       }).pipe(
         Effect.provide(
           systemTestLayer({ actors: ["reporter"], settings: { maxDeliver: 2, ackWaitMs: 1_000 }, topology: { maxDeliver: 2, ackWaitMs: 1_000 } })

@@ -9,6 +9,10 @@ import {
   ConfigError,
   FREQS,
   GroupMessage,
+  GroupWire,
+  GroupOnWire,
+  encodeGroup,
+  decodeGroup,
   RunStatus,
   Scenario,
   ScenarioResult,
@@ -306,9 +310,10 @@ describe("expandBatch", () => {
     expect(lintScenarios(scenarios)).toEqual(["back: end_date 2021-01-01 is before start_date 2021-06-01; it will be skipped"])
   })
 
-  it("sliceGroupKey ignores universe order but not frequency or dates", () => {
+  it("sliceGroupKey separates universe order (a scenario keeps its order), frequency, dates and root", () => {
     const base = { universe: ["AAPL", "MSFT"], freq: "1d" as const, start_date: "2020-01-01", end_date: "2020-12-31" }
-    expect(sliceGroupKey(base)).toBe(sliceGroupKey({ ...base, universe: ["MSFT", "AAPL"] }))
+    expect(sliceGroupKey(base)).toBe(sliceGroupKey({ ...base, universe: ["AAPL", "MSFT"] }))
+    expect(sliceGroupKey(base)).not.toBe(sliceGroupKey({ ...base, universe: ["MSFT", "AAPL"] }))
     expect(sliceGroupKey(base)).not.toBe(sliceGroupKey({ ...base, freq: "1h" }))
     expect(sliceGroupKey(base)).not.toBe(sliceGroupKey({ ...base, end_date: "2020-12-30" }))
     expect(sliceGroupKey(base)).not.toBe(sliceGroupKey({ ...base, data_root: "/other" }))
@@ -531,5 +536,44 @@ describe("JSON Schema for editors", () => {
     expect(res.properties.status.enum).toEqual(["success", "skipped", "failed"])
     expect(res.properties.metrics.properties.sharpe.type).toEqual(["number", "null"])
     expect(jsonSchemaFor("result")).toEqual(res)
+  })
+})
+
+describe("groups on the wire", () => {
+  const scenario = (id: string, over: Record<string, unknown> = {}) =>
+    Scenario.parse({ ...SCENARIO, scenario_id: id, universe: ["AAPL", "MSFT"], ...over })
+  const full = (items: Array<ReturnType<typeof scenario>>): GroupMessage => ({
+    v: 1,
+    batch_id: "B1",
+    group_id: "g1",
+    slice: { universe: ["AAPL", "MSFT"], freq: "1d", start_date: SCENARIO.start_date, end_date: SCENARIO.end_date, warmup_bars: 20 },
+    items: items.map((s, i) => ({ scenario: s, ...(i === 0 ? { params: { fast: 1 }, warmup_bars: 20 } : {}), warnings: i === 1 ? ["w"] : [] })),
+    findings: []
+  })
+
+  it("round-trips exactly: shared fields once, per item only what differs", () => {
+    const g = full([
+      scenario("a", { params: { fast: 5 }, name: "first" }),
+      scenario("b", { params: { fast: 6 }, start_capital: 7, benchmark: "spy" }),
+      scenario("c", { params: { fast: 5 }, strategy: "other", strict: false, costs: { commission_bps: 3 } })
+    ])
+    const wire = GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g))))
+    expect(wire.items[0]).toEqual({ id: "a", name: "first", resolved: { fast: 1 }, warmup_bars: 20 })
+    expect(wire.items[1]).toEqual({ id: "b", params: { fast: 6 }, start_capital: 7, benchmark: "SPY", warnings: ["w"] })
+    expect(wire.base.name).toBeUndefined()
+    expect(decodeGroup(wire)).toEqual(g)
+    expect(GroupOnWire.parse(encodeGroup(g))).toEqual(g)
+  })
+
+  it("is much smaller than the full form for a sweep", () => {
+    const g = full(Array.from({ length: 500 }, (_, i) => scenario(`s${i}`, { params: { fast: i } })))
+    const fullBytes = JSON.stringify(g).length
+    const wireBytes = JSON.stringify(encodeGroup(g)).length
+    expect(wireBytes).toBeLessThan(fullBytes / 4)
+  })
+
+  it("refuses an item that is not valid, naming it", () => {
+    const wire = encodeGroup(full([scenario("a")]))
+    expect(issuesOf(GroupWire, { ...wire, items: [{ id: "a.b" }] })[0]).toMatch(/^items\[0\]\.id: "a\.b" is not a valid id/)
   })
 })

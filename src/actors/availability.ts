@@ -5,11 +5,10 @@
  */
 import { Effect } from "effect"
 import { coverageFor, type CoverageReport } from "../data/index.js"
-import { GroupMessage, type SliceSpec } from "../schemas/wire.js"
+import type { GroupMessage, SliceSpec } from "../schemas/wire.js"
 import { BatchRecord } from "../schemas/results.js"
-import { Bus, kvUpdate, publish } from "../streams/bus.js"
-import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, missingBatchRecord, phaseResult, phaseStart, stageMsgId, stopGroup } from "./common.js"
+import { Bus, kvUpdate } from "../streams/bus.js"
+import { ActorSettings, missingBatchRecord, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { groupActor } from "./runner.js"
 
@@ -65,7 +64,7 @@ export const availabilityActor = groupActor({
         return
       }
       const next: GroupMessage = { ...group, data_version: report.right.dataVersion }
-      yield* publish(SUBJECT.stage("reqs", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "reqs") })
+      yield* publishGroup("reqs", next)
       yield* phaseResult("availability", group, started, { in: n, pass: n, skipped: 0, failed: 0 })
     })
 })

@@ -5,7 +5,7 @@ import { ENGINE_VERSION } from "../engine/index.js"
 import { publish, kvUpdate, Bus } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import type { Scenario } from "../schemas/batch.js"
-import type { GroupItem, GroupMessage } from "../schemas/wire.js"
+import { encodeGroup, GroupWire, type GroupItem, type GroupMessage, type Stage } from "../schemas/wire.js"
 import {
   BatchRecord,
   emptyPhaseCounter,
@@ -201,3 +201,7 @@ export const missingBatchRecord = (batchId: string): BatchRecord => ({
 
 /** Messages for the next stage get a stable id: a redelivered input republishes the same ids. */
 export const stageMsgId = (group: GroupMessage, stage: string) => `${group.batch_id}:${group.group_id}:${stage}`
+
+/** Send a group to a stage in its compact wire form (shared fields once), de-duplicated by id. */
+export const publishGroup = (stage: Stage, group: GroupMessage) =>
+  publish(SUBJECT.stage(stage, group.batch_id), GroupWire, encodeGroup(group), { msgId: stageMsgId(group, stage) })

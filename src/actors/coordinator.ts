@@ -22,10 +22,10 @@ import {
 import { FREQS, isRealDate, WIRE_VERSION } from "../schemas/common.js"
 import { formatIssues } from "../schemas/errors.js"
 import { BatchRecord } from "../schemas/results.js"
-import { GroupMessage, SubmitMessage, type GroupMessage as GroupMessageT } from "../schemas/wire.js"
+import { SubmitMessage, type GroupMessage as GroupMessageT } from "../schemas/wire.js"
 import { Bus, kvCreate, kvGet, kvPut, kvUpdate, publish } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, missingBatchRecord, publishResults, stageMsgId } from "./common.js"
+import { ActorSettings, missingBatchRecord, publishResults, publishGroup } from "./common.js"
 import { runActor, TransientFault } from "./runner.js"
 
 /** Universe files: one symbol per line, or a CSV whose first column is the symbol; # comments. */
@@ -107,7 +107,7 @@ const failBatch = (batchId: string, name: string, error: string) =>
 const publishGroups = (groups: ReadonlyArray<GroupMessageT>) =>
   Effect.forEach(
     groups,
-    (g) => publish(SUBJECT.stage("avail", g.batch_id), GroupMessage, g, { msgId: stageMsgId(g, "avail") }),
+    (g) => publishGroup("avail", g),
     { concurrency: 64, discard: true }
   )
 

@@ -6,11 +6,10 @@
  */
 import { Effect } from "effect"
 import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
-import { GroupMessage, type SliceRef } from "../schemas/wire.js"
-import { Bus, isTransient, kvCreate, publish } from "../streams/bus.js"
+import type { GroupMessage, SliceRef } from "../schemas/wire.js"
+import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, stageMsgId, stopGroup } from "./common.js"
+import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
 import { groupActor, TransientFault } from "./runner.js"
 
@@ -111,7 +110,7 @@ export const loaderActor = groupActor({
         return yield* Effect.fail(new TransientFault({ reason: e.message, cause: e }))
       }
       const next: GroupMessage = { ...group, slices: refs.right }
-      yield* publish(SUBJECT.stage("quality", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "quality") })
+      yield* publishGroup("quality", next)
       yield* phaseResult("loading", group, started, { in: n, pass: n, skipped: 0, failed: 0 }, { slices: refs.right.length })
     })
 })

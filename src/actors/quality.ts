@@ -7,10 +7,8 @@
 import { Effect } from "effect"
 import { checkQuality, type QualityFinding } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
-import { GroupMessage, type GroupItem } from "../schemas/wire.js"
-import { publish } from "../streams/bus.js"
-import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, stageMsgId, stopGroup, stoppedResult } from "./common.js"
+import type { GroupMessage, GroupItem } from "../schemas/wire.js"
+import { ActorSettings, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
 import { fetchSlice } from "./slices.js"
 import { groupActor } from "./runner.js"
 
@@ -70,7 +68,7 @@ export const qualityActor = groupActor({
         chunks,
         (items, i) => {
           const next: GroupMessage = { ...group, group_id: `${group.group_id}-e${i}`, items }
-          return publish(SUBJECT.stage("exec", group.batch_id), GroupMessage, next, { msgId: stageMsgId(next, "exec") })
+          return publishGroup("exec", next)
         },
         { concurrency: 16, discard: true }
       )

@@ -12,7 +12,7 @@ import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "eff
 import type { Msg } from "@nats-io/transport-node"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { BatchRecord, RunStatus, ScenarioResult, type Phase, type ResultStatus } from "../schemas/results.js"
-import { GroupMessage } from "../schemas/wire.js"
+import { GroupOnWire } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
 import { Bus, consume, decodeMessage, kvCreate, kvModify, kvUpdate, publish, publishRaw, type Delivery } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
@@ -158,7 +158,7 @@ export const deadLetterWatcher = Effect.gen(function* () {
           Effect.orElseSucceed(() => null)
         )
         if (!stored) return
-        const decoded = decodeMessage(GroupMessage, stored.subject, stored.data)
+        const decoded = decodeMessage(GroupOnWire, stored.subject, stored.data)
         const reason = `the ${adv.consumer} stage gave up after ${adv.deliveries} deliveries (its process died or timed out each time)`
         if (Either.isRight(decoded)) yield* stopGroup(decoded.right, decoded.right.items, "failed", CONSUMER_PHASE[adv.consumer] ?? "execution", reason)
         yield* publishRaw(

@@ -5,10 +5,8 @@
  */
 import { Effect } from "effect"
 import { loadStrategy, validateParams } from "../engine/index.js"
-import { GroupMessage, type GroupItem } from "../schemas/wire.js"
-import { publish } from "../streams/bus.js"
-import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, stageMsgId, stopGroup, stoppedResult, publishResults } from "./common.js"
+import type { GroupMessage, GroupItem } from "../schemas/wire.js"
+import { ActorSettings, phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
 import { groupActor } from "./runner.js"
 
 export const requirementsActor = groupActor({
@@ -49,7 +47,7 @@ export const requirementsActor = groupActor({
       if (passed.length > 0) {
         const warmup = Math.max(...passed.map((p) => p.warmup_bars ?? 0))
         const next: GroupMessage = { ...group, slice: { ...group.slice, warmup_bars: warmup }, items: passed }
-        yield* publish(SUBJECT.stage("load", group.batch_id), GroupMessage, next, { msgId: stageMsgId(group, "load") })
+        yield* publishGroup("load", next)
       }
       yield* phaseResult("requirements", group, started, {
         in: group.items.length,

@@ -16,7 +16,7 @@ import type { z } from "zod"
 import { consume, publishRaw, type Delivery } from "../streams/bus.js"
 import { CONSUMER, type PipelineConsumer, SUBJECT } from "../streams/topology.js"
 import { ActorSettings, Shutdown, stopGroup } from "./common.js"
-import { GroupMessage } from "../schemas/wire.js"
+import { GroupOnWire, type GroupMessage } from "../schemas/wire.js"
 import type { Nats } from "../streams/connection.js"
 import type { Phase } from "../schemas/results.js"
 
@@ -116,7 +116,7 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
   })
 
 /**
- * An actor of a group stage (availability … execution): decodes GroupMessage, annotates logs
+ * An actor of a group stage (availability … execution): decodes a group from its wire form, annotates logs
  * with batch and group ids, turns handler errors into retryable faults, and answers for the
  * group's scenarios with `failed` results when the message is given up on.
  */
@@ -128,10 +128,10 @@ export const groupActor = <R>(spec: {
   readonly oneAtATime?: boolean
   readonly handle: (group: GroupMessage, delivery: Delivery<GroupMessage>) => Effect.Effect<void, { readonly message: string }, R>
 }) =>
-  runActor<typeof GroupMessage, R | Nats>({
+  runActor<typeof GroupOnWire, R | Nats>({
     name: spec.name,
     consumer: spec.consumer,
-    schema: GroupMessage,
+    schema: GroupOnWire,
     ...(spec.concurrency !== undefined ? { concurrency: spec.concurrency } : {}),
     ...(spec.oneAtATime !== undefined ? { oneAtATime: spec.oneAtATime } : {}),
     annotate: (g) => ({ batch_id: g.batch_id, group_id: g.group_id }),

@@ -285,6 +285,10 @@ export const lintScenarios = (scenarios: ReadonlyArray<Scenario>): string[] =>
     .filter((s) => s.end_date < s.start_date)
     .map((s) => `${s.scenario_id}: end_date ${s.end_date} is before start_date ${s.start_date}; it will be skipped`)
 
-/** Group key: scenarios sharing it share one data slice (same symbols, freq and range). */
+/**
+ * Group key: scenarios sharing it share one data slice (same symbols in the same order, freq,
+ * range, root). Order is kept: the group's scenarios take the slice's universe, and a
+ * portfolio's symbol order must stay what the scenario said for its metrics to be reproducible.
+ */
 export const sliceGroupKey = (s: Pick<Scenario, "universe" | "freq" | "start_date" | "end_date" | "data_root">): string =>
-  JSON.stringify([[...s.universe].sort(), s.freq, s.start_date, s.end_date, s.data_root ?? ""])
+  JSON.stringify([s.universe, s.freq, s.start_date, s.end_date, s.data_root ?? ""])

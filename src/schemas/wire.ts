@@ -1,6 +1,6 @@
 /** Messages on the pipeline stream `TF_PIPELINE`: submissions and scenario groups. */
 import { z } from "zod"
-import { Freq, IsoDate, WIRE_VERSION } from "./common.js"
+import { Costs, Freq, IsoDate, WIRE_VERSION } from "./common.js"
 import { Id, Scenario } from "./batch.js"
 
 /** `tf.submit`: a whole batch config, or one scenario (a foreign client's JSON; `kind` optional). */
@@ -73,3 +73,141 @@ export type GroupMessage = z.infer<typeof GroupMessage>
 
 export const STAGES = ["avail", "reqs", "load", "quality", "exec"] as const
 export type Stage = (typeof STAGES)[number]
+
+// ---------- the compact form groups travel in ----------
+//
+// The scenarios of a group share their slice (batch, universe, freq, dates, data root) and
+// usually their strategy, capital and costs; only ids and parameters differ. Sent as full
+// scenarios, a 500-scenario group is ~210 KB and zod spends ~2 ms checking each scenario's
+// dates and symbols again at every stage. On the wire a group therefore carries the shared
+// fields once (`base`) and per item only what differs from it.
+
+/** Scenario fields that may differ between the scenarios of one group. */
+const ItemFields = {
+  name: z.string().max(200).optional(),
+  strategy: z.string().min(1).optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+  strict: z.boolean().optional(),
+  start_capital: z.number().gt(0).optional(),
+  // no defaults here: an absent field means "as in the base"
+  costs: Costs.optional(),
+  batch_seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  benchmark: Scenario.shape.benchmark
+}
+const VARYING = Object.keys(ItemFields) as Array<keyof typeof ItemFields>
+
+export const GroupBase = z.strictObject({
+  strategy: z.string().min(1),
+  params: z.record(z.string(), z.unknown()),
+  strict: z.boolean(),
+  start_capital: z.number().gt(0),
+  costs: Scenario.shape.costs,
+  batch_seed: Scenario.shape.batch_seed,
+  benchmark: Scenario.shape.benchmark,
+  name: z.string().max(200).optional()
+})
+
+export const GroupItemWire = z.strictObject({
+  id: Id,
+  ...ItemFields,
+  /** resolved parameters (requirements) */
+  resolved: z.record(z.string(), z.unknown()).optional(),
+  warmup_bars: z.number().int().min(0).optional(),
+  warnings: z.array(z.string()).optional()
+})
+
+export const GroupWire = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  batch_id: Id,
+  group_id: Id,
+  slice: SliceSpec,
+  base: GroupBase,
+  items: z.array(GroupItemWire).min(1),
+  data_version: z.string().optional(),
+  slices: z.array(SliceRef).optional(),
+  findings: z.array(z.string()).default([])
+})
+export type GroupWire = z.infer<typeof GroupWire>
+
+const sameJson = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b)
+
+/** Full group → wire form: shared fields once, per item only what differs. */
+export const encodeGroup = (g: GroupMessage): GroupWire => {
+  const scenarios = g.items.map((it) => it.scenario)
+  const first = scenarios[0]
+  // Optional fields go into the base only when every scenario has the same value, so an item
+  // without them never inherits one.
+  const shared = <K extends "name" | "benchmark">(k: K) => (scenarios.every((s) => s[k] === first[k]) ? first[k] : undefined)
+  const name = shared("name")
+  const benchmark = shared("benchmark")
+  const base: GroupWire["base"] = {
+    strategy: first.strategy,
+    params: first.params,
+    strict: first.strict,
+    start_capital: first.start_capital,
+    costs: first.costs,
+    batch_seed: first.batch_seed,
+    ...(benchmark !== undefined ? { benchmark } : {}),
+    ...(name !== undefined ? { name } : {})
+  }
+  const items = g.items.map((it) => {
+    const s = it.scenario
+    const out: Record<string, unknown> = { id: s.scenario_id }
+    for (const k of VARYING) if (s[k] !== undefined && !sameJson(s[k], base[k])) out[k] = s[k]
+    if (it.params !== undefined) out.resolved = it.params
+    if (it.warmup_bars !== undefined) out.warmup_bars = it.warmup_bars
+    if (it.warnings.length > 0) out.warnings = it.warnings
+    return out as z.infer<typeof GroupItemWire>
+  })
+  return {
+    v: g.v,
+    batch_id: g.batch_id,
+    group_id: g.group_id,
+    slice: g.slice,
+    base,
+    items,
+    ...(g.data_version !== undefined ? { data_version: g.data_version } : {}),
+    ...(g.slices !== undefined ? { slices: g.slices } : {}),
+    findings: g.findings
+  }
+}
+
+/** Wire form → full group: every item a complete Scenario again. */
+export const decodeGroup = (w: GroupWire): GroupMessage => ({
+  v: w.v,
+  batch_id: w.batch_id,
+  group_id: w.group_id,
+  slice: w.slice,
+  items: w.items.map((it) => {
+    const scenario: Scenario = {
+      v: WIRE_VERSION,
+      batch_id: w.batch_id,
+      scenario_id: it.id,
+      strategy: it.strategy ?? w.base.strategy,
+      params: it.params ?? w.base.params,
+      strict: it.strict ?? w.base.strict,
+      freq: w.slice.freq,
+      start_date: w.slice.start_date,
+      end_date: w.slice.end_date,
+      universe: w.slice.universe,
+      start_capital: it.start_capital ?? w.base.start_capital,
+      costs: it.costs ?? w.base.costs,
+      batch_seed: it.batch_seed ?? w.base.batch_seed,
+      ...((it.benchmark ?? w.base.benchmark) !== undefined ? { benchmark: it.benchmark ?? w.base.benchmark } : {}),
+      ...((it.name ?? w.base.name) !== undefined ? { name: it.name ?? w.base.name } : {}),
+      ...(w.slice.data_root !== undefined ? { data_root: w.slice.data_root } : {})
+    }
+    return {
+      scenario,
+      ...(it.resolved !== undefined ? { params: it.resolved } : {}),
+      ...(it.warmup_bars !== undefined ? { warmup_bars: it.warmup_bars } : {}),
+      warnings: it.warnings ?? []
+    }
+  }),
+  ...(w.data_version !== undefined ? { data_version: w.data_version } : {}),
+  ...(w.slices !== undefined ? { slices: w.slices } : {}),
+  findings: w.findings
+})
+
+/** What stage consumers decode: the wire form, validated, expanded to full scenarios. */
+export const GroupOnWire = GroupWire.transform(decodeGroup)
