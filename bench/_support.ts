@@ -55,6 +55,20 @@ export const procCpuSeconds = (pid: number): number => {
     return Number.NaN
   }
 }
+/**
+ * Core-seconds the whole machine has spent busy (every process, user + nice + system + irq +
+ * softirq + steal) and idle so far, from /proc/stat (Linux); NaN elsewhere. The difference of two
+ * snapshots, minus what our own processes used, is what other work on the machine took.
+ */
+export const machineCpuSeconds = (): { busy: number; idle: number } => {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0] // "cpu  user nice system idle iowait irq softirq steal ..."
+    const f = line.trim().split(/\s+/).slice(1).map(Number)
+    return { busy: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK, idle: (f[3] + f[4]) / CLK_TCK }
+  } catch {
+    return { busy: Number.NaN, idle: Number.NaN }
+  }
+}
 export const selfCpuSeconds = (): number => {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1e6
