@@ -38,7 +38,14 @@ export const executorMetrics = { groups: 0, scenarios: 0, skippedAsDone: 0 }
 
 const now = () => new Date().toISOString()
 
-/** Long runs also stream their equity curve, in chunks, as `equity` events (DESIGN.md). */
+/**
+ * Long runs also stream their equity curve, in chunks, as `equity` events (DESIGN.md) — by
+ * default only when the scenario runs alone (a single submitted scenario): in a sweep of long
+ * runs the events were tens of MB per batch and cost 15% of pipeline efficiency
+ * (bench/pipeline.ts: 0.73 → 0.85 without them). TICKFLOW_EQUITY_EVENTS=all streams them always,
+ * =none never.
+ */
+const EQUITY_EVENTS = (process.env.TICKFLOW_EQUITY_EVENTS ?? "single") as "single" | "all" | "none"
 const EVENT_EQUITY_POINTS = 2_000
 const EQUITY_CHUNK = 500
 const RESULT_EQUITY_POINTS = 120
@@ -60,6 +67,8 @@ interface RunContext {
   readonly baseDir: string
   /** fire-and-forget telemetry publish; the returned promise never rejects */
   readonly emit: (s: GroupItem["scenario"], kind: EventKind, seq: number, data: Record<string, unknown>) => Promise<unknown>
+  /** stream the equity curve of long runs as events */
+  readonly equityEvents: boolean
 }
 
 const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunContext) =>
@@ -93,7 +102,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
           startMs: dayStartMs(s.start_date),
           endMs: dayEndMs(s.end_date),
           // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
-          maxEquityPoints: longRun ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
+          maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
           ...(longRun
             ? {
                 progressEvery: 250_000,
@@ -108,7 +117,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
         series
       )
       const execMs = performance.now() - t0
-      if (longRun) {
+      if (longRun && ctx.equityEvents) {
         const chunks = Math.ceil(result.equity.ts.length / EQUITY_CHUNK)
         for (let c = 0; c < chunks; c++)
           emit("equity", {
@@ -156,6 +165,7 @@ export const executorActor = groupActor({
         instance: settings.instance,
         attempt: delivery.deliveryCount,
         baseDir: settings.baseDir,
+        equityEvents: EQUITY_EVENTS === "all" || (EQUITY_EVENTS === "single" && group.items.length === 1),
         emit: (s, kind, seq, data) =>
           Effect.runPromise(
             publish(
