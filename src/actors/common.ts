@@ -60,21 +60,21 @@ const now = () => new Date().toISOString()
 
 export const resultMsgId = (batch: string, scenario: string) => `res:${batch}:${scenario}`
 
-/** A result for a scenario that a phase stopped (skipped) or that failed. */
-export const stoppedResult = (
-  scenario: Scenario,
-  status: "skipped" | "failed",
-  phase: Phase,
-  reason: string,
-  extra: { params?: Record<string, unknown>; warnings?: ReadonlyArray<string>; attempt?: number; data_version?: string } = {}
-): ScenarioResult => ({
+/** What the phases learnt about a scenario, carried into its result. */
+export interface ResultExtra {
+  readonly params?: Record<string, unknown>
+  readonly warnings?: ReadonlyArray<string>
+  readonly attempt?: number
+  readonly data_version?: string
+}
+
+/** The fields every result of a scenario has, whatever its status. */
+export const resultFor = (scenario: Scenario, status: ScenarioResult["status"], extra: ResultExtra = {}): ScenarioResult => ({
   v: WIRE_VERSION,
   batch_id: scenario.batch_id,
   scenario_id: scenario.scenario_id,
   ...(scenario.name !== undefined ? { name: scenario.name } : {}),
   status,
-  phase,
-  reason,
   strategy: scenario.strategy,
   params: extra.params ?? scenario.params,
   universe: scenario.universe,
@@ -88,6 +88,15 @@ export const stoppedResult = (
   timings: {},
   finished_at: now()
 })
+
+/** A result for a scenario that a phase stopped (skipped) or that failed. */
+export const stoppedResult = (
+  scenario: Scenario,
+  status: "skipped" | "failed",
+  phase: Phase,
+  reason: string,
+  extra: ResultExtra = {}
+): ScenarioResult => ({ ...resultFor(scenario, status, extra), phase, reason })
 
 /** Publish results concurrently (bulk async publish); each is de-duplicated by scenario id. */
 export const publishResults = (results: ReadonlyArray<ScenarioResult>) =>

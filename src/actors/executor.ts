@@ -8,7 +8,6 @@
  */
 import { Effect } from "effect"
 import {
-  ENGINE_VERSION,
   EngineRunError,
   loadStrategy,
   runBacktest,
@@ -22,7 +21,7 @@ import { PipelineEvent, RunStatus, type ScenarioResult } from "../schemas/result
 import { Bus, kvGet, publish } from "../streams/bus.js"
 import type { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, stoppedResult } from "./common.js"
+import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
 import { groupActor } from "./runner.js"
 
@@ -128,18 +127,12 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
           })
       }
       const out: ScenarioResult = {
-        ...stoppedResult(s, "failed", "execution", "", base),
-        status: "success",
-        params: v.params,
+        ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
         metrics: result.metrics,
         equity: thin(result.equity, RESULT_EQUITY_POINTS),
-        warnings: [...item.warnings, ...v.warnings, ...result.warnings],
-        engine_version: ENGINE_VERSION,
         executor: ctx.instance,
         timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
       }
-      delete out.phase
-      delete out.reason
       yield* Effect.promise(() => Promise.all(events))
       return out
     } catch (e) {
