@@ -6,9 +6,7 @@
 import { Effect } from "effect"
 import { coverageFor, type CoverageReport } from "../data/index.js"
 import type { GroupMessage, SliceSpec } from "../schemas/wire.js"
-import { BatchRecord } from "../schemas/results.js"
-import { Bus, kvUpdate } from "../streams/bus.js"
-import { ActorSettings, missingBatchRecord, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
+import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { groupActor } from "./runner.js"
 
@@ -45,14 +43,13 @@ export const availabilityActor = groupActor({
   handle: (group) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
-      const bus = yield* Bus
       const started = yield* phaseStart("availability", group)
       const root = group.slice.data_root ?? settings.dataRoot
       const report = yield* Effect.either(coverageOf(root))
       const n = group.items.length
       if (report._tag === "Left") {
         const reason = `coverage index of ${root} is unreadable: ${report.left.message}`
-        yield* kvUpdate(bus.batches, group.batch_id, BatchRecord, (r) => ({ ...(r ?? missingBatchRecord(group.batch_id)), error: reason }))
+        // a batch-level failure: the reporter fails the batch from these results' phase
         yield* stopGroup(group, group.items, "failed", "coverage", reason)
         yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: 0, failed: n })
         return

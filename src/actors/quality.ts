@@ -62,7 +62,7 @@ export const qualityActor = groupActor({
           )
         else passed.push({ ...item, warnings: [...item.warnings, ...warnings] })
       }
-      yield* publishResults(skipped)
+      yield* publishResults(skipped, group.submission)
       const chunks = evenChunks(passed, settings.execChunkSize)
       yield* Effect.forEach(
         chunks,

@@ -70,7 +70,16 @@ export const ScenarioResult = z.object({
   start_date: IsoDate,
   end_date: IsoDate,
   metrics: MetricsSchema.optional(),
+  /** inline equity curve: only for a scenario that ran alone; sweeps carry `equity_ref` */
   equity: z.object({ ts: z.array(z.number()), nav: z.array(z.number()) }).optional(),
+  /** subject on TF_RESULTS holding this run's equity curve (one message per execution chunk) */
+  equity_ref: z.string().optional(),
+  /** hash of everything that decides the numbers: canonical scenario content, data versions, engine version */
+  result_key: z.string().optional(),
+  /** answered from the result cache (the timings are those of the original run) */
+  cached: z.boolean().optional(),
+  /** the submission this result answers (stream sequence of its tf.submit message) */
+  submission: z.string().optional(),
   warnings: z.array(z.string()).default([]),
   engine_version: z.string(),
   data_version: z.string().optional(),
