@@ -181,6 +181,7 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
   const adhoc = new Set<string>()
   let batchName: string | undefined
   let outputRoot: string | undefined
+  let sawSubmission = false
   for (const p of f.phases.values()) {
     const c = (phases[p.phase] ??= { in: 0, pass: 0, skipped: 0, failed: 0 })
     c.in += p.counts.in
@@ -188,6 +189,7 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
     c.skipped += p.counts.skipped
     c.failed += p.counts.failed
     if (p.phase !== "submission") continue
+    sawSubmission = true
     if (p.scenarioIds) for (const id of p.scenarioIds) adhoc.add(id)
     else if (p.total !== undefined && p.total > batchTotal) {
       // a batch config (re)submitted: its expansion is the batch's set of scenarios
@@ -197,7 +199,9 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
       outputRoot = p.outputRoot ?? outputRoot
     }
   }
-  const total = Math.max(base.total, batchTotal) + adhoc.size
+  // From the submissions alone (the stored total is this function's own earlier output); a
+  // batch without submission events (groups published by hand) keeps what its record says.
+  const total = sawSubmission ? batchTotal + adhoc.size : base.total
   const done = counts.success + counts.skipped + counts.failed
   const error = base.error ?? coverageError
   const noneLoadable = counts.success === 0 && counts.failed > 0 && loadingFailures === counts.failed
