@@ -163,7 +163,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
 const alreadyAnswered = (group: { readonly batch_id: string; readonly submission?: string | undefined; readonly items: ReadonlyArray<GroupItem> }) =>
   Effect.gen(function* () {
     const { jsm } = yield* Nats
-    const done = new Set<string>()
+    const done = new Map<string, "success" | "skipped" | "failed">()
     yield* Effect.forEach(
       group.items,
       (item) =>
@@ -172,8 +172,9 @@ const alreadyAnswered = (group: { readonly batch_id: string; readonly submission
           catch: (cause) => new BusError({ op: "last result", cause, transient: isTransient(cause) })
         }).pipe(
           Effect.map((m) => {
-            const r = m?.json<{ submission?: string }>()
-            if (r && r.submission === group.submission) done.add(item.scenario.scenario_id)
+            const r = m?.json<{ submission?: string; status?: string }>()
+            if (r && r.submission === group.submission && (r.status === "success" || r.status === "skipped" || r.status === "failed"))
+              done.set(item.scenario.scenario_id, r.status)
           }),
           // not found (no result yet) is the usual answer
           Effect.catchAll(() => Effect.void)
@@ -223,7 +224,7 @@ export const executorActor = groupActor({
       const pending: ScenarioResult[] = []
       const all: ScenarioResult[] = []
       const curves = new Map<string, { ts: number[]; nav: number[] }>()
-      const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Set<string>()
+      const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
       let firstPendingAt = 0
       let lastYield = Date.now()
       const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
@@ -232,9 +233,13 @@ export const executorActor = groupActor({
         return publishResults(batch, group.submission)
       })
       for (const item of group.items) {
-        if (finished.has(item.scenario.scenario_id)) {
-          // Redelivered (an executor died or timed out): scenarios already answered are not rerun.
+        const answered = finished.get(item.scenario.scenario_id)
+        if (answered !== undefined) {
+          // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
+          // but count in this group's phase result as they ended, so phase counts stay exact.
           executorMetrics.skippedAsDone++
+          if (answered === "success") counts.pass++
+          else counts[answered]++
           continue
         }
         const r = yield* runOne(item, series, ctx, curves)
