@@ -9,9 +9,14 @@
  * - several symbols: a k-way merge by timestamp (ties by symbol index); one "step" is one distinct
  *   timestamp, after which NAV is marked, missing marks are counted and equity is recorded.
  *
- * Rows before `startIndex` or before `startMs` are warmup: they feed the strategy (its
- * indicators) but their targets are discarded and they are not in the equity curve. Rows at or
- * after `endMs` are not read at all.
+ * Each series is first cut to the scenario's own window (src/engine/window.ts): with
+ * `warmupBars`, exactly that many rows before `startMs`; without, every row before `startMs`
+ * (and before `startIndex`). Warm-up rows feed the strategy (its indicators) but their targets
+ * are discarded and they are not in the equity curve. Rows at or after `endMs` are cut off.
+ *
+ * Files: loop-single.ts and loop-multi.ts (the two loops), execution.ts (orders, ruin),
+ * recorders.ts (day closes, equity samples), series-cache.ts (per-array caches, scratch),
+ * result.ts (metrics, warnings), window.ts (the window and the user-strategy history guard).
  */
 import type { Freq } from "../schemas/common.js"
 import { Broker } from "./broker.js"
@@ -21,7 +26,6 @@ import {
   DEFAULT_MAX_EQUITY_POINTS,
   DEFAULT_PROGRESS_EVERY,
   iso,
-  lowerBound,
   MAX_CARRY_TRADING_DAYS,
   MAX_MISSING_MARK_SHARE,
   type BacktestDebug
@@ -30,6 +34,8 @@ import { Portfolio } from "./portfolio.js"
 import { sampleSteps } from "./recorders.js"
 import { finishRun } from "./result.js"
 import { releaseScratch, takeScratch } from "./series-cache.js"
+import { isBuiltInStrategy } from "./strategies/index.js"
+import { HistoryGuard, scenarioWindow } from "./window.js"
 import type { BacktestResult, EngineScenario, PriceSeries } from "./types.js"
 
 export { MAX_CARRY_TRADING_DAYS, MAX_MISSING_MARK_SHARE, sampleSteps, type BacktestDebug }
@@ -71,28 +77,26 @@ export const runBacktest = (
   debug?: BacktestDebug
 ): BacktestResult => {
   const freq = checkShapes(scn, series)
+  const window = scenarioWindow(scn, series)
   const symbolCount = series.length
-  const firstTrade = new Int32Array(symbolCount)
-  const endRow = new Int32Array(symbolCount)
-  for (let k = 0; k < symbolCount; k++) {
-    const s = series[k]
-    endRow[k] = lowerBound(s.ts, scn.endMs)
-    firstTrade[k] = Math.min(endRow[k], Math.max(s.startIndex, lowerBound(s.ts, scn.startMs)))
-  }
   const portfolio = new Portfolio(scn.startCapital, symbolCount)
-  const instance = scn.strategy.create(scn.params, { series, seed: scn.seed })
+  const guarded = debug?.guardHistory === true || !isBuiltInStrategy(scn.strategy)
+  const guard = guarded ? new HistoryGuard(window.series) : undefined
+  const created = scn.strategy.create(scn.params, { series: guard?.views ?? window.series, seed: scn.seed })
+  const instance = guard !== undefined ? guard.guard(created) : created
   const progressEvery = Math.max(1, Math.floor(scn.progressEvery ?? DEFAULT_PROGRESS_EVERY))
   const scratch = takeScratch()
   try {
-    return finishRun(scn, series, freq, {
+    return finishRun(scn, window.series, freq, {
       scn,
-      series,
+      series: window.series,
       freq,
-      firstTrade,
-      endRow,
+      firstTrade: window.firstTrade,
+      endRow: window.endRow,
       portfolio,
-      execution: new Execution(series, portfolio, new Broker(scn.costs)),
+      execution: new Execution(window.series, portfolio, new Broker(scn.costs)),
       instance,
+      guard,
       progressEvery,
       maxEquityPoints: Math.max(2, Math.floor(scn.maxEquityPoints ?? DEFAULT_MAX_EQUITY_POINTS)),
       debug,
@@ -102,4 +106,3 @@ export const runBacktest = (
     releaseScratch(scratch)
   }
 }
-

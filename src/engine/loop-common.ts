@@ -8,6 +8,7 @@ import type { Execution } from "./execution.js"
 import type { PeriodSeries } from "./metrics.js"
 import type { Portfolio } from "./portfolio.js"
 import type { Scratch } from "./series-cache.js"
+import type { HistoryGuard } from "./window.js"
 import type { EngineScenario, PriceSeries, StrategyInstance } from "./types.js"
 
 export const DAY_MS = 86_400_000
@@ -18,9 +19,12 @@ export const MAX_MISSING_MARK_SHARE = 0.05
 export const DEFAULT_PROGRESS_EVERY = 100_000
 export const DEFAULT_MAX_EQUITY_POINTS = 500
 
-/** Test hook: called after every trading step with the NAV the loop computed. */
+/** Test hooks; they cost nothing when absent. */
 export interface BacktestDebug {
+  /** called after every trading step with the NAV the loop computed */
   readonly onStep?: (ts: number, nav: number, portfolio: Portfolio) => void
+  /** give even a built-in strategy guarded history columns (proves built-ins never read ahead) */
+  readonly guardHistory?: boolean
 }
 
 /** First index whose ts is >= bound (ts ascending). */
@@ -76,6 +80,8 @@ export interface RunSetup {
   readonly portfolio: Portfolio
   readonly execution: Execution
   readonly instance: StrategyInstance
+  /** the history guard of a user strategy (the multi-symbol loop reveals a step's rows at once) */
+  readonly guard: HistoryGuard | undefined
   readonly progressEvery: number
   readonly maxEquityPoints: number
   readonly debug: BacktestDebug | undefined

@@ -26,6 +26,23 @@ export const runMultiSymbol = (setup: RunSetup): LoopOutcome => {
   const allNav: number[] = []
   const onStep = debug?.onStep
   const onProgress = scn.onProgress
+  const guard = setup.guard
+  const opens = series.map((s) => s.open)
+
+  /** cash + positions marked at their open at `stepTs` where they have one, else their mark */
+  const navAtOpen = (stepTs: number): number => {
+    let value = pf.cash
+    for (let k = 0; k < symbolCount; k++) {
+      const units = pf.position[k]
+      if (units === 0) continue
+      let price = pf.mark[k]
+      const open = opens[k]
+      const c = cursor[k]
+      if (open !== undefined && c < endRow[k] && series[k].ts[c] === stepTs && open[c] > 0) price = open[c]
+      value += units * price
+    }
+    return value
+  }
 
   // trading starts at the earliest first trading row of any symbol
   let tradingStartTs = Number.POSITIVE_INFINITY
@@ -59,6 +76,26 @@ export const runMultiSymbol = (setup: RunSetup): LoopOutcome => {
       }
     }
     if (stepTs === Number.POSITIVE_INFINITY) break
+    if (guard !== undefined) {
+      // a user strategy sees every symbol's rows at this timestamp, whatever the symbol order
+      for (let k = 0; k < symbolCount; k++) {
+        const ts = series[k].ts
+        let j = cursor[k]
+        while (j < endRow[k] && ts[j] === stepTs) j++
+        guard.reveal(k, j)
+      }
+    }
+    // Orders of this step are all sized from one NAV known at the open: positions as they were
+    // after the previous step, each marked at its open of this step if it has one, else at its
+    // last close. Never from a fill or a same-bar close of another symbol, so the result does
+    // not depend on the order of the universe (apart from the rounding of summing costs).
+    let sizingNav = Number.NaN
+    for (let k = 0; k < symbolCount; k++) {
+      if (pending[k] === pending[k] && cursor[k] < endRow[k] && series[k].ts[cursor[k]] === stepTs) {
+        sizingNav = navAtOpen(stepTs)
+        break
+      }
+    }
     const stepDayKey = Math.floor(stepTs / DAY_MS)
     if (stepDayKey !== currentDayKey) {
       currentDayKey = stepDayKey
@@ -76,16 +113,18 @@ export const runMultiSymbol = (setup: RunSetup): LoopOutcome => {
         prevTs[k] = ts[i]
         if (i >= firstTrade[k]) {
           if (pending[k] === pending[k]) {
-            exec.execute(k, i, pending[k])
+            if (!exec.ruined) exec.execute(k, i, pending[k], sizingNav)
             target[k] = exec.ruined ? 0 : pending[k]
             pending[k] = Number.NaN
           }
           pf.mark[k] = price
           hasMark[k] = 1
-          const wanted = instance.onBar(k, i)
-          if (wanted !== target[k] && wanted === wanted) {
-            const next = exec.clampTarget(wanted)
-            if (next !== target[k]) pending[k] = next
+          if (!exec.ruined) {
+            const wanted = instance.onBar(k, i)
+            if (wanted !== target[k] && wanted === wanted) {
+              const next = exec.clampTarget(wanted)
+              if (next !== target[k]) pending[k] = next
+            }
           }
         } else {
           pf.mark[k] = price
@@ -122,7 +161,13 @@ export const runMultiSymbol = (setup: RunSetup): LoopOutcome => {
           )
         }
       }
-      const nav = pf.nav()
+      let nav = pf.nav()
+      if (!(nav > 0) && !exec.ruined) {
+        // equity is gone at this close: close out, stop trading (the strategy is not asked again)
+        exec.ruin(stepTs)
+        nav = pf.nav()
+        maxDrawdown = 1
+      }
       if (nav > peak) peak = nav
       else if (peak > 0 && 1 - nav / peak > maxDrawdown) maxDrawdown = 1 - nav / peak
       for (let k = 0; k < symbolCount; k++) {

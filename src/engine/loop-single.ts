@@ -13,13 +13,15 @@ const SCAN_PEAK = 0
 const SCAN_FLOOR = 1
 const SCAN_MAX_DRAWDOWN = 2
 const SCAN_PENDING = 3
-const SCAN_STATE_SIZE = 4
+/** 1 when the scan stopped at a row whose NAV is zero or below (the returned row) */
+const SCAN_RUIN = 4
+const SCAN_STATE_SIZE = 5
 
 /**
  * The hot loop of a single-symbol run, on its own so the optimizer compiles it small: marks NAV,
  * tracks drawdown and asks the strategy, for rows [from, stop) at constant cash and position.
  * Returns the row after the one whose new target must be executed (state[SCAN_PENDING], else
- * NaN), or `stop`.
+ * NaN), the row where NAV fell to zero or below (state[SCAN_RUIN] = 1), or `stop`.
  */
 const scanRows = (
   instance: StrategyInstance,
@@ -37,8 +39,13 @@ const scanRows = (
   let maxDrawdown = state[SCAN_MAX_DRAWDOWN]
   let pending = Number.NaN
   let i = from
+  let ruin = 0
   for (; i < stop; i++) {
     const nav = cash + position * close[i]
+    if (!(nav > 0)) {
+      ruin = 1
+      break
+    }
     if (nav > peak) {
       peak = nav
       floor = peak * (1 - maxDrawdown)
@@ -60,6 +67,7 @@ const scanRows = (
   state[SCAN_FLOOR] = floor
   state[SCAN_MAX_DRAWDOWN] = maxDrawdown
   state[SCAN_PENDING] = pending
+  state[SCAN_RUIN] = ruin
   return i
 }
 
@@ -128,43 +136,70 @@ export const runSingleSymbol = (setup: RunSetup): LoopOutcome => {
   scan[SCAN_PEAK] = peak
   scan[SCAN_FLOOR] = drawdownFloor
   scan[SCAN_MAX_DRAWDOWN] = 0
+  /** rows [segmentStart, to) had the current cash and position */
+  const logSegment = (to: number): void => {
+    if (segmentCount * 4 === segmentLog.length) {
+      const grown = new Float64Array(segmentLog.length * 2)
+      grown.set(segmentLog)
+      segmentLog = grown
+      scratch.segmentLog = grown
+    }
+    segmentLog[segmentCount * 4] = segmentStart
+    segmentLog[segmentCount * 4 + 1] = to
+    segmentLog[segmentCount * 4 + 2] = cash
+    segmentLog[segmentCount * 4 + 3] = position
+    segmentCount++
+  }
   let i = first
   while (i < end) {
     if (pending === pending) {
       // close the segment at the old holdings, then trade at row i's open
-      if (segmentCount * 4 === segmentLog.length) {
-        const grown = new Float64Array(segmentLog.length * 2)
-        grown.set(segmentLog)
-        segmentLog = grown
-        scratch.segmentLog = grown
-      }
-      segmentLog[segmentCount * 4] = segmentStart
-      segmentLog[segmentCount * 4 + 1] = i
-      segmentLog[segmentCount * 4 + 2] = cash
-      segmentLog[segmentCount * 4 + 3] = position
-      segmentCount++
+      logSegment(i)
       if (position !== 0) exposedSteps += i - segmentStart
       segmentStart = i
       exec.execute(0, i, pending)
-      target = exec.ruined ? 0 : pending
+      target = pending
       pending = Number.NaN
       cash = pf.cash
       position = pf.position[0]
+      if (exec.ruined) break // NAV was gone at the open: everything is closed, trading stops
     }
     const stop = nextProgressRow < end ? nextProgressRow : end
     if (checking) {
-      // one row at a time, so the hook sees every step
+      // one row at a time, so the hook sees every step (a ruined row is reported after the loop)
       pf.mark[0] = close[i]
-      onStep(ts[i], cash + position * close[i], pf)
+      const nav = cash + position * close[i]
+      if (nav > 0) onStep(ts[i], nav, pf)
       i = scanRows(instance, exec, close, i, i + 1, cash, position, target, scan)
     } else {
       i = scanRows(instance, exec, close, i, stop, cash, position, target, scan)
+    }
+    if (scan[SCAN_RUIN] === 1) {
+      // NAV at row i's close is zero or below: close out at that close, stop trading
+      logSegment(i)
+      if (position !== 0) exposedSteps += i - segmentStart
+      segmentStart = i
+      pf.mark[0] = close[i]
+      exec.ruin(ts[i])
+      cash = pf.cash
+      position = 0
+      break
     }
     const wanted = scan[SCAN_PENDING]
     if (wanted === wanted) pending = wanted
     if (i >= nextProgressRow) {
       if (onProgress !== undefined) onProgress(i, end)
       nextProgressRow += every
+    }
+  }
+  if (exec.ruined) {
+    // NAV is zero from the ruin to the end: a 100% drawdown, and the hook sees every step
+    scan[SCAN_MAX_DRAWDOWN] = 1
+    if (checking) {
+      for (let r = segmentStart; r < end; r++) {
+        pf.mark[0] = close[r]
+        onStep(ts[r], cash + position * close[r], pf)
+      }
     }
   }
   peak = scan[SCAN_PEAK]

@@ -7,20 +7,9 @@ import { EngineRunError } from "./errors.js"
 import { DAY_MS, iso, MAX_MISSING_MARK_SHARE, type RunSetup } from "./loop-common.js"
 import { runMultiSymbol } from "./loop-multi.js"
 import { runSingleSymbol } from "./loop-single.js"
-import { computeMetrics, type PeriodSeries } from "./metrics.js"
-import { PeriodRecorder } from "./recorders.js"
+import { dailyLast } from "./benchmark.js"
+import { computeMetrics } from "./metrics.js"
 import type { BacktestResult, EngineScenario, PriceSeries } from "./types.js"
-
-/** Last close of each UTC day before `endMs`, for beta. */
-const dailyCloses = (s: PriceSeries, endMs: number): PeriodSeries => {
-  const out = new PeriodRecorder()
-  for (let i = 0; i < s.ts.length && s.ts[i] < endMs; i++) {
-    const key = Math.floor(s.ts[i] / DAY_MS)
-    if (out.length > 0 && out.keys[out.length - 1] === key) out.closes[out.length - 1] = s.close[i]
-    else out.push(key, s.close[i])
-  }
-  return out
-}
 
 const percent = (x: number): string => `${(x * 100).toFixed(1)}%`
 
@@ -51,7 +40,7 @@ export const finishRun = (scn: EngineScenario, series: ReadonlyArray<PriceSeries
 
   const warnings = [...outcome.warnings]
   const exec = setup.execution
-  if (exec.ruined) warnings.push(`equity reached zero at ${iso(exec.ruinedAtTs)}; positions were closed and trading stopped`)
+  if (exec.ruined) warnings.push(`equity reached zero at ${iso(exec.ruinedAtTs)}: positions were closed and trading stopped (metrics.ruined)`)
   if (exec.clampedTargets > 0) warnings.push(`${exec.clampedTargets} strategy targets outside [-1, 1] were clamped`)
   if (outcome.missingMarks > 0) {
     warnings.push(
@@ -72,7 +61,8 @@ export const finishRun = (scn: EngineScenario, series: ReadonlyArray<PriceSeries
     steps: outcome.steps,
     exposedSteps: outcome.exposedSteps,
     trades: portfolio.tradeStats(),
-    benchmark: scn.benchmark !== undefined ? dailyCloses(scn.benchmark, scn.endMs) : undefined
+    ruinedAtTs: exec.ruined ? exec.ruinedAtTs : undefined,
+    benchmark: scn.benchmark !== undefined ? dailyLast(scn.benchmark.ts, scn.benchmark.close, scn.endMs) : undefined
   })
   return {
     metrics,
