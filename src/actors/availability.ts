@@ -60,8 +60,16 @@ export const availabilityActor = groupActor({
         yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: n, failed: 0 })
         return
       }
-      const next: GroupMessage = { ...group, data_version: report.right.dataVersion }
-      yield* publishGroup("reqs", next)
-      yield* phaseResult("availability", group, started, { in: n, pass: n, skipped: 0, failed: 0 })
+      // A benchmark is data like any symbol: a scenario whose benchmark has no coverage is skipped.
+      const benchmarkProblem = new Map<string, string | undefined>()
+      const problemOf = (symbol: string) => {
+        if (!benchmarkProblem.has(symbol)) benchmarkProblem.set(symbol, availabilityProblem({ ...group.slice, universe: [symbol] }, report.right, root))
+        return benchmarkProblem.get(symbol)
+      }
+      const passing = group.items.filter((it) => it.scenario.benchmark === undefined || problemOf(it.scenario.benchmark) === undefined)
+      const noBenchmark = group.items.filter((it) => !passing.includes(it))
+      for (const it of noBenchmark) yield* stopGroup(group, [it], "skipped", "availability", `benchmark: ${problemOf(it.scenario.benchmark!)}`)
+      if (passing.length > 0) yield* publishGroup("reqs", { ...group, items: passing, data_version: report.right.dataVersion } satisfies GroupMessage)
+      yield* phaseResult("availability", group, started, { in: n, pass: passing.length, skipped: noBenchmark.length, failed: 0 })
     })
 })

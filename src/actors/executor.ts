@@ -62,6 +62,12 @@ const thin = (eq: { ts: number[]; nav: number[] }, max: number) => {
 
 type EventKind = "started" | "progress" | "equity"
 
+/** A group's loaded slices: the universe in order, and every slice (benchmarks too) by symbol. */
+interface LoadedSeries {
+  readonly universe: ReadonlyArray<PriceSeries>
+  readonly bySymbol: ReadonlyMap<string, PriceSeries>
+}
+
 interface RunContext {
   readonly dataVersion: string | undefined
   readonly instance: string
@@ -79,7 +85,7 @@ interface RunContext {
   readonly curvesSubject: string
 }
 
-const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunContext, curves: Map<string, { ts: number[]; nav: number[] }>) =>
+const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: Map<string, { ts: number[]; nav: number[] }>) =>
   Effect.gen(function* () {
     const s = item.scenario
     const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
@@ -91,6 +97,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
     // Second parameter check: the executor may run a different build than requirements did.
     const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
     if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
+    const series = loaded.universe
     const rows = series.reduce((n, x) => n + x.ts.length, 0)
     const longRun = rows >= EVENT_ROWS
     const events: Array<Promise<unknown>> = []
@@ -109,6 +116,9 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
           seed: scenarioSeed(s.batch_seed, s.scenario_id),
           startMs: dayStartMs(s.start_date),
           endMs: dayEndMs(s.end_date),
+          // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
+          warmupBars: item.warmup_bars ?? 0,
+          ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
           // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
           maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
           ...(longRun
@@ -219,7 +229,9 @@ export const executorActor = groupActor({
       const refs = group.slices ?? []
       const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
-      const series = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
+      const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
+      const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))
+      const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
       executorMetrics.groups++
       const pending: ScenarioResult[] = []
       const all: ScenarioResult[] = []
@@ -242,7 +254,7 @@ export const executorActor = groupActor({
           else counts[answered]++
           continue
         }
-        const r = yield* runOne(item, series, ctx, curves)
+        const r = yield* runOne(item, loaded, ctx, curves)
         all.push(r)
         executorMetrics.scenarios++
         if (r.status === "success") counts.pass++
