@@ -9,7 +9,6 @@
 import { Effect } from "effect"
 import {
   EngineRunError,
-  loadStrategy,
   runBacktest,
   scenarioSeed,
   validateParams
@@ -23,6 +22,7 @@ import type { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
+import { StrategyStore } from "../strategies-store.js"
 import { groupActor } from "./runner.js"
 
 /** Scenarios with at least this many rows stream `started` and `progress` events. */
@@ -63,7 +63,8 @@ interface RunContext {
   readonly dataVersion: string | undefined
   readonly instance: string
   readonly attempt: number
-  readonly baseDir: string
+  /** built-ins, and published modules fetched by name@hash (never paths) */
+  readonly strategies: StrategyStore
   /** fire-and-forget telemetry publish; the returned promise never rejects */
   readonly emit: (s: GroupItem["scenario"], kind: EventKind, seq: number, data: Record<string, unknown>) => Promise<unknown>
   /** stream the equity curve of long runs as events */
@@ -74,7 +75,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
   Effect.gen(function* () {
     const s = item.scenario
     const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
-    const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, ctx.baseDir)))
+    const def = yield* Effect.either(ctx.strategies.load(s.strategy))
     if (def._tag === "Left") {
       const cause = (def.left as { error?: unknown }).error ?? def.left
       return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
@@ -157,7 +158,7 @@ export const executorActor = groupActor({
         dataVersion: group.data_version,
         instance: settings.instance,
         attempt: delivery.deliveryCount,
-        baseDir: settings.baseDir,
+        strategies: yield* StrategyStore,
         equityEvents: EQUITY_EVENTS === "all" || (EQUITY_EVENTS === "single" && group.items.length === 1),
         emit: (s, kind, seq, data) =>
           Effect.runPromise(
