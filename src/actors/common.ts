@@ -183,6 +183,9 @@ export const phaseResult = (
       },
       { msgId: `${group.batch_id}:${group.group_id}:${phase}:result` }
     )
+    // Executors may not write batch records (least privilege, nats.conf): the reporter counts
+    // the execution phase from the results it receives.
+    if (phase === "execution") return
     yield* kvUpdate(bus.batches, group.batch_id, BatchRecord, (rec) => {
       if (!rec) return missingBatchRecord(group.batch_id)
       const c = { ...(rec.phases[phase] ?? emptyPhaseCounter()) }

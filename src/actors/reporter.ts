@@ -56,6 +56,8 @@ interface BatchDelta {
   skipped: number
   failed: number
   loadingFailures: number
+  /** results that came out of the execution phase (executors do not write batch records) */
+  execution: { in: number; pass: number; skipped: number; failed: number }
   best?: { scenario_id: string; value: number }
 }
 
@@ -68,7 +70,12 @@ const applyDeltas = (batchId: string, d: BatchDelta) =>
       const done = counts.success + counts.skipped + counts.failed
       let best = r.best
       if (d.best && (!best || d.best.value > best.value)) best = { scenario_id: d.best.scenario_id, metric: "sharpe", value: d.best.value }
-      const next: BatchRecord = { ...r, counts, updated_at: now(), ...(best ? { best } : {}) }
+      const exec = r.phases.execution ?? { in: 0, pass: 0, skipped: 0, failed: 0 }
+      const phases = d.execution.in === 0 ? r.phases : {
+        ...r.phases,
+        execution: { in: exec.in + d.execution.in, pass: exec.pass + d.execution.pass, skipped: exec.skipped + d.execution.skipped, failed: exec.failed + d.execution.failed }
+      }
+      const next: BatchRecord = { ...r, counts, phases, updated_at: now(), ...(best ? { best } : {}) }
       if (r.status !== "failed") next.status = "running"
       if (r.total > 0 && done >= r.total && r.status !== "done") {
         // Batch-level failures: the catalog was unreadable, or no scenario could be loaded.
@@ -101,8 +108,12 @@ const handleChunk = (chunk: ReadonlyArray<Delivery<ScenarioResult>>) =>
     const fresh = yield* Effect.forEach(good, ({ r }) => markFinal(r), { concurrency: 64 })
     good.forEach(({ r }, i) => {
       if (!fresh[i]) return
-      const delta = deltas.get(r.batch_id) ?? { success: 0, skipped: 0, failed: 0, loadingFailures: 0 }
+      const delta = deltas.get(r.batch_id) ?? { success: 0, skipped: 0, failed: 0, loadingFailures: 0, execution: { in: 0, pass: 0, skipped: 0, failed: 0 } }
       delta[r.status as ResultStatus]++
+      if (r.status === "success" || r.phase === "execution") {
+        delta.execution.in++
+        delta.execution[r.status === "success" ? "pass" : (r.status as "skipped" | "failed")]++
+      }
       if (r.status === "failed" && r.phase === "loading") delta.loadingFailures++
       const sharpe = r.metrics?.sharpe
       if (typeof sharpe === "number" && (!delta.best || sharpe > delta.best.value)) delta.best = { scenario_id: r.scenario_id, value: sharpe }
