@@ -112,7 +112,12 @@ type PublishedRef = Extract<StrategyRef, { kind: "published" }>
 const openBucket = Effect.gen(function* () {
   const { objm } = yield* Nats
   return yield* Effect.tryPromise(() => objm.create(STRATEGY_BUCKET, { storage: StorageType.File, replicas: DEFAULT_TOPOLOGY.replicas })).pipe(
-    Effect.orElse(() => Effect.tryPromise(() => objm.open(STRATEGY_BUCKET)))
+    Effect.orElse(() =>
+      Effect.tryPromise({
+        try: () => objm.open(STRATEGY_BUCKET),
+        catch: (cause) => new Error(`${String((cause as Error)?.message ?? cause)} (is a tickflow server or actors process running?)`)
+      })
+    )
   )
 })
 
@@ -175,7 +180,7 @@ export class StrategyStore extends Effect.Service<StrategyStore>()("tickflow/Str
         Effect.gen(function* () {
           if (!STRATEGY_NAME_RE.test(name))
             return yield* new StrategyPublishError({ reason: `strategy name ${JSON.stringify(name.slice(0, 80))} is not valid: a letter, then letters, digits, '_' or '-' (max 64)` })
-          const b = yield* bucket.pipe(Effect.mapError((e) => new StrategyPublishError({ reason: `cannot open the strategy store ${STRATEGY_BUCKET}: ${String((e as Error)?.message ?? e)}` })))
+          const b = yield* bucket.pipe(Effect.mapError((e) => new StrategyPublishError({ reason: `cannot open the strategy store ${STRATEGY_BUCKET}: ${String((e as Error)?.message ?? e).slice(0, 300)}` })))
           const bytes = new TextEncoder().encode(code)
           const hash = strategyHash(bytes)
           const key = `${name}@${hash}`
