@@ -73,7 +73,7 @@ afterAll(async () => {
 describe("published strategies", () => {
   it("published once, run by an executor in another directory without the file", async () => {
     const server = start(["server"], home, {})
-    await until(() => /export NATS_USER=admin NATS_PASSWORD=\S+/.test(server.out()), 20_000, "tickflow server")
+    await until(() => /export NATS_USER=admin NATS_PASSWORD=\S+/.test(server.out()), 90_000, "tickflow server")
     const url = /export NATS_URL=(\S+)/.exec(server.out())![1]
     const pass = (role: string) => new RegExp(`TF_${role.toUpperCase()}_PASSWORD=(\\S+)`).exec(server.out())![1]
     const as = (role: string) => ({ NATS_URL: url, NATS_USER: role, NATS_PASSWORD: pass(role) })
