@@ -108,13 +108,13 @@ export interface PublishedStrategy {
 
 type PublishedRef = Extract<StrategyRef, { kind: "published" }>
 
-/** Create the bucket (roles that may) or open it (roles that only read). */
+/** Open the bucket (the topology creates it); create it when missing and this role may. */
 const openBucket = Effect.gen(function* () {
   const { objm } = yield* Nats
-  return yield* Effect.tryPromise(() => objm.create(STRATEGY_BUCKET, { storage: StorageType.File, replicas: DEFAULT_TOPOLOGY.replicas })).pipe(
+  return yield* Effect.tryPromise(() => objm.open(STRATEGY_BUCKET)).pipe(
     Effect.orElse(() =>
       Effect.tryPromise({
-        try: () => objm.open(STRATEGY_BUCKET),
+        try: () => objm.create(STRATEGY_BUCKET, { storage: StorageType.File, replicas: DEFAULT_TOPOLOGY.replicas }),
         catch: (cause) => new Error(`${String((cause as Error)?.message ?? cause)} (is a tickflow server or actors process running?)`)
       })
     )

@@ -5,7 +5,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node"
+import { connect, credsAuthenticator, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node"
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
@@ -149,7 +149,11 @@ export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
         for await (const s of nc.status()) {
           if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error" || s.type === "ldm") {
             const detail = s as { server?: string; error?: Error }
-            rootLogger().warn({ event: `nats_${s.type}`, server: detail.server, error: detail.error?.message }, `nats ${s.type}`)
+            // A permissions violation also fails the request that caused it, which reports it
+            // where it matters; expected ones (an executor trying to create the topology before
+            // binding to it, an ordered consumer's best-effort delete) are not warnings.
+            const level = detail.error instanceof PermissionViolationError ? "debug" : "warn"
+            rootLogger()[level]({ event: `nats_${s.type}`, server: detail.server, error: detail.error?.message }, `nats ${s.type}`)
           }
         }
       })

@@ -88,7 +88,7 @@ const withSystem = <A, E>(body: Effect.Effect<A, E, any>) =>
 
 describe("attacks from the bus", () => {
   it.scopedLive(
-    "strategy as a module path, absolute path, ../ path or URL: skipped with a reason, the module never runs; host paths refused; no file content stored; another's running batch untouched; a 1,000,000-scenario batch refused",
+    "strategy as a module path, absolute path, ../ path or URL: skipped with a reason, the module never runs; host paths refused; no file content stored; another's running batch untouched; only the owner adds to a scenario batch; a 1,000,000-scenario batch refused",
     () =>
       withSystem(
         Effect.gen(function* () {
@@ -162,6 +162,25 @@ describe("attacks from the bus", () => {
           expect(victimResults.every((r) => r.status === "success" && r.phase === undefined)).toBe(true)
           expect(victimResults.map((r) => r.scenario_id)).not.toContain("extra")
           expect(Object.values(yield* storedResultCounts("victim")).every((n) => n === 1)).toBe(true)
+
+          // ---- scenarios sharing a batch: only its owner (owner_token) adds to it ----
+          const token = "svc-secret-0123456789abcdef"
+          yield* submit(nc, { ...base, batch_id: "svc", scenario_id: "one", owner_token: token })
+          const intruder = yield* rejectionOfSeq(yield* submit(nc, { ...base, batch_id: "svc", scenario_id: "two" }))
+          expect(intruder.reason).toMatch(/batch_id: "svc" belongs to another submitter; choose another batch id \(or send the owner_token of that batch\)/)
+          const wrongToken = yield* rejectionOfSeq(yield* submit(nc, { ...base, batch_id: "svc", scenario_id: "two", owner_token: "not-the-owner-0123456789" }))
+          expect(wrongToken.reason).toMatch(/belongs to another submitter/)
+          yield* submit(nc, { ...base, batch_id: "svc", scenario_id: "three", owner_token: token })
+          // done once per scenario added: wait until both are counted
+          let svc = yield* waitForBatch("svc")
+          while (svc.counts.success + svc.counts.skipped + svc.counts.failed < 2) {
+            yield* Effect.sleep("100 millis")
+            svc = yield* waitForBatch("svc")
+          }
+          expect(svc).toMatchObject({ status: "done", total: 2, counts: { success: 2, skipped: 0, failed: 0 } })
+          expect((yield* readResults("svc")).map((r) => r.scenario_id).sort()).toEqual(["one", "three"])
+          expect(svc.owner).toMatch(/^scenarios:[0-9a-f]{32}$/)
+          expect(JSON.stringify(svc)).not.toContain(token)
 
           // ---- over the limits: counted, not expanded ----
           const axis = { from: 1, to: 100, step: 1 }
