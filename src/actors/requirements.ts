@@ -8,10 +8,11 @@
  * answered from it here — no load, no engine — unless the submission said `cache: false`.
  */
 import { Effect } from "effect"
-import { loadStrategy, validateParams } from "../engine/index.js"
+import { validateParams } from "../engine/index.js"
+import { StrategyStore } from "../strategies-store.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
 import type { ScenarioResult } from "../schemas/results.js"
-import { ActorSettings, phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
+import { phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
 import { lookupCached } from "./cache.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { groupActor } from "./runner.js"
@@ -24,13 +25,13 @@ export const requirementsActor = groupActor({
   concurrency: 4,
   handle: (group) =>
     Effect.gen(function* () {
-      const settings = yield* ActorSettings
+      const strategies = yield* StrategyStore
       const started = yield* phaseStart("requirements", group)
       const passed: GroupItem[] = []
       const skipped = []
       for (const item of group.items) {
         const s = item.scenario
-        const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, settings.baseDir)))
+        const def = yield* Effect.either(strategies.load(s.strategy))
         if (def._tag === "Left") {
           const cause = (def.left as { error?: unknown }).error ?? def.left
           skipped.push(stoppedResult(s, "skipped", "requirements", `strategy: ${(cause as Error).message ?? String(cause)}`))

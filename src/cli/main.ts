@@ -17,7 +17,10 @@ import { credentialEnv } from "../streams/embedded.js"
 import { embeddedSettings, Nats, NatsSettings, settingsFromEnv } from "../streams/connection.js"
 import { busLayer, publishRaw } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
+import { REJECTION_BUCKET, rejectionSubject } from "../security/rejections.js"
+import { publishStrategyFile, StrategyStore } from "../strategies-store.js"
 import { registerDataCommands } from "./data.js"
+import { busBatchConfig, busScenario } from "./submission.js"
 import { loadBatchFile, runBatch } from "./run.js"
 import { runCli, serveActors, waitForSignal } from "./system.js"
 import { parseMetric } from "./table.js"
@@ -151,8 +154,10 @@ program
       process.exitCode = 2
       return
     }
-    let message: Record<string, unknown> = raw
-    let follow: string
+    // Paths are read here, on the sender's machine: universe files become symbol lists,
+    // strategy modules are published (name@hash), data_root/output_root stay here.
+    const baseDir = resolve(file, "..")
+    let prepare: Effect.Effect<{ message: Record<string, unknown>; follow: string }, unknown, StrategyStore>
     if ("batch_name" in raw) {
       // A batch is checked here first (every problem at once) and gets its id here, so the
       // sender knows what to watch.
@@ -165,17 +170,55 @@ program
         return
       }
       const batchId = makeBatchId(cfg)
-      message = { v: WIRE_VERSION, kind: "batch", batch_id: batchId, config: raw, base_dir: resolve(file, "..") }
-      follow = `batch ${batchId}: follow it with \`tickflow watch ${batchId}\` or subscribe to tf.res.${batchId}.>`
+      prepare = busBatchConfig(cfg, baseDir).pipe(
+        Effect.map((config) => ({
+          message: { v: WIRE_VERSION, kind: "batch", batch_id: batchId, config },
+          follow: `batch ${batchId}: follow it with \`tickflow watch ${batchId}\` or subscribe to tf.res.${batchId}.>`
+        }))
+      )
     } else {
-      follow =
+      const follow =
         typeof raw.batch_id === "string" && typeof raw.scenario_id === "string"
           ? `result on tf.res.${raw.batch_id}.${raw.scenario_id}`
           : "result on tf.res.<batch>.<scenario> (ids derived from the content: adhoc-…, s-…)"
+      prepare = busScenario(raw, baseDir).pipe(
+        Effect.tap(({ dropped }) => (dropped.length > 0 ? Effect.sync(() => console.warn(`warning: ${dropped.join(", ")} not sent (the actors use their own data root)`)) : Effect.void)),
+        Effect.map(({ message }) => ({ message, follow }))
+      )
     }
-    const layer = Nats.Default.pipe(Layer.provideMerge(settingsFromEnv()))
-    const ack = await runCli(publishRaw(SUBJECT.submit, JSON.stringify(message)).pipe(Effect.provide(layer), Effect.scoped))
-    if (ack) console.log(`submitted to ${SUBJECT.submit} (stream ${ack.stream}, seq ${ack.seq}); ${follow}`)
+    const layer = StrategyStore.Default.pipe(Layer.provideMerge(Nats.Default), Layer.provideMerge(settingsFromEnv()))
+    const sent = await runCli(
+      Effect.gen(function* () {
+        const { message, follow } = yield* prepare
+        const ack = yield* publishRaw(SUBJECT.submit, JSON.stringify(message))
+        return { ack, follow }
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    )
+    if (sent)
+      console.log(
+        `submitted to ${SUBJECT.submit} (stream ${sent.ack.stream}, seq ${sent.ack.seq}); ${sent.follow}\n` +
+          `if it is refused, the reason is in KV ${REJECTION_BUCKET} key ${sent.ack.seq} and on ${rejectionSubject(sent.ack.seq)}`
+      )
+  })
+
+const strategyCommand = program.command("strategy").description("user strategy modules in the strategy store (tf_strategies)")
+strategyCommand
+  .command("publish")
+  .description("bundle a strategy module (TypeScript or JavaScript) and store it by content; prints the name@hash scenarios use; needs NATS_URL and the researcher or admin role")
+  .argument("<file>", "module exporting `default` or `strategy`")
+  .option("--name <name>", "name to publish under (default: the strategy's own name)")
+  .action(async (file: string, o: { name?: string }) => {
+    if (!process.env.NATS_URL) {
+      console.error("error: strategy publish needs NATS_URL (and NATS_USER=researcher or admin) pointing at the server the executors use")
+      process.exitCode = 2
+      return
+    }
+    const layer = StrategyStore.Default.pipe(Layer.provideMerge(Nats.Default), Layer.provideMerge(settingsFromEnv()))
+    const published = await runCli(publishStrategyFile(file, o.name).pipe(Effect.provide(layer), Effect.scoped))
+    if (published) {
+      console.error(`${published.created ? "published" : "already published"}: ${published.bytes} bytes; use \`strategy: ${published.key}\` in a batch or scenario`)
+      console.log(published.key)
+    }
   })
 
 program

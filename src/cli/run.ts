@@ -19,6 +19,10 @@ import { followDecoded } from "../streams/follow.js"
 import { SUBJECT } from "../streams/topology.js"
 import { spawnExecutors, systemLayer, waitForSignal } from "./system.js"
 import { configureLogging } from "../logging.js"
+import { currentSecuritySettings } from "../security/limits.js"
+import { openRejectionBucket, rejectionOf } from "../security/rejections.js"
+import { StrategyStore } from "../strategies-store.js"
+import { busBatchConfig } from "./submission.js"
 import { problemsList, resultsTable } from "./table.js"
 
 export interface RunOptions {
@@ -96,9 +100,13 @@ export const runBatch = (opts: RunOptions) =>
           )
         )
       )
-      yield* publishRaw(
+      // Universe files and strategy paths are resolved here (strategies published by content);
+      // no host path goes on the bus.
+      const wireConfig = yield* busBatchConfig(config, baseDir).pipe(Effect.provide(StrategyStore.Default))
+      const rejections = yield* openRejectionBucket((yield* currentSecuritySettings).rejectionTtlMs)
+      const ack = yield* publishRaw(
         SUBJECT.submit,
-        JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: batchId, config, base_dir: baseDir }),
+        JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: batchId, config: wireConfig }),
         `submit:${batchId}`
       )
       yield* Effect.logInfo(`batch ${batchId} submitted: ${scenarios.length} scenarios`).pipe(
@@ -110,6 +118,8 @@ export const runBatch = (opts: RunOptions) =>
         for (;;) {
           const rec = yield* kvGet(bus.batches, batchId, BatchRecord)
           if (rec && (rec.value.status === "done" || rec.value.status === "failed")) return rec.value
+          const refused = rec ? undefined : yield* rejectionOf(rejections, ack.seq)
+          if (refused) return yield* Effect.fail(new ConfigError([refused.reason], `batch ${batchId}`))
           if (!tty && Date.now() - lastLog > 2_000) {
             lastLog = Date.now()
             const n = (yield* Ref.get(results)).length

@@ -10,9 +10,15 @@ import { createRequire } from "node:module"
 import { Cause, Effect, Exit, Layer } from "effect"
 import { actorSettingsLayer, shutdownLayer, type ActorSettingsShape } from "../actors/common.js"
 import { actorsLayer, type ActorName, RunningActors } from "../actors/index.js"
-import { LoggingLive } from "../logging.js"
 import { busLayer } from "../streams/bus.js"
-import { childEnv, Nats, NatsSettings, settingsFromEnv, type NatsSettingsShape } from "../streams/connection.js"
+import { executorChildEnv, Nats, NatsSettings, settingsFromEnv, type NatsSettingsShape } from "../streams/connection.js"
+import { LoggingLive, rootLogger } from "../logging.js"
+
+/** This process's environment without its NATS credentials (children get their own). */
+const withoutNatsAuth = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  const { NATS_USER: _u, NATS_PASSWORD: _p, NATS_TOKEN: _t, NATS_CREDS: _c, ...rest } = env
+  return rest
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const CLI_MAIN = join(here, "main.ts")
@@ -39,11 +45,15 @@ export const spawnExecutors = (count: number, settings: NatsSettingsShape, dataR
   Effect.acquireRelease(
     Effect.sync(() => {
       const children: ChildProcess[] = []
+      // Executors run with the executor role: they consume work and publish results, nothing more.
+      const { env: natsEnv, role } = executorChildEnv(settings)
+      if (role !== "executor")
+        rootLogger().warn({ event: "executor_role_missing" }, "executors get this process's NATS user: set NATS_EXECUTOR_USER / NATS_EXECUTOR_PASSWORD (or NATS_EXECUTOR_CREDS) to run them with the executor role")
       for (let i = 0; i < count; i++) {
         const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
           stdio: ["ignore", "inherit", "inherit"],
           // Executors of a `run` report warnings only on the shared terminal.
-          env: { TICKFLOW_LOG_LEVEL: "warn", ...process.env, ...childEnv(settings), TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },
+          env: { TICKFLOW_LOG_LEVEL: "warn", ...withoutNatsAuth(process.env), ...natsEnv, TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },
           cwd: process.cwd()
         })
         children.push(child)

@@ -127,6 +127,8 @@ export const BatchRecord = z.object({
   counts: z.object({ success: z.number().int(), skipped: z.number().int(), failed: z.number().int() }),
   phases: z.record(z.string(), PhaseCounter).default({}),
   output_root: z.string().optional(),
+  /** who may add to the batch: `batch:<hash of the creating submission>` or `scenarios:<hash of an owner token | open>` */
+  owner: z.string().optional(),
   created_at: z.string(),
   updated_at: z.string(),
   finished_at: z.string().optional(),
