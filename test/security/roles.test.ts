@@ -39,8 +39,8 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
   publishResult: (nc) => jetstream(nc, { timeout: 5_000 }).publish("tf.res.b1.forged", "{}"),
   publishWork: (nc) => jetstream(nc, { timeout: 5_000 }).publish("tf.scn.exec.b1", "{}"),
   pullExec: async (nc) => (await jetstream(nc, { timeout: 5_000 }).consumers.get("TF_PIPELINE", "executor")).next({ expires: 1_000 }),
-  pullReporter: async (nc) => (await jetstream(nc, { timeout: 5_000 }).consumers.get("TF_RESULTS", "reporter")).next({ expires: 1_000 }),
-  deleteReporter: async (nc) => (await jetstreamManager(nc, { timeout: 5_000 })).consumers.delete("TF_RESULTS", "reporter"),
+  writeCache: async (nc) => (await new Kvm(nc).open("tf_cache")).put("forged.b1.g1", '{"v":1,"results":{}}'),
+  deleteConsumer: async (nc) => (await jetstreamManager(nc, { timeout: 5_000 })).consumers.delete("TF_PIPELINE", "coordinator"),
   purgeStream: async (nc) => (await jetstreamManager(nc, { timeout: 5_000 })).streams.purge("TF_PIPELINE"),
   publishStrategy: async (nc) => (await new Objm(nc).open("tf_strategies")).putBlob({ name: `x${Date.now()}@00000000000000000000000000000000` }, new TextEncoder().encode("export default 1")),
   readStrategy: async (nc) => {
@@ -65,8 +65,8 @@ const EXPECTED: Record<string, [Outcome, Outcome, Outcome, Outcome, Outcome, Out
   publishResult: /*     */ [A, A, A, D, D, D],
   publishWork: /*       */ [A, A, D, D, D, D],
   pullExec: /*          */ [A, A, A, D, D, D],
-  pullReporter: /*      */ [A, A, D, D, D, D],
-  deleteReporter: /*    */ [A, A, D, D, D, D],
+  writeCache: /*        */ [A, A, A, D, D, D],
+  deleteConsumer: /*    */ [A, A, D, D, D, D],
   purgeStream: /*       */ [A, A, D, D, D, D],
   publishStrategy: /*   */ [A, A, D, A, D, D],
   readStrategy: /*      */ [A, A, A, A, D, D],
@@ -105,7 +105,7 @@ const adminLayer = () =>
   Nats.Default.pipe(
     Layer.provide(Layer.succeed(NatsSettings, { servers: server.url, user: server.credentials.admin.user, pass: server.credentials.admin.pass }))
   )
-/** The topology as a fresh start has it (the reporter consumer again after a role deleted it). */
+/** The topology as a fresh start has it (the coordinator consumer again after a role deleted it). */
 const restoreTopology = () => Effect.runPromise(ensureTopology().pipe(Effect.provide(adminLayer()), Effect.scoped))
 
 beforeAll(async () => {
@@ -146,7 +146,7 @@ describe("nats.conf roles", () => {
       for (const [name, action] of Object.entries(ACTIONS)) {
         actual[name] = await attempt(nc, action)
         expected[name] = EXPECTED[name][ROLES.indexOf(role)]
-        if (name === "deleteReporter" && actual[name] === A) await restoreTopology()
+        if (name === "deleteConsumer" && actual[name] === A) await restoreTopology()
       }
     } finally {
       await nc.close()
