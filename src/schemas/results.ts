@@ -34,7 +34,14 @@ export const MetricsSchema = z.object({
   win_rate: nullableMetric,
   exposure: nullableMetric,
   final_equity: z.number().finite(),
+  /** true when NAV reached zero: positions closed, trading stopped (notes.ruin says when) */
+  ruined: z.boolean().optional(),
+  /** benchmark statistics (LEAN's), present when the scenario has a benchmark */
+  alpha: nullableMetric.optional(),
   beta: nullableMetric.optional(),
+  information_ratio: nullableMetric.optional(),
+  tracking_error: nullableMetric.optional(),
+  treynor_ratio: nullableMetric.optional(),
   notes: z.record(z.string(), z.string())
 })
 export type MetricsRecord = z.infer<typeof MetricsSchema>
