@@ -34,9 +34,9 @@ export const MetricsSchema = z.object({
   win_rate: nullableMetric,
   exposure: nullableMetric,
   final_equity: z.number().finite(),
-  /** true when NAV reached zero: positions were closed and trading stopped */
+  /** true when NAV reached zero: positions closed, trading stopped (notes.ruin says when) */
   ruined: z.boolean().optional(),
-  /** LEAN's benchmark statistics, when the scenario names a benchmark */
+  /** benchmark statistics (LEAN's), present when the scenario has a benchmark */
   alpha: nullableMetric.optional(),
   beta: nullableMetric.optional(),
   information_ratio: nullableMetric.optional(),
