@@ -96,7 +96,12 @@ const loadAvg = () => loadavg().map((x) => x.toFixed(1)).join(" ")
 
 // ---------------------------------------------------------------- (c) latency
 
-const firstResultLatency = (runId: string) =>
+/**
+ * Submit → first result of one daily scenario, LATENCY_SAMPLES times after a warm-up. With
+ * `cached`, every sample is the same scenario (the same result key), answered from the result
+ * cache; without, `cache: false` makes each one run.
+ */
+const firstResultLatency = (runId: string, cached = false) =>
   Effect.gen(function* () {
     const { nc, js } = yield* Nats
     const samples: number[] = []
@@ -118,7 +123,8 @@ const firstResultLatency = (runId: string) =>
           start_date: "2019-01-01",
           end_date: "2019-12-31",
           universe: [SYMBOLS[0]],
-          start_capital: 100_000
+          start_capital: 100_000,
+          ...(cached ? {} : { cache: false })
         }
         t0 = performance.now()
         await js.publish(SUBJECT.submit, JSON.stringify(msg), { msgID: `submit:${batchId}` })
@@ -132,6 +138,23 @@ const firstResultLatency = (runId: string) =>
       yield* Effect.sleep("30 millis")
     }
     return samples
+  })
+
+// ---------------------------------------------------------------- (e) the result cache
+
+/**
+ * A 1,000-scenario sweep submitted twice: the first run computes (a fresh batch seed makes its
+ * result keys new), the second is answered from the result cache in the requirements phase.
+ */
+const rerunCached = (executors: ReadonlyArray<ChildProcess>) =>
+  Effect.gen(function* () {
+    const seed = Date.now() % 2 ** 31
+    const sweep = { ...config("bench-rerun", "1d", { start_date: "2000-01-01", end_date: "2019-12-31" }, { fast: range(2, 26), slow: { from: 60, to: 78, step: 2 }, symbol: SYMBOLS }), cache: true, seed }
+    const first = yield* runBatch(`rerun-a-${seed}`, sweep, executors)
+    const second = yield* runBatch(`rerun-b-${seed}`, sweep, executors)
+    describeRun("(e) 1,000-scenario sweep, first submission", first.run, EXECUTORS)
+    describeRun("(e) the same sweep again (answered from the result cache)", second.run, EXECUTORS)
+    return { first: first.run.ms, second: second.run.ms, cachedPhase: second.run.phases.get("requirements") }
   })
 
 // ---------------------------------------------------------------- (a) + (b), large scenarios
@@ -236,9 +259,18 @@ const program = (root: string) =>
     console.log(
       `(c) publish → first result, single daily scenario (2019, ${SYMBOLS[0]}), ${lat.length} samples: p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms; load avg ${loadAvg()}`
     )
+    // (e) the result cache: a known scenario answered without loading or running, and a re-run sweep
+    const cachedLat = yield* firstResultLatency(`c${Date.now() % 100000}`, true)
+    const cachedP50 = percentile(cachedLat, 50)
+    console.log(`(e) publish → result of a cached scenario, ${cachedLat.length} samples: p50 ${cachedP50.toFixed(1)} ms, p95 ${percentile(cachedLat, 95).toFixed(1)} ms (uncached p50 ${p50.toFixed(1)} ms)`)
+    const rerun = yield* rerunCached(executors)
+    const rerunRatio = rerun.second / rerun.first
+    console.log(`(e) 1,000-scenario sweep: first ${fmt(rerun.first)} ms, again ${fmt(rerun.second)} ms = ${rerunRatio.toFixed(3)}×`)
 
     // (d) many small
     let smallRatio: number | string = "skipped"
+    let resultBytes: number | string = "skipped"
+    let cpuUsPerScenario: number | string = "skipped"
     if (RUN_SMALL) {
       yield* measureGroupCodec(smallScenarios, "small batch")
       const resultCost = yield* measureResultCost(root, smallScenarios)
@@ -263,6 +295,9 @@ const program = (root: string) =>
       if (runs.length > 0) {
         const Bsmall = median(runs.map((r) => r.ms))
         smallRatio = Asmall.total / Bsmall
+        resultBytes = median(runs.flatMap((r) => r.resultSizes))
+        // every process's CPU (bench + actors, executors, nats-server) over the scenarios run
+        cpuUsPerScenario = median(runs.map((r) => ((r.cpu.self + r.cpu.executors.reduce((a, b) => a + b, 0) + r.cpu.server) * 1e6) / r.record.total))
         console.log(
           `(d) ${smallScenarios.length} scenarios: pipeline ${fmt(smallScenarios.length / (Bsmall / 1000))}/s (median of ${runs.length}) vs in-process ${fmt(smallScenarios.length / (Asmall.total / 1000))}/s = ${smallRatio.toFixed(3)}×; ` +
             `per result outside the engine: encode ${resultCost.us.toFixed(0)} µs + decode ${resultCost.decUs.toFixed(0)} µs`
@@ -276,6 +311,10 @@ const program = (root: string) =>
     result("pipeline_first_result_p50_ms", Number(p50.toFixed(1)), 100)
     result("pipeline_first_result_p95_ms", Number(p95.toFixed(1)), 250)
     result("pipeline_small_vs_inprocess", typeof smallRatio === "number" ? Number(smallRatio.toFixed(3)) : smallRatio, 0.5)
+    result("pipeline_result_bytes", resultBytes, 1500)
+    result("pipeline_small_cpu_us_per_scenario", typeof cpuUsPerScenario === "number" ? Math.round(cpuUsPerScenario) : cpuUsPerScenario, "-")
+    result("cached_result_p50_ms", Number(cachedP50.toFixed(1)), 50)
+    result("rerun_cached_vs_first", Number(rerunRatio.toFixed(3)), 0.1)
   })
 
 const main = Effect.gen(function* () {
