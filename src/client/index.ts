@@ -6,10 +6,10 @@
  *
  *   submit   JetStream publish on `tf.submit` (PubAck back; `Nats-Msg-Id` makes a retry of
  *            the same submission a no-op)
- *   results  an ordered consumer on TF_RESULTS filtered to `tf.*.<batch>.>`: every result
- *            `tf.res.<batch>.<scenario>` and the batch summary `tf.evt.<batch>.batch`, replayed
- *            from the start and then followed, so a result that arrived before the caller
- *            looked is not missed
+ *   results  ordered consumers on TF_RESULTS: `tf.res.<batch>.<scenario>` (one scenario, or
+ *            `tf.res.<batch>.>`) replayed from the start and then followed, so a result that
+ *            arrived before the caller looked is not missed; the batch summary
+ *            `tf.evt.<batch>.batch` (its last value, then changes) says when a batch is done
  *
  * The `submitter` role of nats.conf has exactly the permissions this needs. Sessions
  * (`tf.ses.*`, adding symbols to a running scenario) are not offered: the server side does not
@@ -286,57 +286,72 @@ const firstMessage = <A>(js: JetStreamClient, subject: string, schema: Decoder<A
 
 type BatchFollower = AsyncIterableIterator<ScenarioResult> & { record(): BatchRecord | undefined }
 
+type Source = "result" | "summary"
+interface Feed {
+  readonly messages: { stop(): void }
+  readonly iterator: AsyncIterator<{ subject: string; data: Uint8Array }>
+}
+
 /**
- * Results and batch summaries of one batch through one ordered consumer (`tf.*.<batch>.>`
- * covers `tf.res.<batch>.<scenario>` and `tf.evt.<batch>.batch`; nats-server 2.9 takes one
- * filter per consumer). Ends once the batch is done or failed and `total` distinct results
- * have been yielded.
+ * Results (`tf.res.<batch>.>`, all) and the batch summary (`tf.evt.<batch>.batch`, last then
+ * new) of one batch: two ordered consumers, since nats-server 2.9 takes one filter per consumer
+ * and a filter must be a subset of the stream's subjects. Ends once the batch is done or
+ * failed and `total` distinct results have been yielded.
  */
 const followResults = (js: JetStreamClient, batchId: string, options: WaitOptions): BatchFollower => {
-  const resultPrefix = `tf.res.${batchId}.`
-  const summarySubject = SUBJECT.batchEvent(batchId)
   const seen = new Set<string>()
   let record: BatchRecord | undefined
   const limit = deadline(`end of batch ${batchId}`, options)
-  let messages: { stop(): void; [Symbol.asyncIterator](): AsyncIterator<{ subject: string; data: Uint8Array }> } | undefined
-  let iterator: AsyncIterator<{ subject: string; data: Uint8Array }> | undefined
+  const feeds: Partial<Record<Source, Feed>> = {}
+  const pending = new Map<Source, Promise<{ source: Source; r: IteratorResult<{ subject: string; data: Uint8Array }> }>>()
   let finished = false
+
+  const open = async (source: Source, filter: string, deliver: DeliverPolicy) => {
+    const consumer = await js.consumers.get(STREAM.results, { filter_subjects: filter, deliver_policy: deliver })
+    const messages = await consumer.consume({ max_messages: source === "result" ? 1_000 : 16 })
+    feeds[source] = { messages, iterator: messages[Symbol.asyncIterator]() }
+  }
+  const pull = (source: Source) => pending.set(source, feeds[source]!.iterator.next().then((r) => ({ source, r })))
 
   const complete = () => record !== undefined && (record.status === "done" || record.status === "failed") && seen.size >= record.total
   const finish = () => {
     finished = true
     limit.clear()
-    messages?.stop()
+    feeds.result?.messages.stop()
+    feeds.summary?.messages.stop()
   }
 
   const next = async (): Promise<IteratorResult<ScenarioResult>> => {
     if (finished) return { done: true, value: undefined }
     try {
-      if (!iterator) {
-        const consumer = await js.consumers.get(STREAM.results, { filter_subjects: `tf.*.${batchId}.>`, deliver_policy: DeliverPolicy.All })
-        messages = await consumer.consume({ max_messages: 1_000 })
-        iterator = messages[Symbol.asyncIterator]()
+      if (pending.size === 0) {
+        await Promise.all([
+          open("result", SUBJECT.resultsOf(batchId), DeliverPolicy.All),
+          open("summary", SUBJECT.batchEvent(batchId), DeliverPolicy.LastPerSubject)
+        ])
+        pull("result")
+        pull("summary")
       }
       for (;;) {
-        if (complete()) {
+        if (complete() || pending.size === 0) {
           finish()
           return { done: true, value: undefined }
         }
-        const r = await Promise.race([iterator.next(), limit.promise])
+        const { source, r } = await Promise.race([...pending.values(), limit.promise])
         if (r.done) {
-          finish()
-          return { done: true, value: undefined }
+          pending.delete(source)
+          continue
         }
-        const m = r.value
-        if (m.subject === summarySubject) {
-          record = decode(BatchRecord, m.data) ?? record
-        } else if (m.subject.startsWith(resultPrefix)) {
-          const result = decode(ScenarioResult, m.data)
-          // one per scenario: a redelivered result is published again under the same id
-          if (result !== undefined && !seen.has(result.scenario_id)) {
-            seen.add(result.scenario_id)
-            return { done: false, value: result }
-          }
+        pull(source)
+        if (source === "summary") {
+          record = decode(BatchRecord, r.value.data) ?? record
+          continue
+        }
+        const result = decode(ScenarioResult, r.value.data)
+        // one per scenario: a redelivered scenario's result is published again under the same id
+        if (result !== undefined && !seen.has(result.scenario_id)) {
+          seen.add(result.scenario_id)
+          return { done: false, value: result }
         }
       }
     } catch (cause) {
