@@ -82,6 +82,17 @@ describe("npm package", () => {
     expect(bad.stderr).toContain("batch_name")
   }, 60_000)
 
+  it("runs a copied example end to end: `tickflow data sample`, then `tickflow run` (private nats-server, executors from dist/)", async () => {
+    ok(await run(tickflow, ["data", "sample"], app), "tickflow data sample")
+    const out = ok(await run(tickflow, ["run", "examples/sweep.yaml", "-w", "2", "--top", "3"], app, { TICKFLOW_LOG_LEVEL: "warn" }), "tickflow run")
+    expect(out.stdout).toMatch(/done — 18 success, 0 skipped, 0 failed of 18/)
+    const results = out.stdout.match(/results: (\S+results\.jsonl)/)?.[1]
+    expect(results).toBeDefined()
+    const lines = readFileSync(results!, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { status: string; executor?: string })
+    expect(lines).toHaveLength(18)
+    expect(lines.every((r) => r.status === "success")).toBe(true)
+  }, 120_000)
+
   it("exports the typed client as tickflow/client", async () => {
     const probe = ok(
       await run(process.execPath, ["--input-type=module", "-e", 'const m = await import("tickflow/client"); console.log(typeof m.connect, typeof m.TickflowInvalidError)'], app),
