@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { spawn } from "node:child_process"
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs"
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 
@@ -92,6 +92,27 @@ describe("npm package", () => {
     expect(lines).toHaveLength(18)
     expect(lines.every((r) => r.status === "success")).toBe(true)
   }, 120_000)
+
+  it("types the client for TypeScript users: the README example checks against the installed declarations, a wrong value does not", async () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8")
+    const example = /```ts\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf("### From TypeScript: `tickflow/client`")))![1]
+    const tsconfig = {
+      compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, skipLibCheck: true, types: ["node"], typeRoots: [join(ROOT, "node_modules", "@types")] },
+      files: ["example.mts"]
+    }
+    writeFileSync(join(app, "tsconfig.json"), JSON.stringify(tsconfig))
+    const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc")
+    // One tsc run: the example must check, and a wrong value must be an error (were the types
+    // missing or `any`, the @ts-expect-error below would itself be the error).
+    const probe = [
+      'const freq: import("tickflow/client").ScenarioInput["freq"] = "1d"',
+      "// @ts-expect-error: not one of tick, 1min, 5min, 1h, 1d",
+      'const wrong: import("tickflow/client").ScenarioInput["freq"] = "2d"',
+      "export { freq, wrong }"
+    ].join("\n")
+    writeFileSync(join(app, "example.mts"), `${example}\n${probe}\n`)
+    ok(await run(process.execPath, [tsc, "-p", "tsconfig.json"], app), "tsc on the README example")
+  }, 60_000)
 
   it("exports the typed client as tickflow/client", async () => {
     const probe = ok(
