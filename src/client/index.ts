@@ -160,7 +160,10 @@ const makeClient = (nc: NatsConnection): TickflowClient => {
     const follower = followResults(js, batchId, options)
     const results: ScenarioResult[] = []
     for await (const r of follower) results.push(r)
-    return { record: follower.record()!, results }
+    const record = follower.record()
+    // the feeds end without a summary only when the connection closes under the wait
+    if (record === undefined) throw new TickflowBusError({ message: `batch ${batchId}: the connection closed before the batch finished`, cause: undefined })
+    return { record, results }
   }
 
   const runScenario = async (scenario: ScenarioInput, options: WaitOptions = {}): Promise<ScenarioResult> => {
@@ -172,6 +175,7 @@ const makeClient = (nc: NatsConnection): TickflowClient => {
       await submitChecked(s)
     } catch (e) {
       found.cancel()
+      found.value.catch(() => undefined) // the wait ends with the cancel; the publish error is the news
       throw e
     }
     return found.value
