@@ -1,47 +1,40 @@
 /**
  * The `tickflow` command. Parsing with commander (small, well kept, typed options, good help);
  * every command runs an Effect through runCli, which prints failures as one clear line.
+ *
+ * Start-up: this module imports only commander and node built-ins at the top. Each command
+ * imports what it needs inside its action (`await import(...)`), so `tickflow --help` or
+ * `tickflow validate` never loads the engine, the actors, NATS, Arrow or the Parquet decoders
+ * (bench/startup.ts measures it). Keep new commands that way.
  */
-import { readFile } from "node:fs/promises"
+import { createRequire } from "node:module"
 import { resolve } from "node:path"
 import { Command, InvalidArgumentError } from "commander"
-import { Effect, Layer } from "effect"
-import YAML from "yaml"
-import { ACTOR_NAMES, parseActorList } from "../actors/index.js"
-import { listStrategies } from "../engine/index.js"
-import { ConfigError, expandBatch, lintScenarios, makeBatchId } from "../schemas/batch.js"
-import { COST_UNITS, WIRE_VERSION } from "../schemas/common.js"
-import { batchConfigJsonSchema, resultJsonSchema, scenarioJsonSchema } from "../schemas/jsonschema.js"
-import { universeFileReader } from "../actors/coordinator.js"
-import { credentialEnv } from "../streams/embedded.js"
-import { embeddedSettings, Nats, NatsSettings, settingsFromEnv } from "../streams/connection.js"
-import { busLayer, publishRaw } from "../streams/bus.js"
-import { SUBJECT } from "../streams/topology.js"
-import { REJECTION_BUCKET, rejectionSubject } from "../security/rejections.js"
-import { publishStrategyFile, StrategyStore } from "../strategies-store.js"
-import { registerDataCommands } from "./data.js"
-import { busBatchConfig, busScenario } from "./submission.js"
-import { loadBatchFile, runBatch } from "./run.js"
-import { runCli, serveActors, waitForSignal } from "./system.js"
-import { parseMetric } from "./table.js"
-import { watchBatch } from "./watch.js"
+
+/** package.json sits two levels up from both src/cli/main.ts and dist/cli/main.js. */
+const packageVersion = (createRequire(import.meta.url)("../../package.json") as { version: string }).version
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v)
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number >= 1, got "${v}"`)
   return n
 }
-const metricOption = (v: string) => {
+/** --sort: checked in the action, so the schemas load only for commands that sort. */
+const sortMetric = async (v: string) => {
+  const { parseMetric } = await import("./table.js")
   try {
     return parseMetric(v)
   } catch (e) {
-    throw new InvalidArgumentError((e as Error).message)
+    console.error(`error: ${(e as Error).message}`)
+    process.exitCode = 2
+    return undefined
   }
 }
 
 const program = new Command()
   .name("tickflow")
   .description("Trading backtest scenarios as a stream-processing actor system over NATS JetStream")
+  .version(packageVersion, "-V, --version", "print the tickflow version")
   .showHelpAfterError()
 
 program
@@ -51,15 +44,18 @@ program
   .option("-w, --max-workers <n>", "executor processes (1 = in this process)", positiveInt("--max-workers"), 1)
   .option("--data-root <dir>", "catalog root (default: data_root of the batch, $TICKFLOW_DATA_ROOT, .tickflow/data)")
   .option("--out <dir>", "output root (overrides output_root of the batch)")
-  .option("--sort <metric>", "metric the results table is sorted by", metricOption, "sharpe")
+  .option("--sort <metric>", "metric the results table is sorted by", "sharpe")
   .option("--top <n>", "rows in the results table", positiveInt("--top"), 20)
   .option("--batch-id <id>", "batch id (default: <name>-<utc stamp>-<config hash>)")
-  .action(async (file: string, o: { maxWorkers: number; dataRoot?: string; out?: string; sort: ReturnType<typeof parseMetric>; top: number; batchId?: string }) => {
+  .action(async (file: string, o: { maxWorkers: number; dataRoot?: string; out?: string; sort: string; top: number; batchId?: string }) => {
+    const sort = await sortMetric(o.sort)
+    if (sort === undefined) return
+    const [{ runCli }, { runBatch }] = await Promise.all([import("./system.js"), import("./run.js")])
     await runCli(
       runBatch({
         file,
         maxWorkers: o.maxWorkers,
-        sort: o.sort,
+        sort,
         top: o.top,
         ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
         ...(o.out ? { out: o.out } : {}),
@@ -73,6 +69,11 @@ program
   .description("check a batch file: every problem at once, then the scenario count")
   .argument("<batch>", "batch config file")
   .action(async (file: string) => {
+    const [{ loadBatchFile }, { ConfigError, expandBatch, lintScenarios, makeBatchId }, { universeFileReader }] = await Promise.all([
+      import("./run.js"),
+      import("../schemas/batch.js"),
+      import("../actors/coordinator.js")
+    ])
     try {
       const cfg = await loadBatchFile(file)
       const scenarios = expandBatch(cfg, { batchId: makeBatchId(cfg), readUniverseFile: universeFileReader(resolve(file, "..")) })
@@ -86,10 +87,11 @@ program
 
 program
   .command("actors")
-  .description(`run pipeline actors until Ctrl-C (default all: ${ACTOR_NAMES.join(", ")})`)
-  .option("--only <list>", "comma-separated subset, e.g. loader,quality")
+  .description("run pipeline actors until Ctrl-C (default: all of them)")
+  .option("--only <list>", "comma-separated subset of coordinator, availability, requirements, loader, quality, executor, reporter")
   .option("--data-root <dir>", "catalog root")
   .action(async (o: { only?: string; dataRoot?: string }) => {
+    const [{ ACTOR_NAMES, parseActorList }, { runCli, serveActors }] = await Promise.all([import("../actors/index.js"), import("./system.js")])
     let names
     try {
       names = o.only ? parseActorList(o.only) : [...ACTOR_NAMES]
@@ -112,6 +114,7 @@ program
       process.exitCode = 2
       return
     }
+    const { runCli, serveActors } = await import("./system.js")
     await runCli(
       serveActors({
         actors: ["executor"],
@@ -124,12 +127,15 @@ program
   .command("watch")
   .description("live results table of a batch (replays, then follows); needs NATS_URL")
   .argument("<batch>", "batch id")
-  .option("--sort <metric>", "metric to sort by", metricOption, "sharpe")
+  .option("--sort <metric>", "metric to sort by", "sharpe")
   .option("--top <n>", "rows shown", positiveInt("--top"), 20)
   .option("--follow", "keep following after the batch is done", false)
-  .action(async (batchId: string, o: { sort: ReturnType<typeof parseMetric>; top: number; follow: boolean }) => {
+  .action(async (batchId: string, o: { sort: string; top: number; follow: boolean }) => {
+    const sort = await sortMetric(o.sort)
+    if (sort === undefined) return
+    const [{ runCli }, { watchBatch }] = await Promise.all([import("./system.js"), import("./watch.js")])
     try {
-      await runCli(watchBatch({ batchId, sort: o.sort, top: o.top, follow: o.follow }))
+      await runCli(watchBatch({ batchId, sort, top: o.top, follow: o.follow }))
     } catch (e) {
       console.error(`error: ${(e as Error).message}`)
       process.exitCode = 2
@@ -146,6 +152,7 @@ program
       process.exitCode = 2
       return
     }
+    const [{ readFile }, { default: YAML }] = await Promise.all([import("node:fs/promises"), import("yaml")])
     let raw: Record<string, unknown>
     try {
       raw = YAML.parse(await readFile(file, "utf8")) as Record<string, unknown>
@@ -154,13 +161,30 @@ program
       process.exitCode = 2
       return
     }
+    const [{ Effect, Layer }, { Nats, settingsFromEnv }, { publishRaw }, { SUBJECT }, { runCli }, { StrategyStore }, { busBatchConfig, busScenario }, { REJECTION_BUCKET, rejectionSubject }] =
+      await Promise.all([
+        import("effect"),
+        import("../streams/connection.js"),
+        import("../streams/bus.js"),
+        import("../streams/topology.js"),
+        import("./system.js"),
+        import("../strategies-store.js"),
+        import("./submission.js"),
+        import("../security/rejections.js")
+      ])
     // Paths are read here, on the sender's machine: universe files become symbol lists,
     // strategy modules are published (name@hash), data_root/output_root stay here.
     const baseDir = resolve(file, "..")
-    let prepare: Effect.Effect<{ message: Record<string, unknown>; follow: string }, unknown, StrategyStore>
+    type Prepared = { message: Record<string, unknown>; follow: string }
+    let prepare: import("effect").Effect.Effect<Prepared, unknown, import("../strategies-store.js").StrategyStore>
     if ("batch_name" in raw) {
       // A batch is checked here first (every problem at once) and gets its id here, so the
       // sender knows what to watch.
+      const [{ loadBatchFile }, { makeBatchId }, { WIRE_VERSION }] = await Promise.all([
+        import("./run.js"),
+        import("../schemas/batch.js"),
+        import("../schemas/common.js")
+      ])
       let cfg
       try {
         cfg = await loadBatchFile(file)
@@ -213,6 +237,12 @@ strategyCommand
       process.exitCode = 2
       return
     }
+    const [{ Effect, Layer }, { Nats, settingsFromEnv }, { runCli }, { publishStrategyFile, StrategyStore }] = await Promise.all([
+      import("effect"),
+      import("../streams/connection.js"),
+      import("./system.js"),
+      import("../strategies-store.js")
+    ])
     const layer = StrategyStore.Default.pipe(Layer.provideMerge(Nats.Default), Layer.provideMerge(settingsFromEnv()))
     const published = await runCli(publishStrategyFile(file, o.name).pipe(Effect.provide(layer), Effect.scoped))
     if (published) {
@@ -226,6 +256,13 @@ program
   .description("start a private nats-server (JetStream, temp store) in the foreground for multi-process local runs")
   .option("--port <n>", "port (default: a free one)", positiveInt("--port"))
   .action(async (o: { port?: number }) => {
+    const [{ Effect, Layer }, { credentialEnv }, { embeddedSettings, Nats, NatsSettings }, { busLayer }, { runCli, waitForSignal }] = await Promise.all([
+      import("effect"),
+      import("../streams/embedded.js"),
+      import("../streams/connection.js"),
+      import("../streams/bus.js"),
+      import("./system.js")
+    ])
     await runCli(
       Effect.gen(function* () {
         const settings = yield* NatsSettings
@@ -247,7 +284,8 @@ program
   .command("schema")
   .description("print the JSON Schema of batch files (or scenario / result) for editor autocompletion")
   .argument("[which]", "batch | scenario | result", "batch")
-  .action((which: string) => {
+  .action(async (which: string) => {
+    const { batchConfigJsonSchema, resultJsonSchema, scenarioJsonSchema } = await import("../schemas/jsonschema.js")
     const schemas: Record<string, () => object> = { batch: batchConfigJsonSchema, scenario: scenarioJsonSchema, result: resultJsonSchema }
     const f = schemas[which]
     if (!f) {
@@ -262,7 +300,7 @@ program
   .command("strategies")
   .description("list built-in strategies and their parameters")
   .action(async () => {
-    const { z } = await import("zod")
+    const [{ z }, { listStrategies }, { COST_UNITS }] = await Promise.all([import("zod"), import("../engine/index.js"), import("../schemas/common.js")])
     for (const s of listStrategies()) {
       console.log(`${s.name}: ${s.description}`)
       const json = z.toJSONSchema(s.params, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, { type?: string; minimum?: number; maximum?: number; default?: unknown; enum?: unknown[] }> }
@@ -275,6 +313,17 @@ program
     for (const [k, unit] of Object.entries(COST_UNITS)) console.log(`  ${k}: ${unit}`)
   })
 
-registerDataCommands(program)
+/**
+ * `data` and its subcommands live in ./data.js, which loads the Parquet and Arrow modules: it is
+ * imported only when the command line asks for `data` (or `help data`); otherwise a stand-in
+ * with the same name and summary keeps `tickflow --help` complete.
+ */
+const words = process.argv.slice(2).filter((a) => !a.startsWith("-"))
+if (words[0] === "data" || (words[0] === "help" && words[1] === "data")) {
+  const { registerDataCommands } = await import("./data.js")
+  registerDataCommands(program)
+} else {
+  program.command("data").description("the Parquet catalog: sample | import | generate | coverage (tickflow data --help)")
+}
 
 await program.parseAsync(process.argv)
