@@ -226,7 +226,9 @@ const acceptScenario = (msg: Extract<SubmitMessage, { kind: "scenario" }>) =>
         return { ...rec, status: rec.status === "done" ? "running" : rec.status, total: rec.total + 1, groups: rec.groups + 1, updated_at: now() }
       })
     yield* Effect.logInfo("scenario accepted").pipe(Effect.annotateLogs({ batch_id: scenario.batch_id, scenario_id: scenario.scenario_id }))
-    yield* publishGroups(groupScenarios([scenario]))
+    // The group id names the scenario too: two scenarios of one batch on the same slice would
+    // otherwise share a group id, and the second publish would be dropped as a duplicate.
+    yield* publishGroups(groupScenarios([scenario]).map((g) => ({ ...g, group_id: `${g.group_id.split("-")[0]}-s${hash(scenario.scenario_id, 12)}` })))
   })
 
 /**
