@@ -103,8 +103,10 @@ describe("published strategies", () => {
     const executor = start(["executor"], executorDir, { ...as("executor"), TICKFLOW_INSTANCE_SUFFIX: "remote" })
     writeFileSync(
       join(home, "batch.yaml"),
-      `batch_name: remote\ndefaults: {strategy: "${key}", freq: 1d, start_date: 2016-01-04, end_date: 2020-12-30, universe: [AAA], start_capital: 10000}\nruns:\n  - {id: flat, params: {weight: 0}}\n  - {id: long, params: {weight: 1}}\n`
+      `batch_name: remote\ndefaults: {strategy: "${key}", freq: 1d, start_date: 2016-01-04, end_date: 2020-12-30, universe: {file: universe.txt}, start_capital: 10000}\nruns:\n  - {id: flat, params: {weight: 0}}\n  - {id: long, params: {weight: 1}}\n`
     )
+    // read by `tickflow submit` on this machine and sent as a symbol list
+    writeFileSync(join(home, "universe.txt"), "# symbols\nAAA\n")
     const submit = start(["submit", "batch.yaml"], home, as("submitter"))
     expect(await submit.exited).toBe(0)
     const batchId = /batch (remote-\S+): follow it/.exec(submit.out())![1]
@@ -130,6 +132,7 @@ describe("published strategies", () => {
       expect(r.status).toBe("success")
       expect(r.strategy).toBe(key)
       expect(r.executor).toMatch(/:remote$/) // ran in the executor process, not in the actors
+      expect(r.universe).toEqual(["AAA"])
     }
     expect(flat.params).toEqual({ weight: 0 })
     expect(flat.metrics).toMatchObject({ final_equity: 10_000, total_return: 0, trades: 0, exposure: 0 })
