@@ -9,7 +9,7 @@ import { readFooterMetadata } from "./parquet-footer.js"
 import { MS_PER_DAY, type TimeUnit, UNITS_PER_MS } from "./time.js"
 
 /** Names of the price fields a file's columns can be mapped to. */
-export type PriceField = "ts" | "close" | "price" | "open" | "high" | "low" | "volume" | "size" | "bid" | "ask" | "synthetic"
+export type PriceField = "ts" | "close" | "price" | "open" | "high" | "low" | "volume" | "size" | "bid" | "ask" | "synthetic" | "symbol"
 
 /**
  * Maps tickflow field names to a file's column names, e.g. `{ ts: "time", close: "px" }`;
@@ -20,7 +20,8 @@ export type ColumnMapping = Partial<Record<PriceField, string>> & { readonly tsU
 /** Column names tried, case-insensitively, when a field is not mapped. */
 export const DEFAULT_NAMES: Record<PriceField, ReadonlyArray<string>> = {
   ts: ["ts", "timestamp", "time", "datetime", "date"],
-  close: ["close"],
+  // an adjusted close stands in only when there is no plain close
+  close: ["close", "adj close", "adj_close", "adjclose"],
   price: ["price"],
   open: ["open"],
   high: ["high"],
@@ -29,7 +30,8 @@ export const DEFAULT_NAMES: Record<PriceField, ReadonlyArray<string>> = {
   size: ["size", "qty", "quantity"],
   bid: ["bid"],
   ask: ["ask"],
-  synthetic: ["synthetic"]
+  synthetic: ["synthetic"],
+  symbol: ["symbol", "ticker"]
 }
 
 /** How a timestamp column's stored values become epoch ms. */
@@ -79,7 +81,7 @@ export interface FileFooter {
 /** Top-level leaf columns of a flat schema. */
 export const leafColumns = (metadata: FileMetaData): SchemaElement[] => metadata.schema.slice(1).filter((e) => e.type !== undefined)
 
-const findColumn = (
+export const findColumn = (
   leaves: SchemaElement[],
   field: PriceField,
   mapping: ColumnMapping
