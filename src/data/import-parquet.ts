@@ -45,12 +45,14 @@ const tsConverter = (enc: TsEncoding): ((v: unknown) => bigint | null) => {
   if (enc.kind === "int96") return (v) => (typeof v === "bigint" ? v : null)
   if (enc.kind === "date32") return (v) => (typeof v === "number" && Number.isInteger(v) ? BigInt(v) * NS_PER_DAY : null)
   const scale = NS_PER[enc.unit]
-  const perUnit = Number(scale)
+  // a double of epoch seconds or ms near the present holds ~0.2 µs: its fraction is kept to the µs, not to made-up ns
+  const fracUnits = enc.unit === "s" ? 1e6 : enc.unit === "ms" ? 1e3 : Number(scale)
+  const fracScale = scale / BigInt(fracUnits)
   return (v) => {
     if (typeof v === "bigint") return scale === 1n ? v : v * scale
-    if (typeof v === "number" && Number.isFinite(v)) {
+    if (typeof v === "number" && Number.isFinite(v) && Math.abs(v) < 1e19) {
       const whole = Math.floor(v)
-      return BigInt(whole) * scale + BigInt(Math.round((v - whole) * perUnit))
+      return BigInt(whole) * scale + BigInt(Math.round((v - whole) * fracUnits)) * fracScale
     }
     return null
   }
