@@ -8,7 +8,7 @@
  * Bars with only a close column (monthly-style price lists) get open = high = low = close.
  */
 import { createReadStream, promises as fs } from "node:fs"
-import { parse } from "csv-parse"
+import { CsvError, parse } from "csv-parse"
 import type { Freq } from "../schemas/common.js"
 import { CsvImportError, DataRequestError } from "./errors.js"
 import { isValidTimeZone, wallClockToUtcMs } from "./time.js"
@@ -370,6 +370,10 @@ export const readCsvInto = async (
   } catch (e) {
     stream.destroy()
     await sink?.abort()
+    if (e instanceof CsvError) {
+      // csv-parse's own errors (an unclosed quote, a bad delimiter) are the file's fault too
+      throw new CsvImportError({ file, line: (e as CsvError & { lines?: number }).lines ?? 0, column: "-", value: "", reason: `cannot be parsed as CSV: ${e.message.slice(0, 200)}` })
+    }
     throw e
   }
   onProgress?.(total, total)

@@ -9,7 +9,7 @@
 import { promises as fs } from "node:fs"
 import { parquetRead, type AsyncBuffer, type FileMetaData, type SchemaElement } from "hyparquet"
 import { compressors } from "hyparquet-compressors"
-import { DataRequestError, ParquetReadError } from "./errors.js"
+import { DataRequestError, isDataError, ParquetReadError } from "./errors.js"
 import { RAW_PARSERS, readFooterMetadata } from "./parquet-footer.js"
 import { findColumn, isNumeric, leafColumns, resolveColumns, type ColumnMapping, type TsEncoding } from "./parquet-schema.js"
 import { ImportSink, type RowChunk, type SourceColumns } from "./import-sink.js"
@@ -117,7 +117,14 @@ export const readParquetInto = async (
 ): Promise<{ sink: ImportSink; rows: number }> => {
   const { file } = opts
   const { metadata, size } = await readFooterMetadata(file)
-  const plan = planParquetImport(file, metadata, opts.mapping)
+  let plan: ReturnType<typeof planParquetImport>
+  try {
+    plan = planParquetImport(file, metadata, opts.mapping)
+  } catch (e) {
+    // a footer that parses but describes nonsense (a corrupted schema) is still the file's fault
+    if (isDataError(e)) throw e
+    throw new ParquetReadError({ file, reason: `the footer's schema cannot be used (${describe(e)}): corrupted footer` })
+  }
   const r = plan.resolved
   if (!plan.symbol && opts.symbol === undefined) {
     throw new DataRequestError({ field: "--symbol", value: "", reason: `is needed: ${file} has no symbol column; say which symbol its rows are, e.g. --symbol SPY` })
