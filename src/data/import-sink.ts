@@ -79,6 +79,12 @@ const NS_PER_DAY = 86_400_000_000_000n
 const COLUMN_KEYS = ["price", "open", "high", "low", "volume", "bid", "ask"] as const
 type ColumnKey = (typeof COLUMN_KEYS)[number]
 
+const yearRangeNs = (dayIso: string) => {
+  const jan1 = (y: number) => BigInt(Date.parse(`${String(y).padStart(4, "0")}-01-01T00:00:00Z`)) * 1_000_000n
+  const y = Number(dayIso.slice(0, 4))
+  return { fromNs: jan1(y), toNs: jan1(y + 1) }
+}
+
 /** A growable columnar buffer of rows. */
 class RowBuffer {
   n = 0
@@ -99,7 +105,14 @@ class RowBuffer {
     if (this.n === this.ts.length) this.grow()
     const at = this.n++
     this.ts[at] = ts
-    for (const k of COLUMN_KEYS) this.cols[k][at] = chunk[k]?.[i] ?? Number.NaN
+    const c = this.cols
+    c.price[at] = chunk.price[i]
+    c.open[at] = chunk.open ? chunk.open[i] : Number.NaN
+    c.high[at] = chunk.high ? chunk.high[i] : Number.NaN
+    c.low[at] = chunk.low ? chunk.low[i] : Number.NaN
+    c.volume[at] = chunk.volume ? chunk.volume[i] : Number.NaN
+    c.bid[at] = chunk.bid ? chunk.bid[i] : Number.NaN
+    c.ask[at] = chunk.ask ? chunk.ask[i] : Number.NaN
   }
   pushFrom(other: RowBuffer, i: number, ts: bigint) {
     if (this.n === this.ts.length) this.grow()
@@ -117,6 +130,8 @@ interface SymbolState {
   pending: RowBuffer | null
   readonly partitions: Map<string, RowBuffer>
   maxKey: string
+  /** the partition the last row went to, and its time range */
+  current: { fromNs: bigint; toNs: bigint; buf: RowBuffer } | null
   lastTs: bigint | null
   firstTs: bigint | null
   maxTs: bigint | null
@@ -158,6 +173,7 @@ export class ImportSink {
         pending: new RowBuffer(),
         partitions: new Map(),
         maxKey: "",
+        current: null,
         lastTs: null,
         firstTs: null,
         maxTs: null,
@@ -254,10 +270,17 @@ export class ImportSink {
   }
 
   private partitionOf(s: SymbolState, t: bigint): RowBuffer {
-    const key = partitionKey(s.freq!, nsToDayIso(t))
+    // rows mostly arrive in order: the partition of the previous row is checked first, by range
+    const cur = s.current
+    if (cur && t >= cur.fromNs && t < cur.toNs) return cur.buf
+    const dayIso = nsToDayIso(t)
+    const key = partitionKey(s.freq!, dayIso)
     let buf = s.partitions.get(key)
     if (!buf) s.partitions.set(key, (buf = new RowBuffer()))
     if (key > s.maxKey) s.maxKey = key
+    const dayStart = BigInt(Date.parse(`${dayIso}T00:00:00Z`)) * 1_000_000n
+    const range = s.freq === "1d" ? yearRangeNs(dayIso) : { fromNs: dayStart, toNs: dayStart + NS_PER_DAY }
+    s.current = { ...range, buf }
     return buf
   }
 
@@ -283,6 +306,7 @@ export class ImportSink {
     for (const [k, buf] of [...s.partitions.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (key !== undefined && k >= key) continue
       s.partitions.delete(k)
+      if (s.current?.buf === buf) s.current = null
       await this.writePartition(s, buf)
     }
   }
