@@ -13,6 +13,7 @@ import { buildCoverage, catalogRelPath, coverageFor, generateCatalog, problemsFo
 import { availabilityProblem } from "../../src/actors/availability.js"
 import { publishRaw } from "../../src/streams/bus.js"
 import { SUBJECT } from "../../src/streams/topology.js"
+import { DuckDBInstance } from "@duckdb/node-api"
 import { systemTestLayer } from "../support/system.js"
 import { readResults, waitForBatch } from "../support/results.js"
 
@@ -50,6 +51,26 @@ describe("a catalog with bad files", () => {
       expect(problemsFor(report, "AAA", "1d", "2020-01-01", "2020-12-31")).toEqual([])
       const slice = { universe: ["AAA"], freq: "1d", start_date: "2018-06-01", end_date: "2019-06-01" } as never
       expect(availabilityProblem(slice, report, root)).toContain("needs 1d/AAA/2019.parquet, which cannot be used")
+      rmSync(root, { recursive: true, force: true })
+    })
+  )
+
+  it.effect("a file another tool wrote: days are the distinct days with rows (600 weekday rows → 600 days, not the 838 calendar days they span)", () =>
+    Effect.gen(function* () {
+      const root = mkdtempSync(join(tmpdir(), "tf-foreign-days-"))
+      const file = join(root, "1d", "FOO", "history.parquet")
+      const last = yield* Effect.promise(async () => {
+        await mkdir(join(root, "1d", "FOO"), { recursive: true })
+        const con = await (await DuckDBInstance.create(":memory:")).connect()
+        await con.run(`COPY (SELECT d::TIMESTAMPTZ AS ts, 100.0 + row_number() OVER () AS close FROM range(TIMESTAMP '2018-01-01', TIMESTAMP '2021-01-01', INTERVAL 1 DAY) t(d)
+          WHERE dayofweek(d) BETWEEN 1 AND 5 QUALIFY row_number() OVER (ORDER BY d) <= 600) TO '${file}' (FORMAT parquet)`)
+        const rows = (await con.runAndReadAll(`SELECT strftime(max(ts) AT TIME ZONE 'UTC', '%Y-%m-%d') FROM read_parquet('${file}')`)).getRows()
+        return String(rows[0][0])
+      })
+      const entry = coverageFor(yield* buildCoverage(root), "FOO", "1d")!
+      expect([entry.rows, entry.days, entry.first, entry.last]).toEqual([600, 600, "2018-01-01T00:00:00.000Z", `${last}T00:00:00.000Z`])
+      // a weekday series spans more calendar days than it has rows: the old row-group min..max count
+      expect(Date.parse(entry.last) / 86_400_000 - Date.parse(entry.first) / 86_400_000 + 1).toBeGreaterThan(800)
       rmSync(root, { recursive: true, force: true })
     })
   )
