@@ -115,16 +115,12 @@ export function registerDataCommands(program: Command): void {
           reports.push(r)
           continue
         }
-        console.log(`${file} (${r.format}, ${r.rowsRead} rows read) → ${o.root}`)
-        const table = new Table({
-          head: ["symbol", "freq", "rows", "first", "last", "files", "changed", "problems"],
-          ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } })
-        })
+        // one summary line per symbol, then one line per kind of row problem with its first case
         for (const s of r.symbols) {
-          const problems = Object.entries(s.problems).map(([k, v]) => `${k} ${v!.count}`)
-          table.push([s.symbol, s.freq, String(s.rows), s.first ?? "-", s.last ?? "-", String(s.files), String(s.written), problems.length ? problems.join(", ") : "-"])
+          console.log(
+            `imported ${s.rows} rows of ${s.symbol} ${s.freq} (${s.first} → ${s.last}) from ${file} (${r.format}) into ${s.files} files under ${o.root} (${s.written} changed)`
+          )
         }
-        console.log(table.toString())
         for (const s of r.symbols) {
           for (const [kind, p] of Object.entries(s.problems)) {
             console.log(`  ${s.symbol}: ${p!.count} × ${ROW_PROBLEM_TEXT[kind as keyof typeof ROW_PROBLEM_TEXT]}; first ${p!.firstRow >= 0 ? `at ${r.format === "csv" ? "line" : "row"} ${p!.firstRow}: ` : ""}${p!.example}`)
