@@ -207,8 +207,8 @@ describe("data import: Parquet written by arrow-rs (parquet-wasm) and hyparquet-
         const idx = [...Array(n).keys()].filter((i) => w.symbols[i] === s.symbol)
         const got = await tickAggregates(catalogOf(root, "tick", s.symbol))
         expect(got.n).toBe(idx.length)
-        expect(got.first).toBe(String(w.ts[idx[0]] * 1000n))
-        expect(got.last).toBe(String(w.ts[idx[idx.length - 1]] * 1000n))
+        expect(got.first).toBe(String(w.ts[idx[0]]))
+        expect(got.last).toBe(String(w.ts[idx[idx.length - 1]]))
         expect(got.sumPrice).toBeCloseTo(idx.reduce((a, i) => a + w.price[i], 0), 6)
         expect(got.sumSize).toBe(idx.reduce((a, i) => a + w.size[i], 0))
       }
