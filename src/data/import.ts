@@ -5,7 +5,7 @@
  */
 import { promises as fs } from "node:fs"
 import type { Freq } from "../schemas/common.js"
-import { DataRequestError, ImportCheckError, ParquetReadError } from "./errors.js"
+import { DataRequestError, ImportCheckError } from "./errors.js"
 import { readCsvInto, type CsvColumns, type ImportProgress } from "./csv.js"
 import { readParquetInto } from "./import-parquet.js"
 import { ImportSink, type SymbolImportSummary } from "./import-sink.js"
@@ -112,4 +112,3 @@ export const importFileAsync = async (opts: ImportFileOptions, onProgress?: Impo
   return { file: opts.file, format, rowsRead: rows, symbols }
 }
 
-export { ParquetReadError }
