@@ -82,14 +82,14 @@ describe("tickflow CLI", () => {
     expect(report.entries).toEqual([expect.objectContaining({ symbol: "SPX", freq: "1d", rows: 5105, first: "2000-01-03T00:00:00.000Z", last: "2020-04-17T00:00:00.000Z" })])
   })
 
-  it("data import of a multi-symbol CSV takes only the asked symbol, and names the others when it is absent", () => {
+  it("data import of a monthly multi-symbol CSV refuses it as daily naming the inferred frequency, and names the symbols when the asked one is absent", () => {
     const csv = resolve(__dirname, "..", "node_modules", "vega-datasets", "data", "stocks.csv")
-    const ok = tickflow(["data", "import", csv, "--symbol", "ibm", "--freq", "1d", "--root", "multi"])
-    expect(ok.status).toBe(0)
-    expect(ok.stdout).toContain("imported 123 rows of IBM 1d")
+    const monthly = tickflow(["data", "import", csv, "--symbol", "ibm", "--freq", "1d", "--root", "multi"])
+    expect(monthly.status).toBe(1)
+    expect(monthly.stderr).toContain("--freq 1d was given but the timestamps are monthly")
     const missing = tickflow(["data", "import", csv, "--symbol", "XYZ", "--freq", "1d", "--root", "multi"])
     expect(missing.status).toBe(1)
-    expect(missing.stderr).toContain('column symbol: "XYZ" matches no row; the file holds MSFT, AMZN, IBM, GOOG, AAPL')
+    expect(missing.stderr).toContain("the file's symbol column holds MSFT, AMZN, IBM, GOOG, AAPL")
   })
 
   it("validate counts the scenarios of a good batch", () => {

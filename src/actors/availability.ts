@@ -4,7 +4,7 @@
  * skipped as a whole. An unreadable catalog fails the batch (a batch-level failure).
  */
 import { Effect } from "effect"
-import { coverageFor, type CoverageReport } from "../data/index.js"
+import { coverageFor, problemsFor, type CoverageReport } from "../data/index.js"
 import type { GroupMessage, SliceSpec } from "../schemas/wire.js"
 import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { coverageOf } from "./coverage.js"
@@ -17,6 +17,12 @@ export const availabilityProblem = (slice: SliceSpec, report: CoverageReport, ro
   if (slice.end_date < slice.start_date)
     return `end_date ${slice.end_date} is before start_date ${slice.start_date}; swap them or fix the range`
   for (const symbol of slice.universe) {
+    // a bad catalog file skips only the scenarios that would read it, naming it and what is wrong
+    const fromTicks = slice.freq !== "tick" && coverageFor(report, symbol, slice.freq) === undefined
+    const bad =
+      problemsFor(report, symbol, slice.freq, slice.start_date, slice.end_date)[0] ??
+      (fromTicks ? problemsFor(report, symbol, "tick", slice.start_date, slice.end_date)[0] : undefined)
+    if (bad) return `${symbol} ${slice.freq} data from ${slice.start_date} to ${slice.end_date} needs ${bad.file}, which cannot be used: ${bad.reason}`
     const entry = coverageFor(report, symbol, slice.freq) ?? (slice.freq !== "tick" ? derivable(report, symbol) : undefined)
     if (!entry) {
       const have = [...new Set(report.entries.filter((e) => e.freq === slice.freq).map((e) => e.symbol))]

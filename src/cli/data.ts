@@ -12,7 +12,8 @@ import {
   defaultDataRoot,
   ensureSampleCatalog,
   generateCatalog,
-  importCsv,
+  importFile,
+  ROW_PROBLEM_TEXT,
   type CsvColumns,
   type DataError
 } from "../data/index.js"
@@ -58,24 +59,33 @@ const fail = (e: unknown) => {
 }
 
 export function registerDataCommands(program: Command): void {
-  const data = program.command("data").description("the Parquet data catalog: import, generate, coverage, sample")
+  const data = program.command("data").description("the Parquet data catalog: import, check, generate, coverage, sample")
 
   data
-    .command("import <csv>")
-    .description("import a CSV of ticks or bars into the catalog (idempotent)")
-    .requiredOption("--symbol <symbol>", "symbol to file the rows under, e.g. SPX")
-    .requiredOption("--freq <freq>", `frequency of the rows: ${FREQS.join(", ")}`)
+    .command("import <files...>")
+    .description("import CSV or Parquet files (told apart by content) into the catalog: checked, atomic, idempotent")
+    .option("--symbol <symbol>", "symbol of a file without a symbol column; with a symbol column, the one symbol to keep")
+    .option("--freq <freq>", `frequency of the rows (${FREQS.join(", ")}); inferred from the timestamps when absent, checked against them when given`)
     .option("--root <dir>", "catalog root", defaultDataRoot())
-    .option("--tz <zone>", "IANA time zone of times without an offset, e.g. America/New_York", "UTC")
-    .option("--columns <map>", "field=Header pairs, e.g. ts=Date,close=Close")
-    .option("--date-format <format>", 'e.g. "MM/DD/YYYY HH:mm:ss.SSS" or epoch_ms')
-    .option("--delimiter <char>", "field delimiter", ",")
-    .action(async (csv: string, o: { symbol: string; freq: string; root: string; tz: string; columns?: string; dateFormat?: string; delimiter: string }) => {
+    .option("--tz <zone>", "IANA time zone of times without an offset or zone, e.g. America/New_York", "UTC")
+    .option("--columns <map>", "field=Column pairs, e.g. ts=Date,close=Close (CSV also date=,time=)")
+    .option("--date-format <format>", 'CSV: e.g. "MM/DD/YYYY HH:mm:ss.SSS" or epoch_ms')
+    .option("--delimiter <char>", "CSV field delimiter", ",")
+    .option("--json", "print the import reports as JSON")
+    .action(async (files: string[], o: { symbol?: string; freq?: string; root: string; tz: string; columns?: string; dateFormat?: string; delimiter: string; json?: boolean }) => {
+      let freq: Freq | undefined
+      let columns: CsvColumns | undefined
       try {
-        const freq = parseFreq(o.freq)
-        const columns = o.columns ? parseColumnsOption(o.columns) : undefined
-        const bar = process.stderr.isTTY
-          ? new cliProgress.SingleBar({ format: "import [{bar}] {percentage}% {value}/{total} bytes", stream: process.stderr }, cliProgress.Presets.shades_classic)
+        freq = o.freq === undefined ? undefined : parseFreq(o.freq)
+        columns = o.columns ? parseColumnsOption(o.columns) : undefined
+      } catch (e) {
+        return fail(e)
+      }
+      const reports: unknown[] = []
+      // one bad file does not stop the others; the exit code says whether all went in
+      for (const file of files) {
+        const bar = process.stderr.isTTY && !o.json
+          ? new cliProgress.SingleBar({ format: `${file} [{bar}] {percentage}%`, stream: process.stderr }, cliProgress.Presets.shades_classic)
           : undefined
         let started = false
         const onProgress = (done: number, total: number) => {
@@ -86,16 +96,38 @@ export function registerDataCommands(program: Command): void {
           }
           bar.update(done)
         }
-        await run(
-          importCsv(
-            { file: csv, root: o.root, symbol: o.symbol.toUpperCase(), freq, columns, timezone: o.tz, dateFormat: o.dateFormat, delimiter: o.delimiter },
+        const exit = await Effect.runPromiseExit(
+          importFile(
+            { file, root: o.root, symbol: o.symbol, freq, columns, timezone: o.tz, dateFormat: o.dateFormat, delimiter: o.delimiter },
             onProgress
-          ).pipe(Effect.ensuring(Effect.sync(() => started && bar?.stop()))),
-          (s) => console.log(`imported ${s.rows} rows of ${s.symbol} ${s.freq} (${s.first} → ${s.last}) into ${s.files} files under ${o.root} (${s.written} changed)`)
+          ).pipe(Effect.ensuring(Effect.sync(() => started && bar?.stop())))
         )
-      } catch (e) {
-        fail(e)
+        if (exit._tag === "Failure") {
+          const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+          const message = failure ? failure.message : String(exit.cause)
+          if (o.json) reports.push({ file, error: message })
+          else console.error(`error: ${message}`)
+          process.exitCode = 1
+          continue
+        }
+        const r = exit.value
+        if (o.json) {
+          reports.push(r)
+          continue
+        }
+        // one summary line per symbol, then one line per kind of row problem with its first case
+        for (const s of r.symbols) {
+          console.log(
+            `imported ${s.rows} rows of ${s.symbol} ${s.freq} (${s.first} → ${s.last}) from ${file} (${r.format}) into ${s.files} files under ${o.root} (${s.written} changed)`
+          )
+        }
+        for (const s of r.symbols) {
+          for (const [kind, p] of Object.entries(s.problems)) {
+            console.log(`  ${s.symbol}: ${p!.count} × ${ROW_PROBLEM_TEXT[kind as keyof typeof ROW_PROBLEM_TEXT]}; first ${p!.firstRow >= 0 ? `at ${r.format === "csv" ? "line" : "row"} ${p!.firstRow}: ` : ""}${p!.example}`)
+          }
+        }
       }
+      if (o.json) console.log(JSON.stringify(reports, null, 2))
     })
 
   data
@@ -166,7 +198,29 @@ export function registerDataCommands(program: Command): void {
           ])
         }
         console.log(table.toString())
+        if (report.problems.length > 0) {
+          console.log(`${report.problems.length} file(s) cannot be used and count for nothing above; see \`tickflow data check --root ${o.root}\``)
+        }
         console.log(`data version ${report.dataVersion.slice(0, 16)}`)
+      })
+    })
+
+  data
+    .command("check")
+    .description("list every catalog file that cannot be used and why (unreadable, not prices, rows outside its name's dates); exit 1 when any")
+    .option("--root <dir>", "catalog root", defaultDataRoot())
+    .option("--json", "print the problems as JSON")
+    .action(async (o: { root: string; json?: boolean }) => {
+      await run(buildCoverage(o.root), (report) => {
+        if (o.json) console.log(JSON.stringify(report.problems.map(({ file, symbol, freq, reason }) => ({ file, symbol, freq, reason })), null, 2))
+        else if (report.problems.length === 0) {
+          const files = report.entries.filter((e) => !e.derivedFromTicks).reduce((n, e) => n + e.files, 0)
+          console.log(`all ${files} files under ${o.root} are usable`)
+        } else {
+          for (const p of report.problems) console.log(`${p.file} (${p.symbol} ${p.freq}): ${p.reason}`)
+          console.log(`${report.problems.length} unusable file(s): scenarios that need them are skipped, naming the file; the rest of the catalog serves`)
+        }
+        if (report.problems.length > 0) process.exitCode = 1
       })
     })
 

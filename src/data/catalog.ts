@@ -92,6 +92,10 @@ export const concatRows = (parts: ReadonlyArray<CatalogRows>, kind: "tick" | "ba
 /** Sorts by ts and drops earlier duplicates (the later row of equal ts wins). */
 export const sortDedupe = (rows: CatalogRows): CatalogRows => {
   const n = rows.ts.length
+  let increasing = true
+  for (let i = 1; i < n && increasing; i++) increasing = rows.ts[i] > rows.ts[i - 1]
+  // the common case (sorted input, one partition at a time) costs one pass
+  if (increasing) return rows
   const order = Array.from({ length: n }, (_, i) => i)
   order.sort((a, b) => (rows.ts[a] < rows.ts[b] ? -1 : rows.ts[a] > rows.ts[b] ? 1 : a - b))
   const keep: number[] = []

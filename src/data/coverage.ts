@@ -20,7 +20,8 @@ import { createHash } from "node:crypto"
 import { promises as fs } from "node:fs"
 import { join } from "node:path"
 import { FREQ_MS, FREQS, type Freq } from "../schemas/common.js"
-import type { CoverageEntry, CoverageGap, CoverageReport } from "./types.js"
+import type { CatalogProblem, CoverageEntry, CoverageGap, CoverageReport } from "./types.js"
+import { isDataError } from "./errors.js"
 import { COVERAGE_CACHE_FILE, listCatalogFiles, type CatalogFile } from "./layout.js"
 import { decodeRowGroups, readFooter, readWholeFile } from "./parquet.js"
 import { DAYS_KEY, parseDayRuns } from "./write.js"
@@ -42,6 +43,8 @@ interface Segment {
 }
 
 interface FileSummary {
+  /** why the file cannot be used (unreadable, not prices, rows outside its name's period); it then counts for nothing */
+  readonly problem?: string
   readonly rows: number
   readonly firstMs: number | null
   readonly lastMs: number | null
@@ -53,7 +56,7 @@ interface CacheFile {
   readonly files: Record<string, { size: number; mtimeMs: number; summary: FileSummary }>
 }
 
-const CACHE_VERSION = 1
+const CACHE_VERSION = 2
 export const DEFAULT_GAP_DAYS = 4
 
 const dayStart = (day: number) => day * MS_PER_DAY
@@ -79,15 +82,39 @@ const runsOfTimestamps = (ts: Float64Array): Array<[number, number]> => {
   return runs
 }
 
+/** A file's summary, or the reason it cannot be used: one bad file must not hide the rest of the catalog. */
 const summarize = async (file: CatalogFile): Promise<FileSummary> => {
+  let summary: FileSummary
+  try {
+    summary = await summarizeReadable(file)
+  } catch (e) {
+    const reason = isDataError(e) ? e.message : `cannot be read: ${e instanceof Error ? e.message : String(e)}`
+    return { problem: reason, rows: 0, firstMs: null, lastMs: null, segments: [] }
+  }
+  const p = file.period
+  if (p && summary.firstMs !== null && summary.lastMs !== null && (summary.firstMs < p.fromMs || summary.lastMs >= p.toMs)) {
+    return {
+      ...summary,
+      problem:
+        `${file.path} holds rows from ${msToIso(summary.firstMs)} to ${msToIso(summary.lastMs)}, outside the period its name says ` +
+        `(${msToIso(p.fromMs).slice(0, 10)} to ${msToIso(p.toMs - 1).slice(0, 10)}); it would be read for the wrong dates. ` +
+        `Remove it and import the data with \`tickflow data import\`, which files rows by date`
+    }
+  }
+  return summary
+}
+
+const summarizeReadable = async (file: CatalogFile): Promise<FileSummary> => {
   const footer = await readFooter(file.path)
   const rows = footer.rows
   if (rows === 0) return { rows: 0, firstMs: null, lastMs: null, segments: [] }
   const mins = footer.rowGroups.map((g) => g.minMs)
   const maxs = footer.rowGroups.map((g) => g.maxMs)
   const haveStats = mins.every((v) => v !== null) && maxs.every((v) => v !== null)
-  if (!haveStats) {
-    // no statistics: decode the file once (ts is what we need; the other columns come along)
+  const runsText = footer.keyValues[DAYS_KEY]
+  if (!haveStats || runsText === undefined) {
+    // no statistics, or a file another tool wrote (no day list in its footer): decode it once,
+    // cached by size and mtime, so days and gaps are exact rather than a row group's min..max
     const decoded = await decodeRowGroups(await readWholeFile(file.path), footer, footer.rowGroups.map((g) => g.index))
     let lo = Infinity
     let hi = -Infinity
@@ -99,12 +126,7 @@ const summarize = async (file: CatalogFile): Promise<FileSummary> => {
   }
   const firstMs = Math.min(...(mins as number[]))
   const lastMs = Math.max(...(maxs as number[]))
-  const runsText = footer.keyValues[DAYS_KEY]
-  if (runsText !== undefined) return { rows, firstMs, lastMs, segments: segmentsFromRuns(parseDayRuns(runsText), firstMs, lastMs) }
-  const segments = footer.rowGroups
-    .filter((g) => g.rows > 0)
-    .map((g) => ({ firstMs: g.minMs!, lastMs: g.maxMs!, firstDay: utcDay(g.minMs!), lastDay: utcDay(g.maxMs!) }))
-  return { rows, firstMs, lastMs, segments }
+  return { rows, firstMs, lastMs, segments: segmentsFromRuns(parseDayRuns(runsText), firstMs, lastMs) }
 }
 
 const readCache = async (root: string): Promise<CacheFile> => {
@@ -205,11 +227,14 @@ export const buildCoverageAsync = async (root: string, opts: CoverageOptions = {
   if (changed) await writeCache(root, nextCache)
 
   const groups = new Map<string, { symbol: string; freq: Freq; summaries: FileSummary[] }>()
+  const problems: CatalogProblem[] = []
   for (const f of files) {
     const key = `${f.symbol}\u0000${f.freq}`
     let g = groups.get(key)
     if (!g) groups.set(key, (g = { symbol: f.symbol, freq: f.freq, summaries: [] }))
-    g.summaries.push(summaries.get(f)!)
+    const summary = summaries.get(f)!
+    if (summary.problem !== undefined) problems.push({ file: f.relPath, path: f.path, symbol: f.symbol, freq: f.freq, period: periodOf(f), reason: summary.problem })
+    else g.summaries.push(summary)
   }
   const entries: CoverageEntry[] = []
   for (const g of groups.values()) {
@@ -230,8 +255,18 @@ export const buildCoverageAsync = async (root: string, opts: CoverageOptions = {
     }
   }
   entries.sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : FREQS.indexOf(a.freq) - FREQS.indexOf(b.freq)))
-  return { root, builtAt: new Date().toISOString(), entries, dataVersion: catalogVersion(files) }
+  return { root, builtAt: new Date().toISOString(), entries, problems, dataVersion: catalogVersion(files) }
 }
+
+const periodOf = (f: CatalogFile): CatalogProblem["period"] =>
+  f.period ? { from: msToIso(f.period.fromMs).slice(0, 10), to: msToIso(f.period.toMs - 1).slice(0, 10) } : null
+
+/**
+ * The unusable files a slice of `symbol` at `freq` from `start` to `end` (YYYY-MM-DD) would
+ * read: those whose name's period overlaps the range, or whose name gives no period.
+ */
+export const problemsFor = (report: CoverageReport, symbol: string, freq: Freq, start: string, end: string): CatalogProblem[] =>
+  (report.problems ?? []).filter((p) => p.symbol === symbol && p.freq === freq && (p.period === null || (p.period.from <= end && p.period.to >= start)))
 
 /** The entry of one symbol and frequency, or undefined when the catalog has none. */
 export const coverageFor = (report: CoverageReport, symbol: string, freq: Freq): CoverageEntry | undefined =>

@@ -8,12 +8,11 @@
  * Bars with only a close column (monthly-style price lists) get open = high = low = close.
  */
 import { createReadStream, promises as fs } from "node:fs"
-import { parse } from "csv-parse"
+import { CsvError, parse } from "csv-parse"
 import type { Freq } from "../schemas/common.js"
 import { CsvImportError, DataRequestError } from "./errors.js"
-import { writeCatalogRows } from "./catalog.js"
-import { isValidTimeZone, wallClockToUtcMs, msToIso, bigintToEpochMs } from "./time.js"
-import type { CatalogRows } from "./write.js"
+import { isValidTimeZone, wallClockToUtcMs } from "./time.js"
+import type { ImportSink, RowChunk, SourceColumns } from "./import-sink.js"
 
 /** CSV field mapping: tickflow field → CSV header. `date` + `time` for split date/time columns. */
 export type CsvColumns = Partial<
@@ -23,8 +22,10 @@ export type CsvColumns = Partial<
 export interface ImportCsvOptions {
   readonly file: string
   readonly root: string
-  readonly symbol: string
-  readonly freq: Freq
+  /** the symbol of a file without a symbol column, or the one symbol kept from a file with one */
+  readonly symbol?: string
+  /** inferred from the timestamps when absent */
+  readonly freq?: Freq
   readonly columns?: CsvColumns
   /** IANA zone of wall-clock times without an offset, e.g. "America/New_York" (default UTC) */
   readonly timezone?: string
@@ -36,16 +37,6 @@ export interface ImportCsvOptions {
    */
   readonly dateFormat?: string
   readonly delimiter?: string
-}
-
-export interface ImportSummary {
-  readonly symbol: string
-  readonly freq: Freq
-  readonly rows: number
-  readonly files: number
-  readonly written: number
-  readonly first: string | null
-  readonly last: string | null
 }
 
 export type ImportProgress = (bytesRead: number, bytesTotal: number) => void
@@ -195,7 +186,7 @@ const HEADER_CANDIDATES: Record<keyof CsvColumns, ReadonlyArray<string>> = {
   open: ["open", "o"],
   high: ["high", "h"],
   low: ["low", "l"],
-  close: ["close", "c", "last"],
+  close: ["close", "c", "last", "adj close", "adj_close", "adjclose"],
   price: ["price", "px", "trade_price"],
   volume: ["volume", "vol", "v"],
   size: ["size", "qty", "quantity", "shares"],
@@ -266,14 +257,23 @@ const resolveHeader = (file: string, header: ReadonlyArray<string>, mapping: Csv
     volume: isTick ? (find("size") ?? find("volume")) : (find("volume") ?? find("size")),
     bid: isTick ? find("bid") : undefined,
     ask: isTick ? find("ask") : undefined,
-    // A file with several symbols (a symbol/ticker column) is filtered to the one imported:
-    // mixing them into one series would interleave unrelated prices.
+    // a symbol/ticker column: every symbol is imported as its own series (or --symbol picks one)
     symbol: find("symbol")
   }
 }
 
-/** Async core of importCsv. */
-export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: ImportProgress): Promise<ImportSummary> => {
+const CHUNK_ROWS = 65_536
+
+/**
+ * Streams a CSV into an import sink in chunks of rows. A cell that is not a time or not a
+ * number stops the import with its line, column and value (a malformed file is refused, not
+ * half-read); checks on the values themselves (prices, order) are counted by the sink.
+ */
+export const readCsvInto = async (
+  opts: ImportCsvOptions,
+  makeSink: (columns: SourceColumns, hasSymbolColumn: boolean) => ImportSink,
+  onProgress?: ImportProgress
+): Promise<{ sink: ImportSink; rows: number }> => {
   const file = opts.file
   if (opts.timezone !== undefined && !isValidTimeZone(opts.timezone)) {
     throw new DataRequestError({ field: "timezone", value: opts.timezone, reason: "is not an IANA time zone name; use e.g. America/New_York, Europe/London or UTC" })
@@ -282,15 +282,14 @@ export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: Import
   try {
     total = (await fs.stat(file)).size
   } catch (e) {
-    throw new DataRequestError({ field: "CSV file", value: file, reason: `cannot be opened (${(e as Error).message}); check the path` })
+    throw new DataRequestError({ field: "file", value: file, reason: `cannot be opened (${(e as Error).message}); check the path` })
   }
-  const isTick = opts.freq === "tick"
   const dailyBars = opts.freq === "1d"
   const parseTs = makeTimestampParser({ dateFormat: opts.dateFormat, timezone: opts.timezone, dailyBars })
-  const ts: bigint[] = []
-  const cols: Record<"price" | "open" | "high" | "low" | "volume" | "bid" | "ask", number[]> = { price: [], open: [], high: [], low: [], volume: [], bid: [], ask: [] }
   let layout: ReturnType<typeof resolveHeader> | undefined
   let header: string[] = []
+  let sink: ImportSink | undefined
+  let isTick = opts.freq === "tick"
 
   const stream = createReadStream(file)
   let bytesRead = 0
@@ -302,101 +301,123 @@ export const importCsvAsync = async (opts: ImportCsvOptions, onProgress?: Import
       onProgress(bytesRead, total)
     }
   })
-  const symbolsSeen = new Set<string>()
+  let rows = 0
+  let buf = newChunkBuffer()
+  const flush = async () => {
+    if (buf.n === 0) return
+    await sink!.push(chunkOf(buf, layout!))
+    buf = newChunkBuffer()
+  }
   const parser = stream.pipe(parse({ bom: true, skip_empty_lines: true, relax_column_count: true, info: true, delimiter: opts.delimiter ?? "," }))
-  for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-    const { record, info } = item
-    const line = info.lines
-    if (!layout) {
-      header = record.map((h) => h.trim())
-      layout = resolveHeader(file, header, opts.columns ?? {}, isTick)
-      continue
-    }
-    if (layout.symbol !== undefined) {
-      const rowSymbol = record[layout.symbol]?.trim().toUpperCase() ?? ""
-      if (rowSymbol !== opts.symbol.toUpperCase()) {
-        if (symbolsSeen.size < 50) symbolsSeen.add(rowSymbol)
+  try {
+    for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      const { record, info } = item
+      const line = info.lines
+      if (!layout) {
+        header = record.map((h) => h.trim())
+        if (opts.freq === undefined) {
+          // no frequency asked: a price column without a close column means ticks
+          const lower = header.map((h) => h.toLowerCase())
+          isTick = !HEADER_CANDIDATES.close.some((c) => lower.includes(c)) && HEADER_CANDIDATES.price.some((c) => lower.includes(c))
+        }
+        layout = resolveHeader(file, header, opts.columns ?? {}, isTick)
+        if (layout.symbol === undefined && opts.symbol === undefined) {
+          throw new DataRequestError({ field: "--symbol", value: "", reason: `is needed: ${file} has no symbol column (${header.join(", ")}); say which symbol its rows are, e.g. --symbol SPY` })
+        }
+        sink = makeSink(
+          { open: layout.open !== undefined, high: layout.high !== undefined, low: layout.low !== undefined, volume: layout.volume !== undefined, bid: layout.bid !== undefined, ask: layout.ask !== undefined },
+          layout.symbol !== undefined
+        )
         continue
       }
-    }
-    const cell = (i: number) => record[i] ?? ""
-    const tsText = layout.ts !== undefined ? cell(layout.ts) : `${cell(layout.date!).trim()} ${cell(layout.time!).trim()}`
-    const ns = parseTs(tsText)
-    if (ns === null) {
-      throw new CsvImportError({
-        file,
-        line,
-        column: layout.ts !== undefined ? header[layout.ts] : `${header[layout.date!]}+${header[layout.time!]}`,
-        value: tsText,
-        reason: `is not a time${opts.dateFormat ? ` in the format ${opts.dateFormat}` : ""}; give --date-format (e.g. "MM/DD/YYYY HH:mm:ss") or fix the value`
-      })
-    }
-    const num = (index: number | undefined, key: keyof typeof cols, required: boolean) => {
-      if (index === undefined) return
-      const text = cell(index).trim()
-      const v = text === "" && !required ? Number.NaN : Number(text)
-      if (!Number.isFinite(v) && (required || text !== "")) {
-        throw new CsvImportError({ file, line, column: header[index], value: cell(index), reason: "is not a number" })
+      const cell = (i: number) => record[i] ?? ""
+      const tsText = layout.ts !== undefined ? cell(layout.ts) : `${cell(layout.date!).trim()} ${cell(layout.time!).trim()}`
+      const ns = parseTs(tsText)
+      if (ns === null) {
+        throw new CsvImportError({
+          file,
+          line,
+          column: layout.ts !== undefined ? header[layout.ts] : `${header[layout.date!]}+${header[layout.time!]}`,
+          value: tsText.slice(0, 100),
+          reason: `is not a time${opts.dateFormat ? ` in the format ${opts.dateFormat}` : ""}; give --date-format (e.g. "MM/DD/YYYY HH:mm:ss") or fix the value`
+        })
       }
-      cols[key].push(v)
+      const num = (index: number | undefined, required: boolean): number => {
+        if (index === undefined) return Number.NaN
+        const text = cell(index).trim()
+        const v = text === "" && !required ? Number.NaN : Number(text)
+        if (!Number.isFinite(v) && (required || text !== "")) {
+          throw new CsvImportError({ file, line, column: header[index], value: cell(index).slice(0, 100), reason: "is not a number" })
+        }
+        return v
+      }
+      const at = buf.n++
+      if (at === 0) buf.firstRow = line
+      buf.ts[at] = ns
+      buf.price[at] = num(layout.price.index, true)
+      buf.open[at] = num(layout.open, true)
+      buf.high[at] = num(layout.high, true)
+      buf.low[at] = num(layout.low, true)
+      buf.volume[at] = num(layout.volume, false)
+      buf.bid[at] = num(layout.bid, false)
+      buf.ask[at] = num(layout.ask, false)
+      if (layout.symbol !== undefined) buf.symbols[at] = cell(layout.symbol).trim().toUpperCase()
+      rows++
+      if (buf.n === CHUNK_ROWS) await flush()
     }
-    ts.push(ns)
-    num(layout.price.index, "price", true)
-    num(layout.open, "open", true)
-    num(layout.high, "high", true)
-    num(layout.low, "low", true)
-    num(layout.volume, "volume", false)
-    num(layout.bid, "bid", false)
-    num(layout.ask, "ask", false)
+    if (!layout) throw new CsvImportError({ file, line: 1, column: "-", value: "", reason: "is empty: no header row" })
+    await flush()
+  } catch (e) {
+    stream.destroy()
+    await sink?.abort()
+    if (e instanceof CsvError) {
+      // csv-parse's own errors (an unclosed quote, a bad delimiter) are the file's fault too
+      throw new CsvImportError({ file, line: (e as CsvError & { lines?: number }).lines ?? 0, column: "-", value: "", reason: `cannot be parsed as CSV: ${e.message.slice(0, 200)}` })
+    }
+    throw e
   }
-  if (!layout) throw new CsvImportError({ file, line: 1, column: "-", value: "", reason: "is empty: no header row" })
-  if (layout.symbol !== undefined && ts.length === 0)
-    throw new CsvImportError({
-      file,
-      line: 1,
-      column: header[layout.symbol],
-      value: opts.symbol,
-      reason: `matches no row; the file holds ${[...symbolsSeen].slice(0, 20).join(", ")}: import one of them with --symbol`
-    })
   onProgress?.(total, total)
-  const n = ts.length
-  const tsArray = BigInt64Array.from(ts)
-  const f64 = (a: number[], fallback?: Float64Array) => (a.length === n ? Float64Array.from(a) : fallback ?? new Float64Array(n))
-  const price = f64(cols.price)
-  const volume = cols.volume.length === n ? Float64Array.from(cols.volume, (v) => (Number.isNaN(v) ? 0 : v)) : new Float64Array(n)
-  const rows: CatalogRows = isTick
-    ? {
-        kind: "tick",
-        ts: tsArray,
-        price,
-        size: volume,
-        ...(cols.bid.length === n && n > 0 ? { bid: Float64Array.from(cols.bid) } : {}),
-        ...(cols.ask.length === n && n > 0 ? { ask: Float64Array.from(cols.ask) } : {})
-      }
-    : {
-        kind: "bar",
-        ts: tsArray,
-        open: f64(cols.open, price),
-        high: f64(cols.high, price),
-        low: f64(cols.low, price),
-        close: price,
-        volume,
-        synthetic: new Uint8Array(n)
-      }
-  const written = await writeCatalogRows(opts.root, opts.freq, opts.symbol, rows)
-  let lo: bigint | null = null
-  let hi: bigint | null = null
-  for (const v of tsArray) {
-    if (lo === null || v < lo) lo = v
-    if (hi === null || v > hi) hi = v
-  }
-  return {
-    symbol: opts.symbol,
-    freq: opts.freq,
-    rows: n,
-    files: written.files,
-    written: written.written,
-    first: lo === null ? null : msToIso(bigintToEpochMs(lo, "ns")),
-    last: hi === null ? null : msToIso(bigintToEpochMs(hi, "ns"))
-  }
+  return { sink: sink!, rows }
 }
+
+interface ChunkBuffer {
+  n: number
+  firstRow: number
+  ts: BigInt64Array
+  price: Float64Array
+  open: Float64Array
+  high: Float64Array
+  low: Float64Array
+  volume: Float64Array
+  bid: Float64Array
+  ask: Float64Array
+  symbols: string[]
+}
+
+const newChunkBuffer = (): ChunkBuffer => ({
+  n: 0,
+  firstRow: 0,
+  ts: new BigInt64Array(CHUNK_ROWS),
+  price: new Float64Array(CHUNK_ROWS),
+  open: new Float64Array(CHUNK_ROWS),
+  high: new Float64Array(CHUNK_ROWS),
+  low: new Float64Array(CHUNK_ROWS),
+  volume: new Float64Array(CHUNK_ROWS),
+  bid: new Float64Array(CHUNK_ROWS),
+  ask: new Float64Array(CHUNK_ROWS),
+  symbols: []
+})
+
+const chunkOf = (b: ChunkBuffer, layout: ReturnType<typeof resolveHeader>): RowChunk => ({
+  n: b.n,
+  firstRow: b.firstRow,
+  ts: b.ts.subarray(0, b.n),
+  price: b.price.subarray(0, b.n),
+  ...(layout.open !== undefined ? { open: b.open.subarray(0, b.n) } : {}),
+  ...(layout.high !== undefined ? { high: b.high.subarray(0, b.n) } : {}),
+  ...(layout.low !== undefined ? { low: b.low.subarray(0, b.n) } : {}),
+  ...(layout.volume !== undefined ? { volume: b.volume.subarray(0, b.n) } : {}),
+  ...(layout.bid !== undefined ? { bid: b.bid.subarray(0, b.n) } : {}),
+  ...(layout.ask !== undefined ? { ask: b.ask.subarray(0, b.n) } : {}),
+  ...(layout.symbol !== undefined ? { symbols: b.symbols } : {})
+})

@@ -37,9 +37,10 @@ export class NotTickDataError extends Data.TaggedError("NotTickDataError")<{
     const found = this.found.length > 20 ? [...this.found.slice(0, 20), "..."] : this.found
     return (
       `${this.file}: not tick/bar data: no column ${this.missing.join("/")}, found: ${found.join(", ")}. ` +
-      `tickflow needs a time column (ts) and a price column (price for ticks, close for bars); ` +
-      `if they are there under other names, map them, for example columns {ts: "time", close: "px"} ` +
-      `(CLI: --columns ts=time,close=px).`
+      `tickflow needs a time column (ts) and a price column (price for ticks, close for bars). ` +
+      `If they are there under other names, import the file with their names mapped: ` +
+      `\`tickflow data import ${this.file} --columns ts=<time column>,close=<price column>\` ` +
+      `(files placed in the catalog by hand must use tickflow's names); if it is not price data, move it out of the catalog.`
     )
   }
 }
@@ -60,6 +61,17 @@ export class CsvImportError extends Data.TaggedError("CsvImportError")<{
   }
 }
 
+/** An import refused after reading: the rows do not fit what was asked (frequency, symbol). Nothing was written. */
+export class ImportCheckError extends Data.TaggedError("ImportCheckError")<{
+  readonly file: string
+  readonly symbol: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.file} (${this.symbol}): ${this.reason}. Nothing was written.`
+  }
+}
+
 /** A request that cannot be served: unknown symbol or frequency, bad date range, bad option. */
 export class DataRequestError extends Data.TaggedError("DataRequestError")<{
   readonly field: string
@@ -71,11 +83,12 @@ export class DataRequestError extends Data.TaggedError("DataRequestError")<{
   }
 }
 
-export type DataError = CatalogError | ParquetReadError | NotTickDataError | CsvImportError | DataRequestError
+export type DataError = CatalogError | ParquetReadError | NotTickDataError | CsvImportError | DataRequestError | ImportCheckError
 
 export const isDataError = (e: unknown): e is DataError =>
   e instanceof CatalogError ||
   e instanceof ParquetReadError ||
   e instanceof NotTickDataError ||
   e instanceof CsvImportError ||
-  e instanceof DataRequestError
+  e instanceof DataRequestError ||
+  e instanceof ImportCheckError

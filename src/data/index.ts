@@ -8,20 +8,25 @@ import type { CoverageReport, LoadedSlice, SliceRequirement } from "./types.js"
 import { CatalogError, isDataError, type DataError } from "./errors.js"
 import { buildCoverageAsync, type CoverageOptions } from "./coverage.js"
 import { loadSliceAsync, readPriceFileAsync, type LoadedFile, type LoadOptions, type ReadFileOptions } from "./loader.js"
-import { importCsvAsync, type ImportCsvOptions, type ImportProgress, type ImportSummary } from "./csv.js"
+import type { ImportCsvOptions, ImportProgress } from "./csv.js"
+import { importFileAsync, type ImportFileOptions, type ImportReport } from "./import.js"
+import type { SymbolImportSummary } from "./import-sink.js"
 import { generateCatalogAsync, type GenerateOptions, type GenerateSummary } from "./generate.js"
 import { ensureSampleCatalogAsync } from "./sample.js"
 
 export * from "./types.js"
 export * from "./errors.js"
-export { coverageFor, catalogVersion, DEFAULT_GAP_DAYS, type CoverageOptions } from "./coverage.js"
+export { coverageFor, problemsFor, catalogVersion, DEFAULT_GAP_DAYS, type CoverageOptions } from "./coverage.js"
 export { checkQuality, qualityPasses, defaultMaxGapMinutes } from "./quality.js"
 export { sliceContentKey, encodeSlice, decodeSlice, SLICE_FORMAT_VERSION } from "./slice-codec.js"
 export { resampleTicks, type BarColumns } from "./resample.js"
 export { catalogRelPath, listCatalogFiles, COVERAGE_CACHE_FILE, type CatalogFile } from "./layout.js"
 export { footerCounters, DEFAULT_DECODER, type ColumnMapping, type Decoder } from "./parquet.js"
 export type { LoadOptions, ReadFileOptions, LoadedFile } from "./loader.js"
-export type { ImportCsvOptions, ImportSummary, ImportProgress, CsvColumns } from "./csv.js"
+export type { ImportCsvOptions, ImportProgress, CsvColumns } from "./csv.js"
+export type { ImportFileOptions, ImportReport, ImportFormat } from "./import.js"
+export type { SymbolImportSummary, SymbolImportSummary as ImportSummary } from "./import-sink.js"
+export { inferFrequency, ROW_PROBLEM_TEXT, type InferredFreq, type RowProblem, type RowProblemKind } from "./import-checks.js"
 export type { GenerateOptions, GenerateSummary, GenerateGap } from "./generate.js"
 export { SAMPLE_SYMBOLS, vegaDataFile } from "./sample.js"
 
@@ -47,9 +52,16 @@ export const loadSlice = (root: string, req: SliceRequirement, opts?: LoadOption
 export const readPriceFile = (file: string, opts?: ReadFileOptions): Effect.Effect<LoadedFile, DataError> =>
   attempt(file, () => readPriceFileAsync(file, opts))
 
-/** CSV → catalog, idempotent (rows merge into their partition files by timestamp). */
-export const importCsv = (opts: ImportCsvOptions, onProgress?: ImportProgress): Effect.Effect<ImportSummary, DataError> =>
-  attempt(opts.root, () => importCsvAsync(opts, onProgress))
+/** CSV or Parquet (told apart by content) → catalog; checked, atomic and idempotent. */
+export const importFile = (opts: ImportFileOptions, onProgress?: ImportProgress): Effect.Effect<ImportReport, DataError> =>
+  attempt(opts.file, () => importFileAsync(opts, onProgress))
+
+/** One symbol's summary of an import (the asked symbol, or the first): the CSV-era API. */
+export const importCsv = (opts: ImportCsvOptions, onProgress?: ImportProgress): Effect.Effect<SymbolImportSummary, DataError> =>
+  attempt(opts.file, async () => {
+    const report = await importFileAsync(opts, onProgress)
+    return report.symbols.find((s) => s.symbol === opts.symbol?.toUpperCase()) ?? report.symbols[0]
+  })
 
 /** Deterministic synthetic catalog: same options → same bytes. */
 export const generateCatalog = (opts: GenerateOptions): Effect.Effect<GenerateSummary, DataError> =>

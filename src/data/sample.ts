@@ -15,7 +15,7 @@ import { createRequire } from "node:module"
 import { promises as fs } from "node:fs"
 import { dirname, join } from "node:path"
 import { CatalogError } from "./errors.js"
-import { importCsvAsync } from "./csv.js"
+import { importFileAsync } from "./import.js"
 import { generateCatalogAsync } from "./generate.js"
 import { listCatalogFiles } from "./layout.js"
 
@@ -51,7 +51,7 @@ export const ensureSampleCatalogAsync = async (root: string): Promise<{ symbols:
   } catch {
     throw new CatalogError({ path: "node_modules/vega-datasets/data/sp500-2000.csv", reason: "not found; run `npm install` (vega-datasets is a dependency)" })
   }
-  await importCsvAsync({ file: spx, root, symbol: "SPX", freq: "1d", columns: { ts: "date", close: "close" } })
+  await importFileAsync({ file: spx, root, symbol: "SPX", freq: "1d", columns: { ts: "date", close: "close" } })
   await generateCatalogAsync({ root, symbols: [...SAMPLE_SYNTHETIC], freqs: ["1d"], start: "2000-01-03", end: "2020-12-31", seed: SAMPLE_SEED })
   await generateCatalogAsync({ root, symbols: ["SYN1"], freqs: ["tick"], start: "2020-03-02", end: "2020-03-06", seed: SAMPLE_SEED, ticksPerMinute: 5 })
   const symbols = [...SAMPLE_SYMBOLS]

@@ -37,10 +37,25 @@ export interface CoverageEntry {
   readonly derivedFromTicks?: boolean
 }
 
+/** A catalog file that cannot be used, and why; it counts for nothing in the entries. */
+export interface CatalogProblem {
+  /** path relative to the root */
+  readonly file: string
+  readonly path: string
+  readonly symbol: string
+  readonly freq: Freq
+  /** the dates its name promises (YYYY-MM-DD, inclusive), null for a name tickflow did not choose */
+  readonly period: { readonly from: string; readonly to: string } | null
+  /** what is wrong and what to do, naming the file */
+  readonly reason: string
+}
+
 export interface CoverageReport {
   readonly root: string
   readonly builtAt: string
   readonly entries: ReadonlyArray<CoverageEntry>
+  /** files that cannot be used: scenarios needing them are skipped, the rest of the catalog serves */
+  readonly problems: ReadonlyArray<CatalogProblem>
   /** content hash of the catalog files (names, sizes, mtimes): the data version */
   readonly dataVersion: string
 }

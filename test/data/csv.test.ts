@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest"
 import { readFile, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { catalogRelPath, CsvImportError, importCsv, loadSlice, ensureSampleCatalog, buildCoverage, coverageFor } from "../../src/data/index.js"
+import { Effect } from "effect"
+import { catalogRelPath, CsvImportError, ImportCheckError, importCsv, loadSlice, ensureSampleCatalog, buildCoverage, coverageFor } from "../../src/data/index.js"
 import { readCatalogRows } from "../../src/data/catalog.js"
 import { cleanupTempDirs, duckRows, failureOf, run, tempDir } from "./helpers.js"
 
@@ -83,9 +84,11 @@ describe("importCsv", () => {
     expect(await duckRows(`SELECT epoch_us(ts)::VARCHAR FROM read_parquet('${join(root, catalogRelPath("1min", "Z", "2020-03-06"))}')`)).toEqual([["1583505000250000"]])
     const monthly = join(dir, "m.csv")
     await writeFile(monthly, "symbol,date,price\nMSFT,Jan 1 2000,39.81\nAAPL,Jan 1 2000,25.94\nMSFT,Feb 1 2000,36.35\n")
-    const s = await run(importCsv({ file: monthly, root, symbol: "MSFT", freq: "1d", columns: { symbol: "symbol" } }))
-    expect(s.rows).toBe(2)
-    expect(s.first).toBe("2000-01-01T00:00:00.000Z")
+    // monthly prices are refused as daily bars, naming the frequency the timestamps show; nothing is written
+    const refused = await failureOf(importCsv({ file: monthly, root, symbol: "MSFT", freq: "1d", columns: { symbol: "symbol" } }))
+    expect(refused).toBeInstanceOf(ImportCheckError)
+    expect(refused.message).toContain("timestamps are monthly (median step 31 days")
+    expect((await buildCoverage(root).pipe(Effect.runPromise)).entries.map((e) => e.symbol)).toEqual(["Z"])
   })
 })
 
