@@ -18,7 +18,7 @@ import { SUBJECT } from "../src/streams/topology.js"
 import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { publishFixture } from "./support/strategies.js"
 import { systemTestLayer } from "./support/system.js"
-import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
+import { readResults, storedResultCounts, waitForBatch, waitForRecord } from "./support/results.js"
 
 const NO_REPORTER = ["coordinator", "availability", "requirements", "loader", "quality", "executor"] as const
 
@@ -100,8 +100,9 @@ describe("reporter: counts derived from the results stream", () => {
           for (let i = 0; i < 20; i++) {
             const rec = yield* expectExact(`kill-rep-${i}`, 24)
             expect(rec).toMatchObject({ status: "done", counts: { success: 24, skipped: 0, failed: 0 } })
-            for (const phase of ["availability", "requirements", "loading", "quality", "execution"])
-              expect(rec.phases[phase]).toMatchObject({ in: 24, pass: 24 })
+            yield* waitForRecord(`kill-rep-${i}`, (r) =>
+              ["availability", "requirements", "loading", "quality", "execution"].every((p) => r.phases[p]?.in === 24 && r.phases[p]?.pass === 24)
+            )
           }
         })
       ),

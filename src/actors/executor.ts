@@ -278,11 +278,13 @@ export const executorActor = groupActor({
           { v: WIRE_VERSION, batch_id: group.batch_id, group_id: group.group_id, curves: Object.fromEntries(curves) },
           { msgId: `${group.batch_id}:${group.group_id}:curves` }
         )
+      // The phase result goes out before the chunk's last results, so the record is usually
+      // complete when its last result makes the batch done (the reporter folds both either way).
+      yield* phaseResult("execution", group, started, counts)
       yield* flush
       if (sliceKey !== undefined)
         yield* storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
           Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
         )
-      yield* phaseResult("execution", group, started, counts)
     })
 })

@@ -38,3 +38,19 @@ export const waitForBatch = (batchId: string, timeoutMs = 60_000) =>
       yield* Effect.sleep("100 millis")
     }
   })
+
+/**
+ * The batch record once `settled` holds of it (phase counters arrive as their own events and
+ * may land just after the last result made the batch done), or a clear failure at the deadline.
+ */
+export const waitForRecord = (batchId: string, settled: (r: BatchRecord) => boolean, timeoutMs = 30_000) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const rec = yield* kvGet(bus.batches, batchId, BatchRecord)
+      if (rec && settled(rec.value)) return rec.value
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`batch ${batchId} record did not settle in ${timeoutMs} ms: ${JSON.stringify(rec?.value)}`))
+      yield* Effect.sleep("100 millis")
+    }
+  })
