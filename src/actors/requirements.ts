@@ -4,7 +4,7 @@
  * warmup needs. The group's slice asks for the largest warmup any scenario needs.
  */
 import { Effect } from "effect"
-import { loadStrategy, validateParams } from "../engine/index.js"
+import { checkRequirements, resolveStrategy } from "./checks.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
 import { ActorSettings, phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
 import { groupActor } from "./runner.js"
@@ -23,25 +23,18 @@ export const requirementsActor = groupActor({
       const skipped = []
       for (const item of group.items) {
         const s = item.scenario
-        const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, settings.baseDir)))
-        if (def._tag === "Left") {
-          const cause = (def.left as { error?: unknown }).error ?? def.left
-          skipped.push(stoppedResult(s, "skipped", "requirements", `strategy: ${(cause as Error).message ?? String(cause)}`))
+        // the same checks `tickflow validate` runs (checks.ts)
+        const def = yield* Effect.promise(() => resolveStrategy(s.strategy, settings.baseDir))
+        if (!def.ok) {
+          skipped.push(stoppedResult(s, "skipped", "requirements", def.reason))
           continue
         }
-        const v = validateParams(def.right, s.params, { strict: s.strict })
-        if (!v.ok) {
-          skipped.push(stoppedResult(s, "skipped", "requirements", v.errors.join("; "), { warnings: v.warnings }))
+        const check = checkRequirements(def.def, s)
+        if (!check.ok) {
+          skipped.push(stoppedResult(s, "skipped", "requirements", check.reason, { warnings: check.warnings }))
           continue
         }
-        let warmup: number
-        try {
-          warmup = def.right.calculateRequirements(v.params, s.freq).warmupBars
-        } catch (e) {
-          skipped.push(stoppedResult(s, "skipped", "requirements", `calculateRequirements threw: ${(e as Error).message}`))
-          continue
-        }
-        passed.push({ scenario: s, params: v.params, warmup_bars: warmup, warnings: [...item.warnings, ...v.warnings] })
+        passed.push({ scenario: s, params: check.params, warmup_bars: check.warmupBars, warnings: [...item.warnings, ...check.warnings] })
       }
       yield* publishResults(skipped)
       if (passed.length > 0) {

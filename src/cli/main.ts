@@ -18,7 +18,8 @@ import { embeddedSettings, Nats, NatsSettings, settingsFromEnv } from "../stream
 import { busLayer, publishRaw } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import { registerDataCommands } from "./data.js"
-import { loadBatchFile, runBatch } from "./run.js"
+import { loadBatchFile, runBatch, UNTIL_PHASES, validateBatch, type UntilPhase } from "./run.js"
+import { gate, leaderboard } from "./leaderboard.js"
 import { runCli, serveActors, waitForSignal } from "./system.js"
 import { parseMetric } from "./table.js"
 import { watchBatch } from "./watch.js"
@@ -41,42 +42,118 @@ const program = new Command()
   .description("Trading backtest scenarios as a stream-processing actor system over NATS JetStream")
   .showHelpAfterError()
 
+const untilOption = (v: string) => {
+  if (!(UNTIL_PHASES as readonly string[]).includes(v)) throw new InvalidArgumentError(`--until: "${v}" is not a phase; choose from ${UNTIL_PHASES.join(", ")}`)
+  return v as UntilPhase
+}
+const numberOption = (name: string) => (v: string) => {
+  const n = Number(v)
+  if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`)
+  return n
+}
+
 program
   .command("run")
-  .description("run a batch (YAML sweep): live progress, results table, files under output_root/<batch_id>/")
+  .description("run a batch (YAML sweep): live progress, results table, the output tree under <out>/<batch_id>/ (exit 0 all ok, 1 some failed or skipped, 2 config invalid)")
   .argument("<batch>", "batch config file (YAML or JSON)")
   .option("-w, --max-workers <n>", "executor processes (1 = in this process)", positiveInt("--max-workers"), 1)
   .option("--data-root <dir>", "catalog root (default: data_root of the batch, $TICKFLOW_DATA_ROOT, .tickflow/data)")
   .option("--out <dir>", "output root (overrides output_root of the batch)")
-  .option("--sort <metric>", "metric the results table is sorted by", metricOption, "sharpe")
+  .option("--sort <metric>", "metric the results table and report rank by", metricOption, "sharpe")
   .option("--top <n>", "rows in the results table", positiveInt("--top"), 20)
   .option("--batch-id <id>", "batch id (default: <name>-<utc stamp>-<config hash>)")
-  .action(async (file: string, o: { maxWorkers: number; dataRoot?: string; out?: string; sort: ReturnType<typeof parseMetric>; top: number; batchId?: string }) => {
-    await runCli(
-      runBatch({
-        file,
-        maxWorkers: o.maxWorkers,
-        sort: o.sort,
-        top: o.top,
-        ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
-        ...(o.out ? { out: o.out } : {}),
-        ...(o.batchId ? { batchId: o.batchId } : {})
-      })
-    )
-  })
+  .option("--dry-run", "print the expanded plan and every problem the checks before execution find; run nothing (exit 2 if a run would be skipped)", false)
+  .option("--resume [batch_id]", "continue the latest batch of this config under --out (or the given one): runs with a final result and the same result key are kept")
+  .option("--rerun-failed", "with --resume: also rerun runs that ended failed or skipped", false)
+  .option("--until <phase>", `stop after a phase (${UNTIL_PHASES.join(", ")}), e.g. quality to check the data`, untilOption)
+  .option("--summary-json", "print one JSON summary on stdout (table and logs go to stderr)", false)
+  .option("--no-cache", "ask the pipeline to compute every result again instead of reusing cached ones")
+  .action(
+    async (
+      file: string,
+      o: { maxWorkers: number; dataRoot?: string; out?: string; sort: ReturnType<typeof parseMetric>; top: number; batchId?: string; dryRun: boolean; resume?: boolean | string; rerunFailed: boolean; until?: UntilPhase; summaryJson: boolean; cache: boolean }
+    ) => {
+      if (o.rerunFailed && !o.resume) {
+        console.error("error: --rerun-failed works with --resume (it reruns the failed runs of an earlier batch)")
+        process.exitCode = 2
+        return
+      }
+      const code = await runCli(
+        runBatch({
+          file,
+          maxWorkers: o.maxWorkers,
+          sort: o.sort,
+          top: o.top,
+          dryRun: o.dryRun,
+          rerunFailed: o.rerunFailed,
+          summaryJson: o.summaryJson,
+          cache: o.cache,
+          ...(o.resume !== undefined ? { resume: o.resume } : {}),
+          ...(o.until ? { until: o.until } : {}),
+          ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.batchId ? { batchId: o.batchId } : {})
+        })
+      )
+      if (code !== undefined) process.exitCode = code
+    }
+  )
 
 program
   .command("validate")
-  .description("check a batch file: every problem at once, then the scenario count")
+  .description("check a batch file deeply (schema, strategies, parameters, symbols and dates against the catalog): every problem at once; exit 2 if any run would be skipped")
   .argument("<batch>", "batch config file")
-  .action(async (file: string) => {
+  .option("--data-root <dir>", "catalog root (default: data_root of the batch, $TICKFLOW_DATA_ROOT, .tickflow/data)")
+  .option("--json", "print the plan as JSON", false)
+  .action(async (file: string, o: { dataRoot?: string; json: boolean }) => {
+    process.exitCode = await validateBatch(file, { json: o.json, ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}) })
+  })
+
+program
+  .command("leaderboard")
+  .description("the ranked runs of a batch folder; --export-best writes the best run as a batch file")
+  .argument("<batch>", "batch folder, or batch id under --out")
+  .option("--out <dir>", "output root holding the batch", "out")
+  .option("--sort <metric>", "metric to rank by", metricOption, "sharpe")
+  .option("--top <n>", "rows shown", positiveInt("--top"), 20)
+  .option("--export-best <file.yaml>", "write the best run as a batch file (same id and seed: it reproduces the numbers)")
+  .option("--json", "print the ranking as JSON", false)
+  .action(async (batch: string, o: { out: string; sort: string; top: number; exportBest?: string; json: boolean }) => {
     try {
-      const cfg = await loadBatchFile(file)
-      const scenarios = expandBatch(cfg, { batchId: makeBatchId(cfg), readUniverseFile: universeFileReader(resolve(file, "..")) })
-      for (const w of lintScenarios(scenarios)) console.warn(`warning: ${w}`)
-      console.log(`${file}: ok, ${scenarios.length} scenarios`)
+      process.exitCode = await leaderboard({ batch, out: o.out, sort: o.sort, top: o.top, json: o.json, ...(o.exportBest ? { exportBest: o.exportBest } : {}) })
     } catch (e) {
-      console.error(e instanceof ConfigError ? e.message : `error: ${(e as Error).message}`)
+      console.error(`error: ${(e as Error).message}`)
+      process.exitCode = 2
+    }
+  })
+
+program
+  .command("gate")
+  .description("readiness gate of a batch's best run: determinism re-run, costs > 0, Sharpe / drawdown / return thresholds (exit 0 pass, 1 fail)")
+  .argument("<batch>", "batch folder, or batch id under --out")
+  .option("--out <dir>", "output root holding the batch", "out")
+  .option("--sort <metric>", "metric that picks the best run", metricOption, "sharpe")
+  .option("--config <file>", "YAML with min_sharpe, max_drawdown_pct, min_total_return (top level or under gate:)")
+  .option("--min-sharpe <x>", "Sharpe at least (default 0.5)", numberOption("--min-sharpe"))
+  .option("--max-drawdown <pct>", "max drawdown in percent at most (default 30)", numberOption("--max-drawdown"))
+  .option("--min-return <fraction>", "total return at least, as a fraction (default 0)", numberOption("--min-return"))
+  .option("--data-root <dir>", "catalog root for the re-run (default: the batch's)")
+  .option("--json", "print the checks as JSON", false)
+  .action(async (batch: string, o: { out: string; sort: string; config?: string; minSharpe?: number; maxDrawdown?: number; minReturn?: number; dataRoot?: string; json: boolean }) => {
+    try {
+      process.exitCode = await gate({
+        batch,
+        out: o.out,
+        sort: o.sort,
+        json: o.json,
+        ...(o.config ? { config: o.config } : {}),
+        ...(o.minSharpe !== undefined ? { minSharpe: o.minSharpe } : {}),
+        ...(o.maxDrawdown !== undefined ? { maxDrawdownPct: o.maxDrawdown } : {}),
+        ...(o.minReturn !== undefined ? { minTotalReturn: o.minReturn } : {}),
+        ...(o.dataRoot ? { dataRoot: o.dataRoot } : {})
+      })
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`)
       process.exitCode = 2
     }
   })
