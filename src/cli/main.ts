@@ -196,14 +196,30 @@ program
 
 program
   .command("watch")
-  .description("live results table of a batch (replays, then follows); needs NATS_URL")
+  .description("live results table of a batch (replays, then follows; waits for a batch not there yet); --out writes the output tree; needs NATS_URL")
   .argument("<batch>", "batch id")
   .option("--sort <metric>", "metric to sort by", metricOption, "sharpe")
   .option("--top <n>", "rows shown", positiveInt("--top"), 20)
   .option("--follow", "keep following after the batch is done", false)
-  .action(async (batchId: string, o: { sort: ReturnType<typeof parseMetric>; top: number; follow: boolean }) => {
+  .option("--out <dir>", "write the output tree (summary.csv, report.html, per-run files) under <dir>/<batch>")
+  .option("--config <file>", "the submitted batch file: full scenarios in the manifests, runs replayed locally for equity.csv/orders.csv")
+  .option("--data-root <dir>", "catalog root for the local replays (default: the batch file's)")
+  .option("--timeout <seconds>", "give up when the batch has not appeared after this long", positiveInt("--timeout"))
+  .action(async (batchId: string, o: { sort: ReturnType<typeof parseMetric>; top: number; follow: boolean; out?: string; config?: string; dataRoot?: string; timeout?: number }) => {
     try {
-      await runCli(watchBatch({ batchId, sort: o.sort, top: o.top, follow: o.follow }))
+      const code = await runCli(
+        watchBatch({
+          batchId,
+          sort: o.sort,
+          top: o.top,
+          follow: o.follow,
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.config ? { config: o.config } : {}),
+          ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
+          ...(o.timeout !== undefined ? { timeoutSec: o.timeout } : {})
+        })
+      )
+      if (code !== undefined) process.exitCode = code
     } catch (e) {
       console.error(`error: ${(e as Error).message}`)
       process.exitCode = 2

@@ -30,7 +30,7 @@ import { readBatchInfo, readManifest, runKeyOf, writeFileAtomic, writeRunOutputs
 import { planBatch, planProblems, type BatchPlan, type PlanEntry } from "./plan.js"
 import { replayScenario, type SliceCache } from "./replay.js"
 import { spawnExecutors, systemLayer, waitForSignal } from "./system.js"
-import { problemsList, resultsTable } from "./table.js"
+import { problemsList, resultsTable, terminalWidth } from "./table.js"
 
 /** Phases `--until` can stop after, in pipeline order, with the actor that runs each. */
 export const UNTIL_PHASES = ["availability", "requirements", "loading", "quality", "execution"] as const
@@ -418,11 +418,11 @@ export const runBatch = (opts: RunOptions) =>
     )
     // The terminal: table of this batch's results (from disk, so resumed runs are in it too).
     const results = yield* Effect.promise(() => resultsFromDisk(outDir, scenarios))
-    const lines: string[] = ["", resultsTable(results, opts.sort, opts.top, (opts.summaryJson ? process.stderr.columns : process.stdout.columns) ?? 120)]
+    const lines: string[] = ["", resultsTable(results, opts.sort, opts.top, terminalWidth(opts.summaryJson ? process.stderr : process.stdout))]
     const problems = problemsList(results)
     if (problems) lines.push(`\nnot run:\n${problems}`)
     if (summary.warnings.count) {
-      lines.push(`\nwarnings (${summary.warnings.count} in ${summary.warnings.distinct.reduce((a, w) => a + w.runs, 0)} run-warnings, ${summary.warnings.distinct.length} kinds):`)
+      lines.push(`\nwarnings: ${summary.warnings.count} in all, ${summary.warnings.distinct.length} kind${summary.warnings.distinct.length === 1 ? "" : "s"} (runs affected):`)
       for (const w of summary.warnings.distinct.slice(0, 8)) lines.push(`  ${w.runs}× ${w.message}`)
       if (summary.warnings.distinct.length > 8) lines.push(`  … see summary.json`)
     }

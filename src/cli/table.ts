@@ -52,7 +52,10 @@ const COLUMNS: ReadonlyArray<Column> = [
  * The top runs as a table no wider than `width` (the terminal's): columns are dropped from the
  * least important (universe, strategy, win rate, …) until it fits; run id, rank and Sharpe stay.
  */
-export const resultsTable = (results: ReadonlyArray<ScenarioResult>, metric: MetricName, top: number, width = process.stdout.columns ?? 120): string => {
+/** The width a table may take on stdout: the terminal's, or unlimited when piped. */
+export const terminalWidth = (stream: NodeJS.WriteStream = process.stdout): number => (stream.isTTY ? stream.columns ?? 120 : Number.POSITIVE_INFINITY)
+
+export const resultsTable = (results: ReadonlyArray<ScenarioResult>, metric: MetricName, top: number, width = terminalWidth()): string => {
   const sorted = sortResults(results, metric).slice(0, top)
   const cells = COLUMNS.map((c) => sorted.map((r, i) => c.cell(r, i + 1)))
   // a column costs its widest cell plus padding and a border (cli-table3: 1 + 1 + 1)
