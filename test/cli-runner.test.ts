@@ -286,6 +286,45 @@ describe("resume", () => {
   }, 180_000)
 })
 
+describe("leaderboard, gate, --until", () => {
+  it("--export-best writes a batch that reproduces the best run; gate passes and fails by threshold; --until quality runs no backtest", async () => {
+    const r = await tickflow(["run", "sweep.yaml", "--batch-id", "lb1"])
+    expect(r.code).toBe(0)
+    const lb = await tickflow(["leaderboard", "lb1", "--out", "out", "--sort", "total_return", "--export-best", "best.yaml", "--json"])
+    expect(lb.code).toBe(0)
+    const ranking = JSON.parse(lb.stdout) as Array<{ run_id: string; metrics: { total_return: number } }>
+    const returns = ranking.map((x) => x.metrics.total_return)
+    expect(returns).toEqual([...returns].sort((a, b) => b - a))
+    const [again, pass, fail, until] = await Promise.all([
+      tickflow(["run", "best.yaml", "--out", "out", "--batch-id", "best1", "--summary-json"]),
+      tickflow(["gate", "lb1", "--out", "out", "--min-sharpe", "-100", "--max-drawdown", "100", "--min-return", "-1", "--json"]),
+      tickflow(["gate", "lb1", "--out", "out", "--min-sharpe", "99"]),
+      tickflow(["run", "sweep.yaml", "--batch-id", "until1", "--until", "quality", "--summary-json"])
+    ])
+    expect(again.code).toBe(0)
+    const best = JSON.parse(again.stdout).runs
+    expect(best).toHaveLength(1)
+    expect(best[0].run_id).toBe(ranking[0].run_id)
+    expect(best[0].metrics).toEqual(JSON.parse(readFileSync(join(dir, "out", "lb1", ranking[0].run_id, "metrics.json"), "utf8")))
+    expect(pass.code).toBe(0)
+    const gate = JSON.parse(pass.stdout)
+    expect(gate.pass).toBe(true)
+    expect(gate.checks.map((c: { check: string; pass: boolean }) => [c.check, c.pass])).toEqual([
+      ["determinism", true],
+      ["costs > 0", true],
+      ["Sharpe", true],
+      ["max drawdown", true],
+      ["total return", true]
+    ])
+    expect(fail.code).toBe(1)
+    expect(fail.stdout).toMatch(/Sharpe\s+│ FAIL/)
+    expect(fail.stdout).toContain("gate: FAIL (Sharpe)")
+    expect(until.code).toBe(0)
+    expect(until.stderr).toContain("--until quality: 5 runs passed quality; later phases were not run")
+    expect(JSON.parse(until.stdout)).toMatchObject({ until: "quality", total: 0, counts: { success: 0, skipped: 0, failed: 0 } })
+  }, 240_000)
+})
+
 describe("atomic writes", () => {
   it("a reader sees the old file or the new one, never part of one; no temp files stay", async () => {
     const file = join(dir, "atomic", "big.json")

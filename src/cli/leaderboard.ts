@@ -48,7 +48,11 @@ export const leaderboard = async (o: LeaderboardOptions): Promise<number> => {
   const ranked = rankRuns(runs, o.sort)
   if (o.json) console.log(JSON.stringify(ranked.slice(0, o.top).map((r, i) => ({ rank: i + 1, run_id: r.manifest.run_id, params: r.manifest.params, metrics: r.metrics })), null, 2))
   else {
-    const paramKeys = [...new Set(ranked.flatMap((r) => Object.keys(r.manifest.params)))].sort()
+    // only the parameters that differ between the rows shown
+    const shown = ranked.slice(0, o.top)
+    const paramKeys = [...new Set(shown.flatMap((r) => Object.keys(r.manifest.params)))]
+      .filter((k) => new Set(shown.map((r) => JSON.stringify(r.manifest.params[k] ?? null))).size > 1)
+      .sort()
     const table = new Table({ head: ["#", "run", ...paramKeys, "return", "Sharpe", "max DD", "CAGR", "trades"], style: { head: [], border: [] } })
     ranked.slice(0, o.top).forEach((r, i) => {
       const m = r.metrics!

@@ -103,7 +103,9 @@ export const prepareBatch = async (file: string, opts: { dataRoot?: string; batc
 export const planText = (file: string, p: Prepared): string => {
   const skipped = p.plan.entries.filter((e) => e.status === "skipped")
   const lines = [
-    `${file}: ${p.scenarios.length} runs in ${p.plan.groups} data groups; ${p.scenarios.length - skipped.length} ready, ${skipped.length} would be skipped`,
+    skipped.length === 0
+      ? `${file}: ok, ${p.scenarios.length} scenarios in ${p.plan.groups} data groups, all ready`
+      : `${file}: ${p.scenarios.length} runs in ${p.plan.groups} data groups; ${p.scenarios.length - skipped.length} ready, ${skipped.length} would be skipped`,
     `data root: ${p.plan.dataRoot}${p.plan.dataVersion ? ` (data version ${p.plan.dataVersion.slice(0, 12)})` : ""}`
   ]
   const problems = planProblems(p.plan)
@@ -276,6 +278,7 @@ export const runBatch = (opts: RunOptions) =>
     let interrupted: string | undefined
     const busBatchId = resumed ? `${batchId}-r${Date.now().toString(36)}`.slice(0, 128) : batchId
     const started = Date.now()
+    const busResults: ScenarioResult[] = []
     if (todo.length > 0) {
       const inProcessExecutor = opts.maxWorkers <= 1
       const wanted = new Set<ActorName>(["coordinator", "reporter", ...phases.map((p) => PHASE_ACTOR[p])])
@@ -328,6 +331,7 @@ export const runBatch = (opts: RunOptions) =>
             Stream.runForEach((r) =>
               Effect.gen(function* () {
                 if (!ids.delete(r.scenario_id)) return
+                busResults.push(r)
                 counts[r.status]++
                 const n = yield* Ref.updateAndGet(received, (x) => x + 1)
                 yield* Queue.offer(writes, r)
@@ -390,6 +394,23 @@ export const runBatch = (opts: RunOptions) =>
         return { passedUntil: untilPhase && record ? record.phases[untilPhase]?.pass ?? 0 : 0 }
       }).pipe(Effect.scoped, Effect.provide(systemLayer({ actors, settings: { dataRoot, baseDir } })))
       if (untilPhase) out(`--until ${untilPhase}: ${outcome.passedUntil} runs passed ${untilPhase}; later phases were not run`)
+    }
+    // results.jsonl: the pipeline's results as received (merged by run id across resumes)
+    if (busResults.length > 0) {
+      const file = join(outDir, "results.jsonl")
+      const byId = new Map<string, string>()
+      const previous = yield* Effect.promise(() => readFile(file, "utf8").catch(() => ""))
+      for (const line of previous.split("\n")) {
+        if (!line) continue
+        try {
+          byId.set((JSON.parse(line) as { scenario_id: string }).scenario_id, line)
+        } catch {
+          // a line we cannot read is replaced or dropped
+        }
+      }
+      for (const r of busResults) byId.set(r.scenario_id, JSON.stringify({ ...r, batch_id: batchId }))
+      const lines = [...byId.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, l]) => l)
+      yield* Effect.promise(() => writeFileAtomic(file, lines.join("\n") + "\n"))
     }
     const received = new Set(
       (yield* Effect.promise(() => Promise.all(scenarios.map(async (s) => ((await readManifest(join(outDir, s.scenario_id))) ? s.scenario_id : undefined))))).filter(
