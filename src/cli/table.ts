@@ -53,7 +53,7 @@ const COLUMNS: ReadonlyArray<Column> = [
  * least important (universe, strategy, win rate, …) until it fits; run id, rank and Sharpe stay.
  */
 /** The width a table may take on stdout: the terminal's, or unlimited when piped. */
-export const terminalWidth = (stream: NodeJS.WriteStream = process.stdout): number => (stream.isTTY ? stream.columns ?? 120 : Number.POSITIVE_INFINITY)
+export const terminalWidth = (stream: NodeJS.WriteStream = process.stdout): number => (stream.isTTY ? stream.columns || 120 : Number.POSITIVE_INFINITY)
 
 export const resultsTable = (results: ReadonlyArray<ScenarioResult>, metric: MetricName, top: number, width = terminalWidth()): string => {
   const sorted = sortResults(results, metric).slice(0, top)
