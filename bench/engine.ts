@@ -6,7 +6,9 @@
  * (b) tickflow: `runBacktest` with `trend_baseline` and non-zero costs on the same ticks as a
  *     PriceSeries — everything the engine adds (next-row execution, cost model, portfolio
  *     ledger, drawdown, exposure, per-day resampling, equity sampling, metrics);
- * (c) a parameter sweep of 10,000 daily scenarios of 5,000 bars each, in scenarios/s.
+ * (c) a parameter sweep of 10,000 daily scenarios of 5,000 bars each, in scenarios/s;
+ * (d) the cost of the history guard: the same strategy run as a user strategy (its columns grow
+ *     row by row, see src/engine/window.ts) against the built-in, on 1,000 sweep scenarios.
  * Each measurement: one warm-up, then the median of 5 runs. The engine validates a series once
  * (positive closes, ascending ts) and caches that per array, so the warm-up run pays for it; the
  * same holds for the other per-series caches a sweep shares (day ends, equity sample rows, and
@@ -173,11 +175,25 @@ const main = (): void => {
   })
   const scenariosPerSecond = SWEEP_SCENARIOS / sweepSeconds
   console.log(`sweep ${fmt(scenariosPerSecond)} scenarios/s (${((sweepSeconds / SWEEP_SCENARIOS) * 1e6).toFixed(1)} µs each)`)
+
+  // (d) the history guard: the same strategy as a user module (not a built-in, so its columns grow
+  // row by row and reading ahead gives undefined) against the built-in, on 1,000 sweep scenarios
+  const userTrend = { ...trend }
+  const guardedCount = Math.min(1_000, sweep.length)
+  const builtInSeconds = measure(`(d) ${guardedCount} daily scenarios, built-in trend_baseline`, () => {
+    for (let j = 0; j < guardedCount; j++) sink += runBacktest(sweep[j], [daily]).metrics.final_equity
+  })
+  const guardedSeconds = measure(`(d) ${guardedCount} daily scenarios, the same as a user strategy (guarded history)`, () => {
+    for (let j = 0; j < guardedCount; j++) sink += runBacktest({ ...sweep[j], strategy: userTrend }, [daily]).metrics.final_equity
+  })
+  console.log(`guarded user strategy: ${((guardedSeconds / guardedCount) * 1e6).toFixed(1)} µs per scenario vs ${((builtInSeconds / guardedCount) * 1e6).toFixed(1)} µs built-in`)
   if (!Number.isFinite(sink)) console.log("(sink)", sink)
 
   console.log(`RESULT engine_vs_raw_loop ${(engineRate / rawRate).toFixed(2)} goal 0.25`)
   console.log(`RESULT engine_ticks_per_s ${fmt(engineRate)} goal 7.5e7`)
   console.log(`RESULT engine_daily_scenarios_per_s ${Math.round(scenariosPerSecond)} goal 20000`)
+  // a user strategy pays for its guarded history (a copy per row and column) and its own EMAs
+  console.log(`RESULT engine_guarded_user_vs_builtin ${(guardedSeconds / builtInSeconds).toFixed(2)} goal 5`)
 }
 
 main()

@@ -44,12 +44,12 @@ beforeAll(async () => {
     const base = { v: 1 as const, batch_id: s.batch_id, scenario_id: s.scenario_id, strategy: s.strategy, params: e.params ?? s.params, universe: s.universe, freq: s.freq, start_date: s.start_date, end_date: s.end_date, warnings: [], engine_version: ENGINE_VERSION, timings: {}, finished_at: new Date().toISOString() }
     if (e.status === "skipped") {
       const r: ScenarioResult = { ...base, status: "skipped", phase: e.problems[0].phase, reason: e.problems[0].reason }
-      await writeRunOutputs({ outDir: batchDir, result: r, scenario: s, sliceWarmupBars: e.sliceWarmupBars, dataVersion: plan.dataVersion })
+      await writeRunOutputs({ outDir: batchDir, result: r, scenario: s, warmupBars: e.warmupBars, dataVersion: plan.dataVersion })
       continue
     }
-    const detail = await Effect.runPromise(replayScenario(s, { dataRoot: root, baseDir: dir, sliceWarmupBars: e.sliceWarmupBars, cache: new Map() }))
+    const detail = await Effect.runPromise(replayScenario(s, { dataRoot: root, baseDir: dir, cache: new Map() }))
     const r: ScenarioResult = { ...base, status: "success", metrics: detail.metrics, timings: { exec_ms: detail.execMs } }
-    await writeRunOutputs({ outDir: batchDir, result: r, scenario: s, sliceWarmupBars: e.sliceWarmupBars, dataVersion: plan.dataVersion, detail })
+    await writeRunOutputs({ outDir: batchDir, result: r, scenario: s, warmupBars: e.warmupBars, dataVersion: plan.dataVersion, detail })
   }
   await writeBatchFiles({ batchDir, batchId: "report_test", batchName: "report_test", expected: scenarios.map((s) => s.scenario_id), sort: "sharpe" })
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/bootstrap.sh --with-browser\` (npm test does) or set TICKFLOW_CHROMIUM`)

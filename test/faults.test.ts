@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
+import { publishRaw } from "../src/streams/bus.js"
 import { publishGroup } from "../src/actors/common.js"
 import { Nats } from "../src/streams/connection.js"
 import { STREAM, SUBJECT } from "../src/streams/topology.js"
 import type { GroupMessage as GroupMessageT } from "../src/schemas/wire.js"
-import { RunStatus } from "../src/schemas/results.js"
+import { ScenarioResult } from "../src/schemas/results.js"
 import { systemTestLayer } from "./support/system.js"
 
 const group = (batch: string): GroupMessageT => ({
@@ -55,13 +55,14 @@ const dlqMessages = (stage: string) =>
     }
   })
 
+/** The scenario's result as stored on its subject, once there is one. */
 const waitForResult = (batch: string, scenario: string, timeoutMs = 20_000) =>
   Effect.gen(function* () {
-    const bus = yield* Bus
+    const { jsm } = yield* Nats
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      const st = yield* kvGet(bus.runs, `${batch}.${scenario}`, RunStatus)
-      if (st && st.value.status !== "queued") return st.value
+      const m = yield* Effect.promise(() => jsm.streams.getMessage(STREAM.results, { last_by_subj: SUBJECT.result(batch, scenario) }).catch(() => null))
+      if (m) return ScenarioResult.parse(m.json())
       if (Date.now() > deadline) throw new Error(`no result for ${batch}.${scenario} in ${timeoutMs} ms`)
       yield* Effect.sleep("100 millis")
     }

@@ -122,6 +122,9 @@ describe("executors", () => {
           const rec = yield* waitForBatch("kill1")
           expect(rec.status).toBe("done")
           expect(rec.counts).toEqual({ success: 30, skipped: 0, failed: 0 })
+          // Phase counters equal the scenarios that passed each phase, though a group was redelivered.
+          for (const phase of ["availability", "requirements", "loading", "quality", "execution"])
+            expect(rec.phases[phase]).toMatchObject({ in: 30, pass: 30 })
           // Exactly one stored result per scenario: nothing lost, nothing duplicated.
           const perSubject = Object.values(yield* storedResultCounts("kill1"))
           expect(perSubject).toHaveLength(30)

@@ -6,9 +6,7 @@
 import { Effect } from "effect"
 import { coverageFor, type CoverageReport } from "../data/index.js"
 import type { GroupMessage, SliceSpec } from "../schemas/wire.js"
-import { BatchRecord } from "../schemas/results.js"
-import { Bus, kvUpdate } from "../streams/bus.js"
-import { ActorSettings, missingBatchRecord, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
+import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { groupActor } from "./runner.js"
 
@@ -47,14 +45,13 @@ export const availabilityActor = groupActor({
   handle: (group) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
-      const bus = yield* Bus
       const started = yield* phaseStart("availability", group)
       const root = group.slice.data_root ?? settings.dataRoot
       const report = yield* Effect.either(coverageOf(root))
       const n = group.items.length
       if (report._tag === "Left") {
         const reason = `coverage index of ${root} is unreadable: ${report.left.message}`
-        yield* kvUpdate(bus.batches, group.batch_id, BatchRecord, (r) => ({ ...(r ?? missingBatchRecord(group.batch_id)), error: reason }))
+        // a batch-level failure: the reporter fails the batch from these results' phase
         yield* stopGroup(group, group.items, "failed", "coverage", reason)
         yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: 0, failed: n })
         return
@@ -65,8 +62,16 @@ export const availabilityActor = groupActor({
         yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: n, failed: 0 })
         return
       }
-      const next: GroupMessage = { ...group, data_version: report.right.dataVersion }
-      yield* publishGroup("reqs", next)
-      yield* phaseResult("availability", group, started, { in: n, pass: n, skipped: 0, failed: 0 })
+      // A benchmark is data like any symbol: a scenario whose benchmark has no coverage is skipped.
+      const benchmarkProblem = new Map<string, string | undefined>()
+      const problemOf = (symbol: string) => {
+        if (!benchmarkProblem.has(symbol)) benchmarkProblem.set(symbol, availabilityProblem({ ...group.slice, universe: [symbol] }, report.right, root))
+        return benchmarkProblem.get(symbol)
+      }
+      const passing = group.items.filter((it) => it.scenario.benchmark === undefined || problemOf(it.scenario.benchmark) === undefined)
+      const noBenchmark = group.items.filter((it) => !passing.includes(it))
+      for (const it of noBenchmark) yield* stopGroup(group, [it], "skipped", "availability", `benchmark: ${problemOf(it.scenario.benchmark!)}`)
+      if (passing.length > 0) yield* publishGroup("reqs", { ...group, items: passing, data_version: report.right.dataVersion } satisfies GroupMessage)
+      yield* phaseResult("availability", group, started, { in: n, pass: passing.length, skipped: noBenchmark.length, failed: 0 })
     })
 })

@@ -21,7 +21,7 @@ import {
 } from "../schemas/batch.js"
 import { FREQS, isRealDate, WIRE_VERSION } from "../schemas/common.js"
 import { formatIssues } from "../schemas/errors.js"
-import { BatchRecord } from "../schemas/results.js"
+import { BatchRecord, PipelineEvent } from "../schemas/results.js"
 import { SubmitMessage, type GroupMessage as GroupMessageT } from "../schemas/wire.js"
 import { Bus, kvCreate, kvGet, kvPut, kvUpdate, publish } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
@@ -42,8 +42,12 @@ const now = () => new Date().toISOString()
 export const MAX_GROUP_ITEMS = 500
 export const MAX_GROUP_BYTES = 256 * 1024
 
-/** Split scenarios into groups sharing a slice, each under the item and byte limits. */
-export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>): GroupMessageT[] => {
+/**
+ * Split scenarios into groups sharing a slice, each under the item and byte limits. Group ids
+ * carry the submission, so a new submission of the same scenarios is a new group (answered
+ * again), while a redelivered submission republishes the same ids (de-duplicated).
+ */
+export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>, submission?: string, cache?: boolean): GroupMessageT[] => {
   const byKey = new Map<string, ScenarioT[]>()
   for (const s of scenarios) {
     const k = sliceGroupKey(s)
@@ -53,7 +57,7 @@ export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>): GroupMessag
   }
   const groups: GroupMessageT[] = []
   for (const [key, list] of byKey) {
-    const base = `g${hash(key, 10)}`
+    const base = submission === undefined ? `g${hash(key, 10)}` : `g${hash(key, 10)}-${submission}`
     let chunk: ScenarioT[] = []
     let bytes = 0
     let n = 0
@@ -73,7 +77,9 @@ export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>): GroupMessag
           warmup_bars: 0
         },
         items: chunk.map((scenario) => ({ scenario, warnings: [] })),
-        findings: []
+        findings: [],
+        ...(submission !== undefined ? { submission } : {}),
+        ...(cache === false ? { cache: false } : {})
       })
       chunk = []
       bytes = 0
@@ -111,7 +117,19 @@ const publishGroups = (groups: ReadonlyArray<GroupMessageT>) =>
     { concurrency: 64, discard: true }
   )
 
-const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>) =>
+/**
+ * What a submission brought, as a `submission` phase event: the reporter derives the batch's
+ * total from these events (one per submission, stable id), never from increments.
+ */
+const submissionEvent = (batchId: string, submission: string, data: Record<string, unknown>) =>
+  publish(
+    SUBJECT.event(batchId, `sub-${submission}`, "phase"),
+    PipelineEvent,
+    { v: WIRE_VERSION, batch_id: batchId, subject_id: `sub-${submission}`, kind: "phase_result", phase: "submission", at: now(), data },
+    { msgId: `${batchId}:sub-${submission}:submission:result` }
+  )
+
+const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, submission: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const settings = yield* ActorSettings
@@ -121,8 +139,10 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>) =>
     let batchId: string
     let batchName: string
     let outputRoot: string
+    let cacheAllowed: boolean | undefined
     try {
       const cfg = parseBatchConfig(msg.config)
+      cacheAllowed = cfg.cache
       batchId = msg.batch_id ?? makeBatchId(cfg)
       batchName = cfg.batch_name
       outputRoot = cfg.output_root
@@ -132,21 +152,27 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>) =>
       const text = e instanceof ConfigError ? e.message : String(e)
       return yield* failBatch(fallbackId, typeof rawName === "string" ? rawName : fallbackId, text)
     }
-    const groups = groupScenarios(scenarios)
+    const groups = groupScenarios(scenarios, submission, cacheAllowed)
     const record: BatchRecord = {
       ...missingBatchRecord(batchId),
+      status: "accepted",
       batch_name: batchName,
       total: scenarios.length,
       groups: groups.length,
       output_root: outputRoot
     }
-    // A redelivered submission finds its record and republishes the same group ids (deduplicated).
-    const created = yield* kvCreate(bus.batches, batchId, record)
-    if (!created) {
-      const existing = yield* kvGet(bus.batches, batchId, BatchRecord)
-      if (existing && existing.value.total === 0)
-        yield* kvUpdate(bus.batches, batchId, BatchRecord, (r) => ({ ...(r ?? record), total: record.total, groups: record.groups, batch_name: batchName }))
-    }
+    // Created once (so watchers see it at once); from then on only the reporter updates it.
+    yield* kvCreate(bus.batches, batchId, record)
+    yield* submissionEvent(batchId, submission, {
+      in: scenarios.length,
+      pass: scenarios.length,
+      skipped: 0,
+      failed: 0,
+      total: scenarios.length,
+      groups: groups.length,
+      batch_name: batchName,
+      output_root: outputRoot
+    })
     yield* Effect.logInfo(`batch accepted: ${scenarios.length} scenarios in ${groups.length} groups`).pipe(
       Effect.annotateLogs({ batch_id: batchId, batch_name: batchName })
     )
@@ -159,29 +185,20 @@ const adhocIds = (s: Omit<ScenarioT, "batch_id" | "scenario_id">) => {
   return { batch_id: `adhoc-${h.slice(0, 8)}`, scenario_id: `s-${h}` }
 }
 
-const acceptScenario = (msg: Extract<SubmitMessage, { kind: "scenario" }>) =>
+const acceptScenario = (msg: Extract<SubmitMessage, { kind: "scenario" }>, submission: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const { kind: _kind, batch_id, scenario_id, ...rest } = msg
+    const { kind: _kind, batch_id, scenario_id, cache, ...rest } = msg
     const ids = adhocIds(rest as Omit<ScenarioT, "batch_id" | "scenario_id">)
     const parsed = Scenario.safeParse({ ...rest, batch_id: batch_id ?? ids.batch_id, scenario_id: scenario_id ?? ids.scenario_id }, { reportInput: true })
     if (!parsed.success) return yield* failBatch(batch_id ?? ids.batch_id, batch_id ?? ids.batch_id, formatIssues(parsed.error).join("; "))
     const scenario = parsed.data
-    // Count the scenario into its batch once, even if the submission is redelivered.
-    const first = yield* kvCreate(bus.runs, `${scenario.batch_id}.${scenario.scenario_id}`, {
-      v: WIRE_VERSION,
-      batch_id: scenario.batch_id,
-      scenario_id: scenario.scenario_id,
-      status: "queued",
-      updated_at: now()
-    })
-    if (first)
-      yield* kvUpdate(bus.batches, scenario.batch_id, BatchRecord, (r) => {
-        const rec = r ?? missingBatchRecord(scenario.batch_id)
-        return { ...rec, status: rec.status === "done" ? "running" : rec.status, total: rec.total + 1, groups: rec.groups + 1, updated_at: now() }
-      })
+    // The batch record appears at once; its counts are the reporter's (from submission events
+    // and results, so a scenario submitted twice is counted once).
+    yield* kvCreate(bus.batches, scenario.batch_id, { ...missingBatchRecord(scenario.batch_id), status: "accepted" })
+    yield* submissionEvent(scenario.batch_id, submission, { in: 1, pass: 1, skipped: 0, failed: 0, scenario_ids: [scenario.scenario_id] })
     yield* Effect.logInfo("scenario accepted").pipe(Effect.annotateLogs({ batch_id: scenario.batch_id, scenario_id: scenario.scenario_id }))
-    yield* publishGroups(groupScenarios([scenario]))
+    yield* publishGroups(groupScenarios([scenario], submission, cache))
   })
 
 /**
@@ -225,13 +242,15 @@ export const coordinatorActor = runActor({
   consumer: "coordinator",
   // Parsed in the handler so that an invalid submission is answered, not just dead-lettered.
   schema: z.unknown(),
-  handle: (raw) => {
+  handle: (raw, delivery) => {
+    // The submission's identity: its place in the stream (the same when redelivered).
+    const submission = `s${delivery.streamSeq}`
     const parsed = SubmitMessage.safeParse(raw, { reportInput: true })
     if (!parsed.success) return rejectSubmission(raw, formatIssues(parsed.error)).pipe(
       Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))
     )
     const msg = parsed.data
-    return (msg.kind === "batch" ? acceptBatch(msg) : acceptScenario(msg)).pipe(
+    return (msg.kind === "batch" ? acceptBatch(msg, submission) : acceptScenario(msg, submission)).pipe(
       Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))
     )
   }

@@ -17,11 +17,14 @@ import {
 import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import type { GroupItem } from "../schemas/wire.js"
-import { PipelineEvent, RunStatus, type ScenarioResult } from "../schemas/results.js"
-import { Bus, kvGet, publish } from "../streams/bus.js"
-import type { Nats } from "../streams/connection.js"
-import { SUBJECT } from "../streams/topology.js"
+import { PipelineEvent, type ScenarioResult } from "../schemas/results.js"
+import { type Bus, isTransient, publish, publishTrusted } from "../streams/bus.js"
+import { Nats } from "../streams/connection.js"
+import { BusError } from "../streams/errors.js"
+import { STREAM, SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
+import { storeCached } from "./cache.js"
+import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
 import { groupActor } from "./runner.js"
 
@@ -59,6 +62,12 @@ const thin = (eq: { ts: number[]; nav: number[] }, max: number) => {
 
 type EventKind = "started" | "progress" | "equity"
 
+/** A group's loaded slices: the universe in order, and every slice (benchmarks too) by symbol. */
+interface LoadedSeries {
+  readonly universe: ReadonlyArray<PriceSeries>
+  readonly bySymbol: ReadonlyMap<string, PriceSeries>
+}
+
 interface RunContext {
   readonly dataVersion: string | undefined
   readonly instance: string
@@ -68,9 +77,15 @@ interface RunContext {
   readonly emit: (s: GroupItem["scenario"], kind: EventKind, seq: number, data: Record<string, unknown>) => Promise<unknown>
   /** stream the equity curve of long runs as events */
   readonly equityEvents: boolean
+  /** hash of the slice part of the result key (undefined without a data version) */
+  readonly sliceKey: string | undefined
+  /** keep the equity curve inline (a scenario run alone) instead of in the chunk's curves message */
+  readonly inlineEquity: boolean
+  /** subject of this chunk's curves message */
+  readonly curvesSubject: string
 }
 
-const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunContext) =>
+const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: Map<string, { ts: number[]; nav: number[] }>) =>
   Effect.gen(function* () {
     const s = item.scenario
     const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
@@ -82,6 +97,7 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
     // Second parameter check: the executor may run a different build than requirements did.
     const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
     if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
+    const series = loaded.universe
     const rows = series.reduce((n, x) => n + x.ts.length, 0)
     const longRun = rows >= EVENT_ROWS
     const events: Array<Promise<unknown>> = []
@@ -100,6 +116,9 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
           seed: scenarioSeed(s.batch_seed, s.scenario_id),
           startMs: dayStartMs(s.start_date),
           endMs: dayEndMs(s.end_date),
+          // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
+          warmupBars: item.warmup_bars ?? 0,
+          ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
           // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
           maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
           ...(longRun
@@ -126,13 +145,17 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
             nav: result.equity.nav.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK)
           })
       }
+      const curve = thin(result.equity, RESULT_EQUITY_POINTS)
       const out: ScenarioResult = {
         ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
         metrics: result.metrics,
-        equity: thin(result.equity, RESULT_EQUITY_POINTS),
+        ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
+        ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
+        cached: false,
         executor: ctx.instance,
         timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
       }
+      if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
       yield* Effect.promise(() => Promise.all(events))
       return out
     } catch (e) {
@@ -140,6 +163,35 @@ const runOne = (item: GroupItem, series: ReadonlyArray<PriceSeries>, ctx: RunCon
       const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
       return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
     }
+  })
+
+/**
+ * Scenarios of a redelivered group that this submission already answered: the latest result on
+ * each scenario's subject, if it belongs to the same submission. One lookup per scenario, paid
+ * only on redelivery.
+ */
+const alreadyAnswered = (group: { readonly batch_id: string; readonly submission?: string | undefined; readonly items: ReadonlyArray<GroupItem> }) =>
+  Effect.gen(function* () {
+    const { jsm } = yield* Nats
+    const done = new Map<string, "success" | "skipped" | "failed">()
+    yield* Effect.forEach(
+      group.items,
+      (item) =>
+        Effect.tryPromise({
+          try: () => jsm.streams.getMessage(STREAM.results, { last_by_subj: SUBJECT.result(group.batch_id, item.scenario.scenario_id) }),
+          catch: (cause) => new BusError({ op: "last result", cause, transient: isTransient(cause) })
+        }).pipe(
+          Effect.map((m) => {
+            const r = m?.json<{ submission?: string; status?: string }>()
+            if (r && r.submission === group.submission && (r.status === "success" || r.status === "skipped" || r.status === "failed"))
+              done.set(item.scenario.scenario_id, r.status)
+          }),
+          // not found (no result yet) is the usual answer
+          Effect.catchAll(() => Effect.void)
+        ),
+      { concurrency: 32, discard: true }
+    )
+    return done
   })
 
 export const executorActor = groupActor({
@@ -151,9 +203,12 @@ export const executorActor = groupActor({
   handle: (group, delivery) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
-      const bus = yield* Bus
       const natsContext = yield* Effect.context<Nats>()
+      const sliceKey = group.data_version !== undefined ? sliceHash(group.slice, group.data_version) : undefined
       const ctx: RunContext = {
+        sliceKey,
+        inlineEquity: group.items.length === 1,
+        curvesSubject: SUBJECT.curves(group.batch_id, group.group_id),
         dataVersion: group.data_version,
         instance: settings.instance,
         attempt: delivery.deliveryCount,
@@ -174,26 +229,33 @@ export const executorActor = groupActor({
       const refs = group.slices ?? []
       const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
-      const series = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
+      const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
+      const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))
+      const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
       executorMetrics.groups++
       const pending: ScenarioResult[] = []
+      const all: ScenarioResult[] = []
+      const curves = new Map<string, { ts: number[]; nav: number[] }>()
+      const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
       let firstPendingAt = 0
       let lastYield = Date.now()
       const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
       const flush = Effect.suspend(() => {
         const batch = pending.splice(0, pending.length)
-        return publishResults(batch)
+        return publishResults(batch, group.submission)
       })
       for (const item of group.items) {
-        if (delivery.deliveryCount > 1) {
-          // Redelivered (an executor died or timed out): scenarios already finished are not rerun.
-          const done = yield* kvGet(bus.runs, `${item.scenario.batch_id}.${item.scenario.scenario_id}`, RunStatus)
-          if (done && done.value.status !== "queued" && done.value.status !== "running") {
-            executorMetrics.skippedAsDone++
-            continue
-          }
+        const answered = finished.get(item.scenario.scenario_id)
+        if (answered !== undefined) {
+          // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
+          // but count in this group's phase result as they ended, so phase counts stay exact.
+          executorMetrics.skippedAsDone++
+          if (answered === "success") counts.pass++
+          else counts[answered]++
+          continue
         }
-        const r = yield* runOne(item, series, ctx)
+        const r = yield* runOne(item, loaded, ctx, curves)
+        all.push(r)
         executorMetrics.scenarios++
         if (r.status === "success") counts.pass++
         else if (r.status === "skipped") counts.skipped++
@@ -207,7 +269,19 @@ export const executorActor = groupActor({
           lastYield = Date.now()
         }
       }
+      // The chunk's curves go out before its last results, so a client that reads a result can
+      // always fetch the curve it points at.
+      if (curves.size > 0)
+        yield* publishTrusted(
+          ctx.curvesSubject,
+          { v: WIRE_VERSION, batch_id: group.batch_id, group_id: group.group_id, curves: Object.fromEntries(curves) },
+          { msgId: `${group.batch_id}:${group.group_id}:curves` }
+        )
       yield* flush
+      if (sliceKey !== undefined)
+        yield* storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
+          Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
+        )
       yield* phaseResult("execution", group, started, counts)
     })
 })

@@ -85,6 +85,13 @@ const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance
     }
   })
 
+/** The group's universe in order, then the benchmarks its scenarios name. */
+export const symbolsToLoad = (group: GroupMessage): string[] => {
+  const out = [...group.slice.universe]
+  for (const it of group.items) if (it.scenario.benchmark !== undefined && !out.includes(it.scenario.benchmark)) out.push(it.scenario.benchmark)
+  return out
+}
+
 export const loaderActor = groupActor({
   name: "loader",
   consumer: "loader",
@@ -98,7 +105,8 @@ export const loaderActor = groupActor({
       const root = group.slice.data_root ?? settings.dataRoot
       const n = group.items.length
       const refs = yield* Effect.either(
-        Effect.forEach(group.slice.universe, (symbol) => ensureSlice(group, symbol, root, settings.instance), { concurrency: 4 })
+        // the universe, then any benchmark a scenario names: loaded like any symbol, same cache
+        Effect.forEach(symbolsToLoad(group), (symbol) => ensureSlice(group, symbol, root, settings.instance), { concurrency: 4 })
       )
       if (refs._tag === "Left") {
         const e = refs.left

@@ -33,7 +33,8 @@ export const qualityActor = groupActor({
     Effect.gen(function* () {
       const settings = yield* ActorSettings
       const started = yield* phaseStart("quality", group)
-      const refs = group.slices ?? []
+      // the universe's slices decide quality; a benchmark only needs to be there
+      const refs = (group.slices ?? []).filter((r) => group.slice.universe.includes(r.symbol))
       const series: PriceSeries[] = yield* Effect.forEach(refs, fetchSlice, { concurrency: 4 })
       // Findings depend on (strict, warmup) only: computed once per distinct pair.
       const memo = new Map<string, QualityFinding[]>()
@@ -62,7 +63,7 @@ export const qualityActor = groupActor({
           )
         else passed.push({ ...item, warnings: [...item.warnings, ...warnings] })
       }
-      yield* publishResults(skipped)
+      yield* publishResults(skipped, group.submission)
       const chunks = evenChunks(passed, settings.execChunkSize)
       yield* Effect.forEach(
         chunks,

@@ -1,8 +1,15 @@
 /**
- * Phase 7, summary: the reporter follows every result (`tf.res.>`) and keeps, per batch, the
- * counts and per-scenario status in KV (`tf_batches`, `tf_runs`); it publishes the summary on
- * `tf.evt.<batch>.batch` as it changes, and marks the batch done when every scenario has its
- * result. Results are handled in bulk (one batch-record update per flush, not per result).
+ * Phase 7, summary: the reporter derives each batch's record from what the results stream holds
+ * and writes it to KV `tf_batches`, publishing it on `tf.evt.<batch>.batch` as it changes.
+ *
+ * Counts are exact by construction, not by careful increments: the state of a batch is a fold
+ * of (a) the latest result of each scenario (`tf.res.<batch>.<scenario>`), (b) the latest
+ * `phase_result` event of each (group, phase), and (c) the coordinator's `submission` events
+ * (how many scenarios a submission brought). A fold of the same messages gives the same record,
+ * so a redelivery, a replay, a reporter killed at any moment (its successor rebuilds unfinished
+ * batches by replaying their subjects) or two reporters at once cannot skew it, and nothing
+ * depends on KV compare-and-set (unsafe on a 2.9 cluster, NATS.md). The reporter is the only
+ * writer that updates a batch record (the coordinator only creates it).
  *
  * Also here: the dead-letter watcher for messages the server gave up on (max_deliver reached
  * while their process kept dying): their scenarios get `failed` results; the message moves to
@@ -10,13 +17,16 @@
  */
 import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "effect"
 import type { Msg } from "@nats-io/transport-node"
+import type { JsMsg } from "@nats-io/jetstream"
 import { WIRE_VERSION } from "../schemas/common.js"
-import { BatchRecord, RunStatus, ScenarioResult, type Phase, type ResultStatus } from "../schemas/results.js"
+import { BatchRecord, PHASES, type Phase, type PhaseCounter, type ResultStatus } from "../schemas/results.js"
 import { GroupOnWire } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
-import { Bus, consume, decodeMessage, kvCreate, kvModify, kvUpdate, publish, publishRaw, type Delivery } from "../streams/bus.js"
+import { Bus, decodeMessage, kvGet, publishRaw, publishTrusted } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { REPORTER_CONSUMER, STREAM, SUBJECT } from "../streams/topology.js"
+import { follow } from "../streams/follow.js"
+import { replayAll } from "../streams/replay.js"
+import { STREAM, SUBJECT } from "../streams/topology.js"
 import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
 
 const now = () => new Date().toISOString()
@@ -28,101 +38,327 @@ const CONSUMER_PHASE: Record<string, Phase> = {
   quality: "quality",
   executor: "execution"
 }
-const FINAL = new Set(["success", "skipped", "failed"])
+const STATUSES = new Set<string>(["success", "skipped", "failed"])
+const PHASE_SET = new Set<string>(PHASES)
+/** A finished batch's state is dropped after this long without news (rebuilt if news comes). */
+const EVICT_AFTER_MS = 60_000
 
-/** Set the scenario's final status once; false when it already had one (a duplicate result). */
-const markFinal = (r: ScenarioResult) =>
-  Effect.gen(function* () {
-    const bus = yield* Bus
-    const status: RunStatus = {
-      v: WIRE_VERSION,
-      batch_id: r.batch_id,
-      scenario_id: r.scenario_id,
-      status: r.status,
-      ...(r.phase ? { phase: r.phase } : {}),
-      ...(r.reason ? { reason: r.reason.slice(0, 2000) } : {}),
-      updated_at: now()
-    }
-    const key = `${r.batch_id}.${r.scenario_id}`
-    // Usually the key does not exist yet: one round trip. If it does (a duplicate result, or an
-    // ad-hoc scenario's `queued` entry), read it and move it to final only once.
-    if (yield* kvCreate(bus.runs, key, status)) return true
-    const written = yield* kvModify(bus.runs, key, RunStatus, (cur) => (cur && FINAL.has(cur.status) ? undefined : status))
-    return written !== undefined
-  })
-
-interface BatchDelta {
-  success: number
-  skipped: number
-  failed: number
-  loadingFailures: number
-  best?: { scenario_id: string; value: number }
+interface ScenarioState {
+  readonly seq: number
+  readonly status: ResultStatus
+  readonly phase: string | undefined
+  readonly reason: string | undefined
+  readonly sharpe: number | undefined
 }
 
-const applyDeltas = (batchId: string, d: BatchDelta) =>
+interface PhaseState {
+  readonly seq: number
+  readonly phase: Phase
+  readonly counts: PhaseCounter
+  /** submission events: how many scenarios the submission brought, and which (ad-hoc ones) */
+  readonly total?: number
+  readonly scenarioIds?: ReadonlyArray<string>
+  readonly batchName?: string
+  readonly outputRoot?: string
+  readonly groups?: number
+}
+
+/** Everything known of one batch; the record is a pure function of it. */
+export interface BatchFold {
+  readonly batchId: string
+  readonly scenarios: Map<string, ScenarioState>
+  readonly phases: Map<string, PhaseState>
+  dirty: boolean
+  lastNewsAt: number
+}
+
+const newFold = (batchId: string): BatchFold => ({ batchId, scenarios: new Map(), phases: new Map(), dirty: true, lastNewsAt: Date.now() })
+
+/** The cheapest check that still catches a wrong shape (results are ~1 KB, thousands a second). */
+const readResult = (m: JsMsg): { batch: string; scenario: string; state: ScenarioState } | undefined => {
+  let r: Record<string, unknown>
+  try {
+    r = m.json<Record<string, unknown>>()
+  } catch {
+    return undefined
+  }
+  if (r === null || typeof r !== "object" || typeof r.batch_id !== "string" || typeof r.scenario_id !== "string" || !STATUSES.has(r.status as string)) return undefined
+  if (m.subject !== SUBJECT.result(r.batch_id, r.scenario_id)) return undefined
+  const metrics = r.metrics as { sharpe?: unknown } | undefined
+  return {
+    batch: r.batch_id,
+    scenario: r.scenario_id,
+    state: {
+      seq: m.seq,
+      status: r.status as ResultStatus,
+      phase: typeof r.phase === "string" ? r.phase : undefined,
+      reason: typeof r.reason === "string" ? r.reason.slice(0, 500) : undefined,
+      sharpe: typeof metrics?.sharpe === "number" ? metrics.sharpe : undefined
+    }
+  }
+}
+
+const count = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? v : 0)
+
+const readPhaseEvent = (m: JsMsg): { batch: string; key: string; state: PhaseState } | undefined => {
+  let e: Record<string, unknown>
+  try {
+    e = m.json<Record<string, unknown>>()
+  } catch {
+    return undefined
+  }
+  if (e === null || typeof e !== "object" || e.kind !== "phase_result" || typeof e.batch_id !== "string" || typeof e.subject_id !== "string" || !PHASE_SET.has(e.phase as string))
+    return undefined
+  const d = (e.data ?? {}) as Record<string, unknown>
+  const ids = Array.isArray(d.scenario_ids) ? d.scenario_ids.filter((x): x is string => typeof x === "string") : undefined
+  return {
+    batch: e.batch_id,
+    key: `${e.subject_id}\u0000${e.phase as string}`,
+    state: {
+      seq: m.seq,
+      phase: e.phase as Phase,
+      counts: { in: count(d.in), pass: count(d.pass), skipped: count(d.skipped), failed: count(d.failed) },
+      ...(typeof d.total === "number" ? { total: count(d.total) } : {}),
+      ...(ids ? { scenarioIds: ids } : {}),
+      ...(typeof d.batch_name === "string" ? { batchName: d.batch_name } : {}),
+      ...(typeof d.output_root === "string" ? { outputRoot: d.output_root } : {}),
+      ...(typeof d.groups === "number" ? { groups: count(d.groups) } : {})
+    }
+  }
+}
+
+/** Fold one message into the states; true when it changed something. Newer sequence wins. */
+export const foldMessage = (folds: Map<string, BatchFold>, m: JsMsg, create: boolean): string | undefined => {
+  if (m.subject.startsWith("tf.res.")) {
+    const r = readResult(m)
+    if (!r) return undefined
+    let f = folds.get(r.batch)
+    if (!f) {
+      if (!create) return r.batch
+      folds.set(r.batch, (f = newFold(r.batch)))
+    }
+    const cur = f.scenarios.get(r.scenario)
+    if (!cur || cur.seq < r.state.seq) {
+      f.scenarios.set(r.scenario, r.state)
+      f.dirty = true
+    }
+    f.lastNewsAt = Date.now()
+    return r.batch
+  }
+  const e = readPhaseEvent(m)
+  if (!e) return undefined
+  let f = folds.get(e.batch)
+  if (!f) {
+    if (!create) return e.batch
+    folds.set(e.batch, (f = newFold(e.batch)))
+  }
+  const cur = f.phases.get(e.key)
+  if (!cur || cur.seq < e.state.seq) {
+    f.phases.set(e.key, e.state)
+    f.dirty = true
+  }
+  f.lastNewsAt = Date.now()
+  return e.batch
+}
+
+/** The batch record a fold says, over what the coordinator created (name, times, owner, ...). */
+export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchRecord => {
+  const base = created ?? missingBatchRecord(f.batchId)
+  const counts = { success: 0, skipped: 0, failed: 0 }
+  let best: BatchRecord["best"] = undefined
+  let coverageError: string | undefined
+  let loadingFailures = 0
+  for (const [id, s] of f.scenarios) {
+    counts[s.status]++
+    if (s.status === "failed" && s.phase === "loading") loadingFailures++
+    if (s.status === "failed" && s.phase === "coverage" && coverageError === undefined) coverageError = s.reason
+    if (s.sharpe !== undefined && (!best || s.sharpe > best.value || (s.sharpe === best.value && id < best.scenario_id)))
+      best = { scenario_id: id, metric: "sharpe", value: s.sharpe }
+  }
+  const phases: Record<string, PhaseCounter> = {}
+  let batchTotal = 0
+  let groups = 0
+  const adhoc = new Set<string>()
+  let batchName: string | undefined
+  let outputRoot: string | undefined
+  let sawSubmission = false
+  for (const p of f.phases.values()) {
+    const c = (phases[p.phase] ??= { in: 0, pass: 0, skipped: 0, failed: 0 })
+    c.in += p.counts.in
+    c.pass += p.counts.pass
+    c.skipped += p.counts.skipped
+    c.failed += p.counts.failed
+    if (p.phase !== "submission") continue
+    sawSubmission = true
+    if (p.scenarioIds) for (const id of p.scenarioIds) adhoc.add(id)
+    else if (p.total !== undefined && p.total > batchTotal) {
+      // a batch config (re)submitted: its expansion is the batch's set of scenarios
+      batchTotal = p.total
+      groups = Math.max(groups, p.groups ?? 0)
+      batchName = p.batchName ?? batchName
+      outputRoot = p.outputRoot ?? outputRoot
+    }
+  }
+  // From the submissions alone (the stored total is this function's own earlier output); a
+  // batch without submission events (groups published by hand) keeps what its record says.
+  const total = sawSubmission ? batchTotal + adhoc.size : base.total
+  const done = counts.success + counts.skipped + counts.failed
+  const error = base.error ?? coverageError
+  const noneLoadable = counts.success === 0 && counts.failed > 0 && loadingFailures === counts.failed
+  let status: BatchRecord["status"] = done === 0 && base.status === "accepted" ? "accepted" : "running"
+  let finalError = error
+  if (base.status === "failed" && base.error && done === 0) status = "failed"
+  if (total > 0 && done >= total) {
+    status = error || noneLoadable ? "failed" : "done"
+    if (noneLoadable && !error) finalError = "no scenario could be loaded"
+  }
+  const rec: BatchRecord = {
+    ...base,
+    batch_name: batchName ?? base.batch_name,
+    total,
+    groups: Math.max(base.groups, groups + adhoc.size),
+    counts,
+    phases,
+    status,
+    updated_at: now(),
+    ...(outputRoot !== undefined ? { output_root: outputRoot } : {}),
+    ...(finalError !== undefined ? { error: finalError } : {}),
+    ...(best ? { best } : {})
+  }
+  if (status === "done" || status === "failed") rec.finished_at = base.finished_at ?? now()
+  else delete rec.finished_at
+  return rec
+}
+
+const doneOf = (r: BatchRecord) => r.counts.success + r.counts.skipped + r.counts.failed
+const isFinal = (r: BatchRecord) => r.status === "done" || r.status === "failed"
+
+/** Write the record unless the stored one is already further along (another reporter ahead). */
+const writeRecord = (f: BatchFold) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const rec = yield* kvUpdate(bus.batches, batchId, BatchRecord, (cur) => {
-      const r = cur ?? missingBatchRecord(batchId)
-      const counts = { success: r.counts.success + d.success, skipped: r.counts.skipped + d.skipped, failed: r.counts.failed + d.failed }
-      const done = counts.success + counts.skipped + counts.failed
-      let best = r.best
-      if (d.best && (!best || d.best.value > best.value)) best = { scenario_id: d.best.scenario_id, metric: "sharpe", value: d.best.value }
-      const next: BatchRecord = { ...r, counts, updated_at: now(), ...(best ? { best } : {}) }
-      if (r.status !== "failed") next.status = "running"
-      if (r.total > 0 && done >= r.total && r.status !== "done") {
-        // Batch-level failures: the catalog was unreadable, or no scenario could be loaded.
-        const noneLoadable = counts.success === 0 && counts.failed > 0 && (r.phases.loading?.failed ?? 0) + d.loadingFailures >= counts.failed
-        next.status = r.error || noneLoadable ? "failed" : "done"
-        if (noneLoadable && !r.error) next.error = "no scenario could be loaded"
-        next.finished_at = now()
-      }
-      return next
+    const stored = yield* kvGet(bus.batches, f.batchId, BatchRecord)
+    const rec = recordOf(f, stored?.value)
+    const prev = stored?.value
+    if (prev && (doneOf(prev) > doneOf(rec) || (isFinal(prev) && !isFinal(rec) && doneOf(prev) >= doneOf(rec)))) return
+    const same =
+      prev !== undefined &&
+      prev.status === rec.status &&
+      prev.total === rec.total &&
+      doneOf(prev) === doneOf(rec) &&
+      JSON.stringify(prev.counts) === JSON.stringify(rec.counts) &&
+      JSON.stringify(prev.phases) === JSON.stringify(rec.phases)
+    if (same) return
+    yield* Effect.tryPromise({
+      try: () => bus.batches.put(f.batchId, JSON.stringify(rec)),
+      catch: (cause) => new BusError({ op: `kv put ${f.batchId}`, cause, transient: true })
     })
-    const done = rec.counts.success + rec.counts.skipped + rec.counts.failed
-    yield* publish(SUBJECT.batchEvent(batchId), BatchRecord, rec, { msgId: `batch:${batchId}:${done}:${rec.status}` })
-    if (rec.finished_at && (rec.status === "done" || rec.status === "failed"))
+    const done = doneOf(rec)
+    yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${rec.status}:${rec.total}` })
+    if (isFinal(rec) && !(prev && isFinal(prev)))
       yield* Effect.logInfo(`Phase 7: batch ${rec.status}: ${rec.counts.success} success, ${rec.counts.skipped} skipped, ${rec.counts.failed} failed`).pipe(
-        Effect.annotateLogs({ batch_id: batchId, phase: "summary", ...rec.counts, total: rec.total })
+        Effect.annotateLogs({ batch_id: f.batchId, phase: "summary", ...rec.counts, total: rec.total })
       )
-    return rec
   })
 
-const handleChunk = (chunk: ReadonlyArray<Delivery<ScenarioResult>>) =>
+/** Rebuild one batch's fold from everything the results stream holds for it. */
+const rebuild = (folds: Map<string, BatchFold>, batchId: string) =>
   Effect.gen(function* () {
-    const deltas = new Map<string, BatchDelta>()
-    const good: Array<{ d: Delivery<ScenarioResult>; r: ScenarioResult }> = []
-    for (const d of chunk) {
-      if (Either.isLeft(d.decoded)) {
-        yield* Effect.logError("result message is not valid; ignored").pipe(Effect.annotateLogs({ subject: d.subject, problems: d.decoded.left.problems }))
-        yield* d.term
-      } else good.push({ d, r: d.decoded.right })
+    const f = folds.get(batchId) ?? newFold(batchId)
+    folds.set(batchId, f)
+    const [results, events] = yield* Effect.all(
+      [replayAll(SUBJECT.resultsOf(batchId), { lastPerSubject: true }), replayAll(`tf.evt.${batchId}.*.phase`)],
+      { concurrency: 2 }
+    )
+    for (const m of results) foldMessage(folds, m, true)
+    for (const m of events) foldMessage(folds, m, true)
+    f.dirty = true
+    yield* Effect.logInfo("batch state rebuilt from the results stream").pipe(
+      Effect.annotateLogs({ batch_id: batchId, results: results.length, phase_events: events.length })
+    )
+  })
+
+/** Batches whose record is not final: their state is rebuilt when a reporter starts. */
+const unfinishedBatches = Effect.gen(function* () {
+  const bus = yield* Bus
+  const keys = yield* Effect.tryPromise({
+    try: async () => {
+      const out: string[] = []
+      for await (const k of await bus.batches.keys()) out.push(k)
+      return out
+    },
+    catch: (cause) => new BusError({ op: "list batches", cause, transient: true })
+  })
+  const open: string[] = []
+  yield* Effect.forEach(
+    keys,
+    (k) =>
+      kvGet(bus.batches, k, BatchRecord).pipe(
+        Effect.map((r) => {
+          if (r && !isFinal(r.value)) open.push(k)
+        })
+      ),
+    { concurrency: 16, discard: true }
+  )
+  return open
+})
+
+const handleChunk = (folds: Map<string, BatchFold>, chunk: ReadonlyArray<JsMsg>) =>
+  Effect.gen(function* () {
+    const unknown = new Set<string>()
+    for (const m of chunk) {
+      const b = foldMessage(folds, m, false)
+      if (b !== undefined && !folds.has(b)) unknown.add(b)
     }
-    const fresh = yield* Effect.forEach(good, ({ r }) => markFinal(r), { concurrency: 64 })
-    good.forEach(({ r }, i) => {
-      if (!fresh[i]) return
-      const delta = deltas.get(r.batch_id) ?? { success: 0, skipped: 0, failed: 0, loadingFailures: 0 }
-      delta[r.status as ResultStatus]++
-      if (r.status === "failed" && r.phase === "loading") delta.loadingFailures++
-      const sharpe = r.metrics?.sharpe
-      if (typeof sharpe === "number" && (!delta.best || sharpe > delta.best.value)) delta.best = { scenario_id: r.scenario_id, value: sharpe }
-      deltas.set(r.batch_id, delta)
+    // News of a batch we hold no state for (new, evicted, or missed while down): rebuild it
+    // from the stream, which includes this chunk's messages.
+    yield* Effect.forEach(unknown, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
+    const dirty = [...folds.values()].filter((f) => f.dirty)
+    for (const f of dirty) f.dirty = false
+    yield* Effect.forEach(dirty, (f) => writeRecord(f).pipe(Effect.tapError(() => Effect.sync(() => (f.dirty = true)))), {
+      concurrency: 8,
+      discard: true
     })
-    yield* Effect.forEach(deltas, ([batchId, delta]) => applyDeltas(batchId, delta), { concurrency: 8, discard: true })
-    // Acked only after the counts are stored: a crash before this replays the chunk, and
-    // markFinal keeps the replay from counting twice — so a lost ack costs nothing and the
-    // acks need not wait for the server's confirmation.
-    yield* Effect.forEach(good, ({ d }) => d.ackNoWait, { discard: true })
+    const cutoff = Date.now() - EVICT_AFTER_MS
+    for (const [b, f] of folds) if (!f.dirty && f.lastNewsAt < cutoff) folds.delete(b)
   })
 
 export const reporterActor = Effect.gen(function* () {
   const shutdown = yield* Shutdown
-  yield* Effect.logInfo("reporter actor consuming reporter")
-  yield* consume(REPORTER_CONSUMER.name, ScenarioResult, { stream: STREAM.results, maxMessages: 2_000 }).pipe(
-    Stream.interruptWhen(Deferred.await(shutdown)),
-    Stream.groupedWithin(2_000, Duration.millis(100)),
-    Stream.mapEffect((c) => handleChunk(Chunk.toReadonlyArray(c))),
-    Stream.runDrain,
+  yield* Effect.logInfo("reporter following tf.res.> and phase events")
+  const run = Effect.gen(function* () {
+    const folds = new Map<string, BatchFold>()
+    let started = false
+    // Live messages, plus a tick so that the start-up rebuild and the writes happen even when
+    // nothing new arrives (a batch that finished while no reporter ran).
+    const live = Stream.mergeAll(
+      [
+        follow("tf.res.>", { deliverNew: true }),
+        follow(SUBJECT.allPhaseEvents, { deliverNew: true }),
+        Stream.fromSchedule(Schedule.spaced(Duration.seconds(1))).pipe(Stream.as(undefined))
+      ],
+      { concurrency: 3 }
+    )
+    yield* live.pipe(
+      Stream.interruptWhen(Deferred.await(shutdown)),
+      Stream.groupedWithin(5_000, Duration.millis(100)),
+      Stream.mapEffect((c) =>
+        Effect.gen(function* () {
+          if (!started) {
+            // The live followers exist already: nothing falls between them and the rebuild, and
+            // folding a message twice changes nothing.
+            const open = yield* unfinishedBatches
+            yield* Effect.forEach(open, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
+            started = true
+          }
+          const msgs = Chunk.toReadonlyArray(c).filter((m): m is JsMsg => m !== undefined)
+          yield* handleChunk(folds, msgs)
+        })
+      ),
+      Stream.runDrain
+    )
+  })
+  yield* run.pipe(
     Effect.tapError((e) => Effect.logError("reporter failed; restarting", e)),
     Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5)))))
   )

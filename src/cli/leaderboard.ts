@@ -129,9 +129,9 @@ export const gateChecks = async (best: RunOnDisk, dir: string, t: GateThresholds
   const s = best.manifest.scenario
   const checks: GateCheck[] = []
   // determinism: the same scenario on the same slice gives the same metrics and the same curve
-  if (!s || best.manifest.slice_warmup_bars === null) checks.push({ check: "determinism", pass: false, value: "no scenario recorded (watch without --config)", threshold: "identical re-run" })
+  if (!s || best.manifest.warmup_bars === null) checks.push({ check: "determinism", pass: false, value: "no scenario recorded (watch without --config)", threshold: "identical re-run" })
   else {
-    const replay = await Effect.runPromise(Effect.either(replayScenario(s, { dataRoot, baseDir, sliceWarmupBars: best.manifest.slice_warmup_bars, cache: new Map() })))
+    const replay = await Effect.runPromise(Effect.either(replayScenario(s, { dataRoot, baseDir, cache: new Map() })))
     if (replay._tag === "Left") checks.push({ check: "determinism", pass: false, value: `re-run failed: ${(replay.left as Error).message}`, threshold: "identical re-run" })
     else {
       const diff = sameMetrics(m, replay.right.metrics)

@@ -10,7 +10,7 @@ import YAML from "yaml"
 import { ACTOR_NAMES, parseActorList } from "../actors/index.js"
 import { listStrategies } from "../engine/index.js"
 import { ConfigError, expandBatch, lintScenarios, makeBatchId } from "../schemas/batch.js"
-import { WIRE_VERSION } from "../schemas/common.js"
+import { COST_UNITS, WIRE_VERSION } from "../schemas/common.js"
 import { batchConfigJsonSchema, resultJsonSchema, scenarioJsonSchema } from "../schemas/jsonschema.js"
 import { universeFileReader } from "../actors/coordinator.js"
 import { credentialEnv } from "../streams/embedded.js"
@@ -321,6 +321,8 @@ program
         console.log(`  ${k}: ${range}${p.default !== undefined ? ` (default ${JSON.stringify(p.default)})` : ""}`)
       }
     }
+    console.log("costs (every scenario, default 0):")
+    for (const [k, unit] of Object.entries(COST_UNITS)) console.log(`  ${k}: ${unit}`)
   })
 
 registerDataCommands(program)

@@ -77,8 +77,8 @@ export const RunManifestFile = z.object({
    * null when `watch` recorded the run without the batch file
    */
   scenario: Scenario.nullable(),
-  /** warmup bars of the slice the pipeline loaded (the replay loads the same) */
-  slice_warmup_bars: z.number().int().min(0).nullable(),
+  /** warm-up bars the run read before its start (the replay reads the same) */
+  warmup_bars: z.number().int().min(0).nullable(),
   warnings: z.array(z.string()),
   /** did the local replay (equity.csv, orders.csv) reproduce the pipeline's metrics? */
   replay: z.object({ matches: z.boolean(), note: z.string().optional() }).optional(),
@@ -134,8 +134,10 @@ export interface RunOutputInput {
   readonly outDir: string
   readonly result: ScenarioResult
   readonly scenario: Scenario | null
-  readonly sliceWarmupBars: number | null
+  readonly warmupBars: number | null
   readonly dataVersion: string | undefined
+  /** the key the plan computed, used when the result carries none (skipped runs) */
+  readonly resultKey?: string
   /** the replay with the full curve and fills (success only); a string says why there is none */
   readonly detail?: RunDetail | string
   readonly replayMs?: number
@@ -196,12 +198,12 @@ export const writeRunOutputs = async (input: RunOutputInput): Promise<RunManifes
     git_commit: await gitCommit(),
     engine_version: r.engine_version,
     data_versions: r.data_version ?? input.dataVersion ? { catalog: (r.data_version ?? input.dataVersion)! } : {},
-    result_key: extra.result_key ?? (s ? runKeyOf(s, r.data_version ?? input.dataVersion, r.engine_version) : "unknown"),
+    result_key: extra.result_key ?? input.resultKey ?? (s ? runKeyOf(s, r.data_version ?? input.dataVersion, r.engine_version) : "unknown"),
     cached: extra.cached ?? false,
     timings_path: join(dir, "run_timings.json"),
     output_dir: dir,
     scenario: s,
-    slice_warmup_bars: input.sliceWarmupBars,
+    warmup_bars: input.warmupBars,
     warnings,
     ...(replay ? { replay } : {}),
     files: [...files, "run_manifest.json"]

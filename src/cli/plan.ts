@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import { availabilityProblem } from "../actors/availability.js"
 import { checkRequirements, resolveStrategy, type StrategyLookup } from "../actors/checks.js"
 import { groupScenarios } from "../actors/coordinator.js"
+import { resultKey, sliceHash } from "../actors/result-key.js"
 import { buildCoverage, type CoverageReport } from "../data/index.js"
 import type { Scenario } from "../schemas/batch.js"
 
@@ -26,8 +27,13 @@ export interface PlanEntry {
   readonly problems: ReadonlyArray<PlanProblem>
   /** parameters after defaults, when they validate */
   readonly params?: Record<string, unknown>
-  /** warmup bars of the slice the scenario runs on: the largest need among its group's scenarios */
-  readonly sliceWarmupBars: number
+  /** warm-up bars the scenario reads before its start (its strategy's requirement) */
+  readonly warmupBars: number
+  /**
+   * the result key the pipeline will give its result (result-key.ts: slice, data and engine
+   * version, resolved parameters, warm-up, capital, costs, seed); undefined when it would be skipped
+   */
+  readonly resultKey?: string
   readonly warnings: ReadonlyArray<string>
 }
 
@@ -98,16 +104,7 @@ export const planBatch = async (scenarios: ReadonlyArray<Scenario>, opts: PlanOp
     }
     drafts.set(s.scenario_id, d)
   }
-  // The slice of a group is loaded with the largest warmup its passing scenarios need, and
-  // indicators see those rows: a replay must load the same slice to get the same numbers.
   const groups = groupScenarios(scenarios)
-  const sliceWarmup = new Map<string, number>()
-  for (const g of groups) {
-    const ids = g.items.map((i) => i.scenario.scenario_id)
-    const passing = ids.map((id) => drafts.get(id)!).filter((d) => d.problems.length === 0)
-    const warmup = passing.length > 0 ? Math.max(...passing.map((d) => d.warmupBars)) : 0
-    for (const id of ids) sliceWarmup.set(id, warmup)
-  }
   const entries: PlanEntry[] = scenarios.map((s) => {
     const d = drafts.get(s.scenario_id)!
     return {
@@ -115,7 +112,8 @@ export const planBatch = async (scenarios: ReadonlyArray<Scenario>, opts: PlanOp
       status: d.problems.length === 0 ? "ready" : "skipped",
       problems: d.problems,
       ...(d.params ? { params: d.params } : {}),
-      sliceWarmupBars: sliceWarmup.get(s.scenario_id) ?? 0,
+      warmupBars: d.warmupBars,
+      ...(d.problems.length === 0 && d.params && dataVersion ? { resultKey: resultKey(sliceHash(s, dataVersion), s, d.params, d.warmupBars) } : {}),
       warnings: d.warnings
     }
   })

@@ -35,6 +35,8 @@ export interface RunDetail {
   readonly fills: ReadonlyArray<Fill>
   readonly warnings: ReadonlyArray<string>
   readonly execMs: number
+  /** warm-up bars the run read before its start */
+  readonly warmupBars: number
   /** the commissions the portfolio booked, to check the reconstructed fills against */
   readonly commissionPaid: number
 }
@@ -53,8 +55,8 @@ const firstAtOrAfter = (ts: Float64Array, t: number): number => {
   return lo
 }
 
-export const loadSeries = (root: string, s: Scenario, warmupBars: number, cache: SliceCache) =>
-  Effect.forEach(s.universe, (symbol) => {
+export const loadSeries = (root: string, symbols: ReadonlyArray<string>, s: Scenario, warmupBars: number, cache: SliceCache) =>
+  Effect.forEach(symbols, (symbol) => {
     const req: SliceRequirement = { symbol, freq: s.freq, start: s.start_date, end: s.end_date, warmupBars }
     const key = JSON.stringify([root, req])
     const hit = cache.get(key)
@@ -62,14 +64,19 @@ export const loadSeries = (root: string, s: Scenario, warmupBars: number, cache:
     return loadSlice(root, req).pipe(Effect.map((l) => (cache.set(key, l.series), l.series)))
   })
 
-/** Re-runs `s` on the slice the pipeline used (same warmup) and records every step and fill. */
-export const replayScenario = (s: Scenario, opts: { dataRoot: string; baseDir: string; sliceWarmupBars: number; cache: SliceCache }) =>
+/**
+ * Re-runs `s` on its own warm-up and dates (as the executor does: the result depends on the
+ * scenario only, not on the slice it shared) and records every step and fill.
+ */
+export const replayScenario = (s: Scenario, opts: { dataRoot: string; baseDir: string; cache: SliceCache }) =>
   Effect.gen(function* () {
     const def = yield* Effect.promise(() => resolveStrategy(s.strategy, opts.baseDir))
     if (!def.ok) return yield* Effect.fail(new Error(def.reason))
     const check = checkRequirements(def.def, s)
     if (!check.ok) return yield* Effect.fail(new Error(check.reason))
-    const series = yield* loadSeries(s.data_root ?? opts.dataRoot, s, opts.sliceWarmupBars, opts.cache)
+    const root = s.data_root ?? opts.dataRoot
+    const series = yield* loadSeries(root, s.universe, s, check.warmupBars, opts.cache)
+    const benchmark = s.benchmark !== undefined ? (yield* loadSeries(root, [s.benchmark], s, check.warmupBars, opts.cache))[0] : undefined
     const n = series.length
     let ts = new Float64Array(1024)
     let nav = new Float64Array(1024)
@@ -88,6 +95,8 @@ export const replayScenario = (s: Scenario, opts: { dataRoot: string; baseDir: s
         seed: scenarioSeed(s.batch_seed, s.scenario_id),
         startMs: dayStartMs(s.start_date),
         endMs: dayEndMs(s.end_date),
+        warmupBars: check.warmupBars,
+        ...(benchmark !== undefined ? { benchmark } : {}),
         maxEquityPoints: 2
       },
       series,
@@ -112,7 +121,7 @@ export const replayScenario = (s: Scenario, opts: { dataRoot: string; baseDir: s
             const i = firstAtOrAfter(x.ts, t)
             const open = x.open?.[i]
             const reference = open !== undefined && open > 0 ? open : x.close[i]
-            broker.quote(units, reference, x.high?.[i] ?? Number.NaN, x.low?.[i] ?? Number.NaN, x.volume?.[i] ?? Number.NaN)
+            broker.quote(units, reference, x.volume?.[i] ?? Number.NaN)
             fills.push({
               ts: t,
               symbol: x.symbol,
@@ -134,6 +143,7 @@ export const replayScenario = (s: Scenario, opts: { dataRoot: string; baseDir: s
       fills,
       warnings: result.warnings,
       execMs: performance.now() - t0,
+      warmupBars: check.warmupBars,
       commissionPaid
     } satisfies RunDetail
   })

@@ -240,6 +240,8 @@ export const runBatch = (opts: RunOptions) =>
     const scenarios = prepared.right.scenarios.map((s) => ({ ...s, batch_id: batchId }))
     const plan = prepared.right.plan
     const entryOf = new Map<string, PlanEntry>(plan.entries.map((e) => [e.scenario.scenario_id, e]))
+    // the pipeline's result key where the plan can compute it (ready runs), else one of our own
+    const keyOf = (s: Scenario) => entryOf.get(s.scenario_id)?.resultKey ?? runKeyOf(s, plan.dataVersion)
     const info: BatchInfoFile = {
       batch_id: batchId,
       batch_name: cfg.batch_name,
@@ -260,7 +262,7 @@ export const runBatch = (opts: RunOptions) =>
           scenarios.map(async (s) => {
             const m = await readManifest(join(outDir, s.scenario_id))
             if (!m) return false
-            if (m.result_key !== runKeyOf(s, plan.dataVersion)) return false
+            if (m.result_key !== keyOf(s)) return false
             return m.status === "success" || !opts.rerunFailed
           })
         )
@@ -270,8 +272,7 @@ export const runBatch = (opts: RunOptions) =>
       out(`resuming ${batchId}: ${kept.length} runs kept, ${todo.length} to run${opts.rerunFailed ? " (failed and skipped runs rerun)" : ""}`)
     }
     // What the replays need: the warmup of the slice each run's group loads (for the runs sent now).
-    const sentPlan = todo.length === scenarios.length ? plan : yield* Effect.promise(() => planBatch(todo, { dataRoot, baseDir }))
-    const warmupOf = new Map(sentPlan.entries.map((e) => [e.scenario.scenario_id, e.sliceWarmupBars]))
+    const warmupOf = new Map(plan.entries.map((e) => [e.scenario.scenario_id, e.warmupBars]))
     const phases = UNTIL_PHASES.slice(0, UNTIL_PHASES.indexOf(opts.until ?? "execution") + 1)
     const untilPhase = opts.until && opts.until !== "execution" ? opts.until : undefined
     let record: BatchRecord | undefined
@@ -306,13 +307,13 @@ export const runBatch = (opts: RunOptions) =>
               const t0 = performance.now()
               const detail =
                 r.status === "success"
-                  ? yield* replayScenario(s, { dataRoot, baseDir, sliceWarmupBars: warmupOf.get(s.scenario_id) ?? 0, cache: slices }).pipe(
+                  ? yield* replayScenario(s, { dataRoot, baseDir, cache: slices }).pipe(
                       Effect.catchAll((e) => Effect.succeed((e as Error).message ?? String(e)))
                     )
                   : undefined
               const replayMs = performance.now() - t0
               yield* Effect.tryPromise(() =>
-                writeRunOutputs({ outDir, result: { ...r, batch_id: batchId }, scenario: s, sliceWarmupBars: warmupOf.get(s.scenario_id) ?? 0, dataVersion: plan.dataVersion, ...(detail !== undefined ? { detail } : {}), replayMs })
+                writeRunOutputs({ outDir, result: { ...r, batch_id: batchId }, scenario: s, warmupBars: warmupOf.get(s.scenario_id) ?? 0, resultKey: keyOf(s), dataVersion: plan.dataVersion, ...(detail !== undefined ? { detail } : {}), replayMs })
               ).pipe(Effect.catchAll((e) => Effect.logError(`could not write the files of ${r.scenario_id}: ${String(e)}`)))
             }
           })

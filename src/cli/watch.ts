@@ -56,7 +56,7 @@ export const watchBatch = (opts: WatchOptions) =>
     const outDir = opts.out ? resolve(opts.out, opts.batchId) : undefined
     const prepared = opts.config ? yield* Effect.promise(() => prepareBatch(opts.config!, { ...(opts.dataRoot ? { dataRoot: opts.dataRoot } : {}), batchId: opts.batchId })) : undefined
     const scenarioOf = new Map<string, Scenario>(prepared?.scenarios.map((s) => [s.scenario_id, s]) ?? [])
-    const warmupOf = new Map(prepared?.plan.entries.map((e) => [e.scenario.scenario_id, e.sliceWarmupBars]) ?? [])
+    const warmupOf = new Map(prepared?.plan.entries.map((e) => [e.scenario.scenario_id, e.warmupBars]) ?? [])
     if (outDir) {
       const info: BatchInfoFile = {
         batch_id: opts.batchId,
@@ -84,12 +84,12 @@ export const watchBatch = (opts: WatchOptions) =>
             r.status !== "success"
               ? undefined
               : s && prepared
-                ? yield* replayScenario(s, { dataRoot: prepared.dataRoot, baseDir: prepared.baseDir, sliceWarmupBars: warmup ?? 0, cache: slices }).pipe(
+                ? yield* replayScenario(s, { dataRoot: prepared.dataRoot, baseDir: prepared.baseDir, cache: slices }).pipe(
                     Effect.catchAll((e) => Effect.succeed((e as Error).message ?? String(e)))
                   )
                 : "watch without --config <batch file> cannot replay the run"
           yield* Effect.tryPromise(() =>
-            writeRunOutputs({ outDir, result: r, scenario: s, sliceWarmupBars: warmup, dataVersion: prepared?.plan.dataVersion, ...(detail !== undefined ? { detail } : {}) })
+            writeRunOutputs({ outDir, result: r, scenario: s, warmupBars: warmup, dataVersion: prepared?.plan.dataVersion, ...(detail !== undefined ? { detail } : {}) })
           ).pipe(Effect.catchAll((e) => Effect.logError(`could not write the files of ${r.scenario_id}: ${String(e)}`)))
         }
       })

@@ -7,6 +7,8 @@
  * than `maxGapMinutes` apart are. For daily bars, a gap is more than 5 weekdays missing
  * between consecutive bars (a holiday or two is normal, a week is not).
  * Gaps are errors in strict mode and warnings otherwise, like synthetic bars.
+ * Opens equal to the previous close on most rows (opens synthesised from closes, as in the
+ * sample SPX before 2006) are a warning: next-open fills are then same-close fills.
  */
 import { FREQ_MS } from "../schemas/common.js"
 import type { PriceSeries } from "../engine/types.js"
@@ -16,6 +18,10 @@ import { msToIso, utcDay, weekdaysBetween } from "./time.js"
 /** Most findings reported per code; the last one says how many more there were. */
 const MAX_PER_CODE = 20
 const MAX_MISSING_TRADING_DAYS = 5
+/** "most rows": opens equal to the previous close on more than this share of rows */
+const SYNTHESISED_OPEN_SHARE = 0.5
+/** fewer rows than this say nothing about how the opens were made */
+const MIN_ROWS_FOR_OPEN_CHECK = 20
 
 /** Default allowed in-session pause: 30 minutes, or 3 bars for bars wider than 10 minutes. */
 export const defaultMaxGapMinutes = (series: PriceSeries): number => Math.max(30, (3 * FREQ_MS[series.freq]) / 60_000)
@@ -113,6 +119,31 @@ export const checkQuality = (series: PriceSeries, opts: QualityOptions): Quality
         time: iso(ts[first]),
         value: count,
         message: `${symbol}: ${count} synthetic (filled) bars, first at ${iso(ts[first])}${opts.strict ? "; strict mode allows none" : ""}`
+      })
+    }
+  }
+
+  // opens made from closes: the engine fills a decision at the next bar's open, which is then the
+  // decision bar's own close (same-close fills), whatever the docs promise about next-open fills
+  if (series.open !== undefined && series.freq !== "tick" && n >= MIN_ROWS_FOR_OPEN_CHECK) {
+    const open = series.open
+    const close = series.close
+    let same = 0
+    let first = -1
+    for (let i = 1; i < n; i++) {
+      if (open[i] === close[i - 1]) {
+        if (same++ === 0) first = i
+      }
+    }
+    if (same > SYNTHESISED_OPEN_SHARE * (n - 1)) {
+      const share = Math.round((100 * same) / (n - 1))
+      findings.push({
+        severity: "warning",
+        code: "synthesised_opens",
+        symbol,
+        time: iso(ts[first]),
+        value: same,
+        message: `${symbol}: the open equals the previous close on ${same} of ${n - 1} rows (${share}%), first at ${iso(ts[first])}: the opens look synthesised from closes, so next-open fills are in effect same-close fills (the price of the bar the decision was made on); use data with real opens for open-sensitive strategies`
       })
     }
   }

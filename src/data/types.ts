@@ -64,6 +64,7 @@ export interface QualityFinding {
     | "tick_gap"
     | "insufficient_warmup"
     | "synthetic_bars"
+    | "synthesised_opens"
     | "non_monotonic"
     | "bad_price"
     | "duplicate_ts"

@@ -6,7 +6,7 @@ export * from "./types.js"
 export { EngineRunError, StrategyNotFoundError } from "./errors.js"
 export { fnv1a32, mulberry32, scenarioSeed } from "./random.js"
 export { validateParams } from "./params.js"
-export { getStrategy, listStrategies, loadStrategy } from "./strategies/index.js"
+export { getStrategy, isBuiltInStrategy, listStrategies, loadStrategy } from "./strategies/index.js"
 export { trendBaseline } from "./strategies/trend_baseline.js"
 export { meanReversion } from "./strategies/mean_reversion.js"
 export { breakout } from "./strategies/breakout.js"
@@ -19,6 +19,8 @@ export {
 } from "./backtest.js"
 export { Broker } from "./broker.js"
 export { Portfolio, type TradeStats } from "./portfolio.js"
+export { benchmarkStats, dailyLast } from "./benchmark.js"
+export { benchmarkStatsOfPeriods, type BenchmarkStats } from "./metrics.js"
 export { computeMetrics, roundMetric, TRADING_DAYS_PER_YEAR, MIN_RETURNS_FOR_RATIOS, type MetricsInput } from "./metrics.js"
 export * as indicators from "./indicators.js"
 export {
@@ -36,4 +38,4 @@ export {
 } from "./scanner.js"
 
 /** Bumped whenever a change can alter metrics for the same scenario and data. */
-export const ENGINE_VERSION = "1.0.0"
+export const ENGINE_VERSION = "2.0.0"

@@ -2,7 +2,7 @@
  * Scenario metrics from the engine's running accumulators.
  *
  * Choices (documented here because they change numbers):
- * - Returns for volatility, Sharpe, Sortino and beta are per trading day: for daily bars the
+ * - Returns for volatility, Sharpe, Sortino and the benchmark statistics are per trading day: for daily bars the
  *   bar-to-bar NAV return; for intraday frequencies (tick, 1min, 5min, 1h) the equity is first
  *   resampled to its last NAV of each UTC day, and the start capital is the close of the day
  *   before the first. Days without any row (weekends, holidays) are not in the series.
@@ -54,8 +54,10 @@ export interface MetricsInput {
   readonly steps: number
   readonly exposedSteps: number
   readonly trades: TradeStats
-  /** benchmark closes per day, for beta; omitted → no beta key in the output */
+  /** benchmark closes per day; omitted → no benchmark statistics keys in the output */
   readonly benchmark?: PeriodSeries | undefined
+  /** when equity reached zero (the run was stopped), epoch ms */
+  readonly ruinedAtTs?: number | undefined
 }
 
 interface ReturnStats {
@@ -139,6 +141,75 @@ const pairedReturns = (strategy: PeriodSeries, benchmark: PeriodSeries): { s: nu
   return { s, b }
 }
 
+/** LEAN's annual performance of daily returns: compounded mean daily return. */
+const annualPerformance = (meanDailyReturn: number): number => Math.pow(1 + meanDailyReturn, TRADING_DAYS_PER_YEAR) - 1
+
+export interface BenchmarkStats {
+  alpha: number | null
+  beta: number | null
+  information_ratio: number | null
+  tracking_error: number | null
+  treynor_ratio: number | null
+  /** reason per null statistic */
+  notes: Record<string, string>
+}
+
+/**
+ * LEAN's benchmark statistics (QuantConnect PortfolioStatistics) of a run's day closes against a
+ * benchmark's, risk-free rate 0: daily returns are paired on consecutive run days both series
+ * have; beta = sample cov(r, b) / sample var(b); alpha = annual(r) − beta × annual(b);
+ * tracking_error = sample std(r − b) × √252; information_ratio = (annual(r) − annual(b)) /
+ * tracking_error; treynor_ratio = annual(r) / beta, with annual(x) = (1 + mean(x))^252 − 1.
+ * Where LEAN reports 0 for an undefined ratio (zero variance, zero beta) this reports null and why.
+ */
+export const benchmarkStatsOfPeriods = (strategy: PeriodSeries, benchmark: PeriodSeries): BenchmarkStats => {
+  const notes: Record<string, string> = {}
+  const out: BenchmarkStats = { alpha: null, beta: null, information_ratio: null, tracking_error: null, treynor_ratio: null, notes }
+  const finite = (name: string, value: number): number | null => {
+    if (Number.isFinite(value)) return roundMetric(value)
+    notes[name] = "not finite"
+    return null
+  }
+  const { s, b } = pairedReturns(strategy, benchmark)
+  if (s.length < MIN_RETURNS_FOR_RATIOS) {
+    const reason = `insufficient data: ${s.length} returns on days shared with the benchmark (need ${MIN_RETURNS_FOR_RATIOS})`
+    for (const name of ["alpha", "beta", "information_ratio", "tracking_error", "treynor_ratio"]) notes[name] = reason
+    return out
+  }
+  const ms = mean(s)
+  const mb = mean(b)
+  let cov = 0
+  let varB = 0
+  let sumDiff = 0
+  for (let i = 0; i < s.length; i++) {
+    cov += (s[i] - ms) * (b[i] - mb)
+    varB += (b[i] - mb) * (b[i] - mb)
+    sumDiff += s[i] - b[i]
+  }
+  const meanDiff = sumDiff / s.length
+  let varDiff = 0
+  for (let i = 0; i < s.length; i++) varDiff += (s[i] - b[i] - meanDiff) ** 2
+  varDiff /= s.length - 1
+  const annualStrategy = annualPerformance(ms)
+  const annualBenchmark = annualPerformance(mb)
+  const beta = varB > 0 ? cov / varB : Number.NaN
+  if (varB > 0) {
+    out.beta = finite("beta", beta)
+    out.alpha = finite("alpha", annualStrategy - beta * annualBenchmark)
+    if (beta !== 0) out.treynor_ratio = finite("treynor_ratio", annualStrategy / beta)
+    else notes.treynor_ratio = "beta is zero"
+  } else {
+    notes.beta = "benchmark has zero variance"
+    notes.alpha = "no beta: benchmark has zero variance"
+    notes.treynor_ratio = "no beta: benchmark has zero variance"
+  }
+  const trackingError = Math.sqrt(varDiff * TRADING_DAYS_PER_YEAR)
+  out.tracking_error = finite("tracking_error", trackingError)
+  if (trackingError > 0) out.information_ratio = finite("information_ratio", (annualStrategy - annualBenchmark) / trackingError)
+  else notes.information_ratio = "zero tracking error: returns equal the benchmark's"
+  return out
+}
+
 export const computeMetrics = (input: MetricsInput): Metrics => {
   const notes: Record<string, string> = {}
   const finite = (name: string, value: number, reason: string): number | null => {
@@ -210,21 +281,18 @@ export const computeMetrics = (input: MetricsInput): Metrics => {
     notes
   }
 
+  if (input.ruinedAtTs !== undefined) {
+    metrics.ruined = true
+    notes.ruin = `equity reached zero at ${new Date(input.ruinedAtTs).toISOString()}: positions were closed at their last price, any deficit written off, and trading stopped`
+  }
   if (input.benchmark !== undefined) {
-    const { s, b } = pairedReturns(input.periods, input.benchmark)
-    if (s.length < MIN_RETURNS_FOR_RATIOS) {
-      metrics.beta = nullWith("beta", `insufficient data: ${s.length} returns on days shared with the benchmark`)
-    } else {
-      const ms = mean(s)
-      const mb = mean(b)
-      let cov = 0
-      let varB = 0
-      for (let i = 0; i < s.length; i++) {
-        cov += (s[i] - ms) * (b[i] - mb)
-        varB += (b[i] - mb) * (b[i] - mb)
-      }
-      metrics.beta = varB > 0 ? finite("beta", cov / varB, "not finite") : nullWith("beta", "benchmark has zero variance")
-    }
+    const stats = benchmarkStatsOfPeriods(input.periods, input.benchmark)
+    metrics.alpha = stats.alpha
+    metrics.beta = stats.beta
+    metrics.information_ratio = stats.information_ratio
+    metrics.tracking_error = stats.tracking_error
+    metrics.treynor_ratio = stats.treynor_ratio
+    Object.assign(notes, stats.notes)
   }
   return metrics
 }

@@ -4,7 +4,7 @@
  *
  * Invariants (checked by `checkInvariants`, which the tests call at every step):
  *   NAV = cash + Σ position × mark
- *   NAV = startCapital + realized P&L + unrealized P&L − commissions
+ *   NAV = startCapital + realized P&L + unrealized P&L − commissions (+ a deficit written off at ruin)
  * The second is an independent ledger (average-cost realized P&L), so together they prove that
  * realized and unrealized P&L flow through equity and no fill leaks or creates money.
  */
@@ -27,6 +27,8 @@ export class Portfolio {
   readonly openTradePnl: Float64Array
   realizedPnl = 0
   commissionPaid = 0
+  /** losses beyond zero equity written off at ruin (see Execution.ruin) */
+  writtenOff = 0
   fills = 0
   closedTrades = 0
   winningTrades = 0
@@ -102,6 +104,12 @@ export class Portfolio {
     this.position[k] = after
   }
 
+  /** Adds `amount` of cash that is not P&L: the deficit written off when equity is gone. */
+  writeOff(amount: number): void {
+    this.cash += amount
+    this.writtenOff += amount
+  }
+
   private closeTrade(k: number): void {
     const pnl = this.openTradePnl[k]
     this.closedTrades++
@@ -129,7 +137,7 @@ export class Portfolio {
    */
   checkInvariants(reportedNav: number, relativeTolerance = 1e-6): void {
     const nav = this.nav()
-    const ledger = this.startCapital + this.realizedPnl + this.unrealizedPnl() - this.commissionPaid
+    const ledger = this.startCapital + this.realizedPnl + this.unrealizedPnl() - this.commissionPaid + this.writtenOff
     const scale = Math.max(Math.abs(nav), 1e-9 * this.startCapital)
     if (!(Math.abs(reportedNav - nav) <= relativeTolerance * scale)) {
       throw new Error(`NAV invariant broken: engine NAV ${reportedNav} != cash + Σ position × mark ${nav}`)

@@ -35,10 +35,32 @@ export interface StrategyRequirements {
   readonly intervals: ReadonlyArray<Freq>
 }
 
+/**
+ * One symbol's columns as a strategy sees them. Row 0 is the first row of the scenario's own
+ * window (its warm-up start), never an earlier row of a larger shared slice. For user strategies
+ * the columns are history only: while `onBar(k, i)` runs they hold the rows up to the current
+ * step and reading a later index gives `undefined` (see src/engine/window.ts). Built-in
+ * strategies get the window's typed arrays (their causality is checked by a test that runs them
+ * both ways).
+ */
+export interface StrategySeries {
+  readonly symbol: string
+  readonly freq: Freq
+  readonly ts: ArrayLike<number>
+  readonly close: ArrayLike<number>
+  readonly open?: ArrayLike<number> | undefined
+  readonly high?: ArrayLike<number> | undefined
+  readonly low?: ArrayLike<number> | undefined
+  readonly volume?: ArrayLike<number> | undefined
+  readonly synthetic?: ArrayLike<number> | undefined
+  /** first row that trades: rows before it are warm-up */
+  readonly startIndex: number
+}
+
 /** Per-bar decision context handed to a strategy's step function. */
 export interface StrategyContext {
   /** number of symbols in the universe; series[k] is symbol k */
-  readonly series: ReadonlyArray<PriceSeries>
+  readonly series: ReadonlyArray<StrategySeries>
   /** the scenario's seed, for strategies that need randomness (use mulberry32 from the engine) */
   readonly seed: number
 }
@@ -87,12 +109,26 @@ export interface EngineScenario {
   /** inclusive start / exclusive end, epoch ms UTC: rows before start are warmup only */
   readonly startMs: number
   readonly endMs: number
+  /**
+   * Warm-up rows this scenario needs before startMs (its strategy's `calculateRequirements`).
+   * When given, each series is cut to its own window before anything reads it: from
+   * max(0, first row at or after startMs − warmupBars) to the last row before endMs. Rows
+   * outside it are never seen by the strategy, its indicators or the metrics, so a scenario run
+   * on a larger shared slice gives byte-identical results to the same scenario on exactly its
+   * own rows, and `PriceSeries.startIndex` is ignored (the window is defined by the dates).
+   * When omitted, every row before startMs (and before startIndex) is warm-up, as before.
+   */
+  readonly warmupBars?: number | undefined
   /** maximum points of the returned equity curve (it is sampled down evenly) */
   readonly maxEquityPoints?: number
   /** progress callback, called every `progressEvery` rows */
   readonly onProgress?: (done: number, total: number) => void
   readonly progressEvery?: number
-  /** optional benchmark prices (for example SPY): when given, metrics include `beta` */
+  /**
+   * Optional benchmark prices (for example SPY), any slice covering the run: when given, metrics
+   * include LEAN's benchmark statistics (alpha, beta, information_ratio, tracking_error,
+   * treynor_ratio), each null with a reason in `notes` when it cannot be computed.
+   */
   readonly benchmark?: PriceSeries | undefined
 }
 
@@ -109,7 +145,20 @@ export interface Metrics {
   win_rate: number | null
   exposure: number | null
   final_equity: number
+  /** true when NAV reached zero: positions were closed and trading stopped (see notes.ruin) */
+  ruined?: boolean
+  /**
+   * Benchmark statistics (only when a benchmark was given), from daily returns on the days the
+   * run and the benchmark share, risk-free rate 0, 252 days a year, as in LEAN:
+   * annual performance = (1 + mean daily return)^252 − 1; beta = cov(r, b) / var(b) (sample);
+   * alpha = annual(r) − beta × annual(b); tracking_error = std(r − b) × √252 (sample);
+   * information_ratio = (annual(r) − annual(b)) / tracking_error; treynor_ratio = annual(r) / beta.
+   */
+  alpha?: number | null
   beta?: number | null
+  information_ratio?: number | null
+  tracking_error?: number | null
+  treynor_ratio?: number | null
   notes: Record<string, string>
 }
 

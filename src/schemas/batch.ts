@@ -70,6 +70,8 @@ export const BatchConfig = z
     data_root: z.string().min(1).optional(),
     seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
     strict: z.boolean().default(true),
+    /** false: every scenario runs even when the result cache knows its answer */
+    cache: z.boolean().optional(),
     defaults: RunDefaults.default({}),
     runs: z.array(RunSpec).default([]),
     sweep: z.union([SweepBlock, z.array(SweepBlock)]).optional()

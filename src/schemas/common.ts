@@ -67,13 +67,28 @@ export const Symbol = z
     })
   )
 
-/** Trading costs of a scenario, all non-negative. bps = 1/100 of a percent. */
+/**
+ * What each cost field means, in one place: the JSON Schema, `tickflow strategies` and the README
+ * state these. Each is paid per side (on buys and on sells), adverse to the trader; the model is in
+ * src/engine/broker.ts.
+ */
+export const COST_UNITS = {
+  commission_bps: "commission in basis points of the traded value at the fill price (0..1000)",
+  spread_w: "half-spread in basis points of the execution price, per side; the same whether bars carry high/low or not (0..10)",
+  impact_w:
+    "square-root market impact coefficient: the fill moves by impact_w × √(units traded / the execution bar's volume) as a fraction of price, capped at 100%; 0 without volume (0..10)",
+  slippage_bps: "slippage in basis points of the execution price, per side (0..1000)"
+} as const
+
+/** Trading costs of a scenario, all non-negative (units: COST_UNITS). bps = 1/100 of a percent. */
 export const Costs = z.object({
+  /** COST_UNITS.commission_bps */
   commission_bps: z.number().min(0).max(1000).default(0),
-  /** weight of the half-spread cost: fraction of (high-low)/price, or bps when spread_bps given */
+  /** COST_UNITS.spread_w: half-spread in bps of price (not a fraction of the bar's range) */
   spread_w: z.number().min(0).max(10).default(0),
-  /** weight of square-root market impact: impact_bps = impact_w * sqrt(order_value / adv_value) * 1e4 */
+  /** COST_UNITS.impact_w: impact fraction = impact_w × sqrt(units / bar volume) */
   impact_w: z.number().min(0).max(10).default(0),
+  /** COST_UNITS.slippage_bps */
   slippage_bps: z.number().min(0).max(1000).default(0)
 })
 export type Costs = z.infer<typeof Costs>

@@ -8,7 +8,7 @@
  * symbols may be lower case), not what the parser hands back.
  */
 import { z } from "zod"
-import { FREQS, IsoDate, Symbol, WIRE_VERSION } from "./common.js"
+import { COST_UNITS, FREQS, IsoDate, Symbol, WIRE_VERSION } from "./common.js"
 import { BatchConfig, GRID_RUN_FIELDS, Scenario } from "./batch.js"
 import { ScenarioResult } from "./results.js"
 
@@ -37,12 +37,9 @@ const FIELD_DOCS: Record<string, string> = {
   end_date: "last day, YYYY-MM-DD (inclusive)",
   universe: "a symbol, a list of symbols, or {file: path} with one symbol per line",
   start_capital: "starting cash, > 0",
-  commission_bps: "commission in basis points of traded value (0..1000)",
-  spread_w: "weight of the half-spread cost (0..10)",
-  impact_w: "weight of square-root market impact (0..10)",
-  slippage_bps: "slippage in basis points (0..1000)",
+  ...COST_UNITS,
   params: "strategy parameters by name (see `tickflow strategies`); unknown names are refused in strict mode",
-  benchmark: "symbol to compare against (beta, excess return)",
+  benchmark: "symbol to compare against: alpha, beta, information ratio, tracking error, Treynor ratio (LEAN's definitions)",
   grid: `axes to sweep: a strategy parameter name (or params.<name>) or a run field (${GRID_RUN_FIELDS.join(", ")}); each a list [a, b, c] or a range {from, to, step}`,
   batch_id: "batch identifier (letters, digits, '-', '_')",
   scenario_id: "scenario identifier, unique in its batch (letters, digits, '-', '_')",

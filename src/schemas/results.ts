@@ -34,7 +34,14 @@ export const MetricsSchema = z.object({
   win_rate: nullableMetric,
   exposure: nullableMetric,
   final_equity: z.number().finite(),
+  /** true when NAV reached zero: positions were closed and trading stopped */
+  ruined: z.boolean().optional(),
+  /** LEAN's benchmark statistics, when the scenario names a benchmark */
+  alpha: nullableMetric.optional(),
   beta: nullableMetric.optional(),
+  information_ratio: nullableMetric.optional(),
+  tracking_error: nullableMetric.optional(),
+  treynor_ratio: nullableMetric.optional(),
   notes: z.record(z.string(), z.string())
 })
 export type MetricsRecord = z.infer<typeof MetricsSchema>
@@ -70,7 +77,16 @@ export const ScenarioResult = z.object({
   start_date: IsoDate,
   end_date: IsoDate,
   metrics: MetricsSchema.optional(),
+  /** inline equity curve: only for a scenario that ran alone; sweeps carry `equity_ref` */
   equity: z.object({ ts: z.array(z.number()), nav: z.array(z.number()) }).optional(),
+  /** subject on TF_RESULTS holding this run's equity curve (one message per execution chunk) */
+  equity_ref: z.string().optional(),
+  /** hash of everything that decides the numbers: canonical scenario content, data versions, engine version */
+  result_key: z.string().optional(),
+  /** answered from the result cache (the timings are those of the original run) */
+  cached: z.boolean().optional(),
+  /** the submission this result answers (stream sequence of its tf.submit message) */
+  submission: z.string().optional(),
   warnings: z.array(z.string()).default([]),
   engine_version: z.string(),
   data_version: z.string().optional(),

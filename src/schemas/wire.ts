@@ -15,6 +15,8 @@ export const SubmitBatch = z.object({
 })
 export const SubmitScenario = Scenario.extend({
   kind: z.literal("scenario").default("scenario"),
+  /** false: run it even when the result cache knows its answer */
+  cache: z.boolean().optional(),
   batch_id: Id.optional(),
   scenario_id: Id.optional()
 })
@@ -67,7 +69,14 @@ export const GroupMessage = z.object({
   data_version: z.string().optional(),
   slices: z.array(SliceRef).optional(),
   /** quality findings (warnings) carried to the results */
-  findings: z.array(z.string()).default([])
+  findings: z.array(z.string()).default([]),
+  /**
+   * the submission this group came from (the tf.submit message's stream sequence): a redelivered
+   * submission republishes the same ids, a new submission of the same scenarios gets new ones
+   */
+  submission: z.string().optional(),
+  /** false: answer from the result cache is not allowed (`cache: false`, `run --no-cache`) */
+  cache: z.boolean().optional()
 })
 export type GroupMessage = z.infer<typeof GroupMessage>
 
@@ -125,7 +134,9 @@ export const GroupWire = z.strictObject({
   items: z.array(GroupItemWire).min(1),
   data_version: z.string().optional(),
   slices: z.array(SliceRef).optional(),
-  findings: z.array(z.string()).default([])
+  findings: z.array(z.string()).default([]),
+  submission: z.string().optional(),
+  cache: z.boolean().optional()
 })
 export type GroupWire = z.infer<typeof GroupWire>
 
@@ -168,7 +179,9 @@ export const encodeGroup = (g: GroupMessage): GroupWire => {
     items,
     ...(g.data_version !== undefined ? { data_version: g.data_version } : {}),
     ...(g.slices !== undefined ? { slices: g.slices } : {}),
-    findings: g.findings
+    findings: g.findings,
+    ...(g.submission !== undefined ? { submission: g.submission } : {}),
+    ...(g.cache !== undefined ? { cache: g.cache } : {})
   }
 }
 
@@ -206,7 +219,9 @@ export const decodeGroup = (w: GroupWire): GroupMessage => ({
   }),
   ...(w.data_version !== undefined ? { data_version: w.data_version } : {}),
   ...(w.slices !== undefined ? { slices: w.slices } : {}),
-  findings: w.findings
+  findings: w.findings,
+  ...(w.submission !== undefined ? { submission: w.submission } : {}),
+  ...(w.cache !== undefined ? { cache: w.cache } : {})
 })
 
 /** What stage consumers decode: the wire form, validated, expanded to full scenarios. */

@@ -60,6 +60,20 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
     )
   })
 
+/**
+ * Publish a value our own typed code built, without the zod pass (hot paths: results, measured
+ * at ~70 µs per result with it). Whoever receives it still validates at its own boundary.
+ */
+export const publishTrusted = (subject: string, value: unknown, opts: PublishOptions) =>
+  Effect.flatMap(Nats, ({ js }) =>
+    withRetry(
+      Effect.tryPromise({
+        try: () => js.publish(subject, encoder.encode(JSON.stringify(value)), { msgID: opts.msgId, timeout: opts.timeoutMs ?? 10_000 }),
+        catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
+      })
+    )
+  )
+
 /** Publish raw bytes/JSON without a schema (benchmarks, foreign payloads). */
 export const publishRaw = (subject: string, payload: Uint8Array | string, msgId?: string) =>
   Effect.flatMap(Nats, ({ js }) =>

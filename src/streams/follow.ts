@@ -27,7 +27,7 @@ export const iteratorStream = (messages: ConsumerMessages, op: string): Stream.S
 }
 
 /** Replay then follow one subject filter of a limits stream (default TF_RESULTS). */
-export const follow = (filter: string, opts: { stream?: string; lastPerSubject?: boolean } = {}) =>
+export const follow = (filter: string, opts: { stream?: string; lastPerSubject?: boolean; deliverNew?: boolean } = {}) =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const { js } = yield* Nats
@@ -35,7 +35,7 @@ export const follow = (filter: string, opts: { stream?: string; lastPerSubject?:
         try: () =>
           js.consumers.get(opts.stream ?? STREAM.results, {
             filter_subjects: filter,
-            deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
+            deliver_policy: opts.deliverNew ? DeliverPolicy.New : opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
           }),
         catch: (cause) => new BusError({ op: `follow ${filter}`, cause, transient: isTransient(cause) })
       })

@@ -33,6 +33,10 @@ export const SUBJECT = {
   resultsOf: (batch: string) => `tf.res.${batch}.>`,
   event: (batch: string, id: string, kind: string) => `tf.evt.${batch}.${id}.${kind}`,
   batchEvent: (batch: string) => `tf.evt.${batch}.batch`,
+  /** the equity curves of one execution chunk's scenarios (results carry this as `equity_ref`) */
+  curves: (batch: string, group: string) => `tf.evt.${batch}.${group}.curves`,
+  /** phase telemetry of every group of every batch: what the reporter folds into phase counts */
+  allPhaseEvents: "tf.evt.*.*.phase",
   dlq: (stage: string) => `tf.dlq.${stage}`
 } as const
 
@@ -41,7 +45,8 @@ export const BUCKET = {
   runs: "tf_runs",
   coverage: "tf_coverage",
   sessions: "tf_sessions",
-  claims: "tf_claims"
+  claims: "tf_claims",
+  cache: "tf_cache"
 } as const
 export const OBJECT_STORE = "tf_data"
 
@@ -55,7 +60,12 @@ export const CONSUMER = {
   executor: { name: "executor", filter: "tf.scn.exec.>" }
 } as const
 export type PipelineConsumer = keyof typeof CONSUMER
-export const REPORTER_CONSUMER = { name: "reporter", filter: "tf.res.>" } as const
+/**
+ * The reporter used to share this durable consumer; it now follows the results stream with its
+ * own ordered consumers (every reporter derives the same counts). A leftover durable of that
+ * name is removed at start-up so it does not keep state on the server.
+ */
+export const LEGACY_REPORTER_CONSUMER = "reporter"
 
 export interface TopologyOptions {
   /** ack wait for stage consumers (executors call working() at half of it) */
@@ -174,16 +184,9 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
         description: `tickflow ${c.name} stage`
       })
     }
-    yield* ensureConsumer(STREAM.results, {
-      durable_name: REPORTER_CONSUMER.name,
-      filter_subject: REPORTER_CONSUMER.filter,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(o.ackWaitMs),
-      max_deliver: o.maxDeliver,
-      max_ack_pending: 20_000,
-      description: "tickflow reporter: batch summaries from results"
-    })
+    yield* Effect.flatMap(Nats, ({ jsm }) =>
+      Effect.promise(() => jsm.consumers.delete(STREAM.results, LEGACY_REPORTER_CONSUMER).catch(() => false))
+    )
     const kvOpts = { replicas: o.replicas, storage: StorageType.File }
     const buckets = yield* Effect.tryPromise({
       try: async () => ({
@@ -192,7 +195,9 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
         coverage: await kvm.create(BUCKET.coverage, { ...kvOpts, history: 1 }),
         sessions: await kvm.create(BUCKET.sessions, { ...kvOpts, history: 5 }),
         // Claims expire bucket-wide (per-key TTL needs 2.11): a crashed loader's claim lapses.
-        claims: await kvm.create(BUCKET.claims, { ...kvOpts, history: 1, ttl: 10 * 60_000 })
+        claims: await kvm.create(BUCKET.claims, { ...kvOpts, history: 1, ttl: 10 * 60_000 }),
+        // Cached results live as long as the results they point at (equity curves, replays).
+        cache: await kvm.create(BUCKET.cache, { ...kvOpts, history: 1, ttl: o.resultsMaxAgeMs })
       }),
       catch: (cause) => new BusError({ op: "ensure KV buckets", cause, transient: false })
     })
@@ -216,6 +221,7 @@ export const bindTopology = Effect.gen(function* () {
       coverage: await kvm.open(BUCKET.coverage),
       sessions: await kvm.open(BUCKET.sessions),
       claims: await kvm.open(BUCKET.claims),
+      cache: await kvm.open(BUCKET.cache),
       data: await objm.open(OBJECT_STORE)
     }),
     catch: (cause) => new BusError({ op: "bind to the tickflow topology (is a tickflow process with the actor role running?)", cause, transient: true })
@@ -242,5 +248,6 @@ export interface Topology {
   readonly coverage: KV
   readonly sessions: KV
   readonly claims: KV
+  readonly cache: KV
   readonly data: ObjectStore
 }

@@ -91,3 +91,37 @@ describe("checkQuality", () => {
     expect(f).toMatchObject({ severity: "warning", value: 2, time: "2021-03-01T14:31:00.000Z" })
   })
 })
+
+describe("synthesised opens", () => {
+  const DAY = 86_400_000
+  const walk = (n: number, seed: number): number[] => {
+    let x = 100
+    let state = seed
+    return Array.from({ length: n }, () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31
+      x *= 1 + ((state / 2 ** 31) - 0.5) * 0.02
+      return x
+    })
+  }
+  const days = (n: number) => Array.from({ length: n }, (_, i) => Date.UTC(2004, 0, 5) + i * DAY)
+
+  it("opens equal to the previous close on most rows: a warning saying next-open fills are same-close fills", () => {
+    const close = walk(100, 7)
+    // 69 of 99 opens copied from the previous close (i % 10 in 0..6, row 0 has none), the rest real
+    const open = close.map((c, i) => (i === 0 ? c : i % 10 < 7 ? close[i - 1] : close[i - 1] * 1.001))
+    const f = only(checkQuality(series("1d", days(100), close, { open: Float64Array.from(open) }), { strict: true, warmupBarsRequired: 0 }), "synthesised_opens")
+    expect(f).toHaveLength(1)
+    expect(f[0]).toMatchObject({ severity: "warning", symbol: "XYZ", value: 69, time: "2004-01-06T00:00:00.000Z" })
+    expect(f[0].message).toContain("same-close fills")
+    expect(f[0].message).toContain("69 of 99 rows")
+  })
+
+  it("real opens (or only some copied) and series without opens: no warning", () => {
+    const close = walk(100, 9)
+    const halfCopied = close.map((c, i) => (i === 0 ? c : i % 2 === 0 ? close[i - 1] : c * 0.999))
+    const none = (extra: Partial<PriceSeries>) => only(checkQuality(series("1d", days(100), close, extra), { strict: false, warmupBarsRequired: 0 }), "synthesised_opens")
+    expect(none({ open: Float64Array.from(halfCopied) })).toEqual([]) // 50% is not "most"
+    expect(none({ open: Float64Array.from(close.map((c) => c * 1.0005)) })).toEqual([])
+    expect(none({})).toEqual([])
+  })
+})

@@ -108,14 +108,32 @@ describe("execution", () => {
       high: Float64Array.from([101, 102, 101]),
       low: Float64Array.from([99, 98, 99])
     }
-    const costs = { commission_bps: 10, spread_w: 1, impact_w: 0, slippage_bps: 5 }
+    const costs = { commission_bps: 10, spread_w: 20, impact_w: 0, slippage_bps: 5 }
     const r = runBacktest(scenario(scripted([[1]]), {}, { costs }), [s])
-    // row 1: half-spread (102-98)/2 = 2, slippage 0.05 → fill 102.05
-    const fill = 102.05
+    // row 1 at 100: half-spread 20 bp = 0.2, slippage 5 bp = 0.05 → fill 100.25
+    const fill = 100.25
     const units = 100_000 / 100
     const commission = units * fill * 0.001
     const expected = 100_000 - units * fill - commission + units * 100
     expect(r.metrics.final_equity).toBeCloseTo(expected, 6)
+  })
+
+  it("spread_w means the same with and without high/low: half-spread in bps of price", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.double({ min: 0, max: 10, noNaN: true }), (seed, spread) => {
+        const ohlc = randomSeries({ n: 60, seed })
+        const closeOnly: PriceSeries = { symbol: ohlc.symbol, freq: ohlc.freq, ts: ohlc.ts, close: ohlc.close, open: ohlc.open, startIndex: 0 }
+        const costs = { ...NO_COSTS, spread_w: spread }
+        const scn = scenario(randomTargets, { change_prob: 0.5 }, { seed, costs })
+        const a = runBacktest(scn, [ohlc])
+        const b = runBacktest(scn, [closeOnly])
+        expect(JSON.stringify(a.metrics)).toBe(JSON.stringify(b.metrics))
+        // and it is a cost: never better than no spread
+        const free = runBacktest({ ...scn, costs: NO_COSTS }, [ohlc])
+        expect(a.metrics.final_equity).toBeLessThanOrEqual(free.metrics.final_equity)
+      }),
+      { numRuns: 60 }
+    )
   })
 
   it("square-root impact uses the bar's volume, and none without volume", () => {

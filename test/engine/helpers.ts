@@ -3,6 +3,8 @@ import { mulberry32, validateParams } from "../../src/engine/index.js"
 import type { EngineScenario, PriceSeries, StrategyDefinition } from "../../src/engine/index.js"
 import type { Costs, Freq } from "../../src/schemas/common.js"
 import { z } from "zod"
+import { readFileSync } from "node:fs"
+import { vegaDataFile } from "../../src/data/sample.js"
 
 export const DAY = 86_400_000
 export const T0 = Date.UTC(2020, 0, 1)
@@ -100,3 +102,68 @@ export const scripted = (targets: number[][]): StrategyDefinition<Record<string,
   calculateRequirements: (_p, freq) => ({ warmupBars: 0, indicators: [], intervals: [freq] }),
   create: () => ({ onBar: (k, i) => targets[k]?.[i] ?? Number.NaN })
 })
+
+/**
+ * The real S&P 500 daily bars of the sample catalog (vega-datasets sp500-2000.csv, 2000-01-03 →
+ * 2020-04-17: opens, highs, lows, closes, volumes), read straight from the installed package.
+ */
+export const loadSpx = (): PriceSeries => {
+  const text = readFileSync(vegaDataFile("sp500-2000.csv"), "utf8")
+  const lines = text.trim().split("\n")
+  const header = lines[0].split(",")
+  const col = (name: string) => header.indexOf(name)
+  const rows = lines.slice(1).map((line) => line.split(","))
+  const column = (name: string) => Float64Array.from(rows, (r) => Number(r[col(name)]))
+  return {
+    symbol: "SPX",
+    freq: "1d",
+    ts: Float64Array.from(rows, (r) => Date.parse(`${r[col("date")]}T00:00:00Z`)),
+    open: column("open"),
+    high: column("high"),
+    low: column("low"),
+    close: column("close"),
+    volume: column("volume"),
+    startIndex: 0
+  }
+}
+
+/** A seeded random walk with OHLCV on the timestamps of `like` (so a universe has no missing marks). */
+export const walkOn = (like: PriceSeries, symbol: string, seed: number, vol = 0.015): PriceSeries => {
+  const random = mulberry32(seed)
+  const n = like.ts.length
+  const open = new Float64Array(n)
+  const close = new Float64Array(n)
+  const high = new Float64Array(n)
+  const low = new Float64Array(n)
+  const volume = new Float64Array(n)
+  let price = 50
+  for (let i = 0; i < n; i++) {
+    open[i] = price * (1 + (random() - 0.5) * vol * 0.5)
+    price = open[i] * Math.exp((random() - 0.5) * 2 * vol)
+    close[i] = price
+    high[i] = Math.max(open[i], price) * (1 + random() * 0.005)
+    low[i] = Math.min(open[i], price) * (1 - random() * 0.005)
+    volume[i] = 1e6 * (0.5 + random())
+  }
+  return { symbol, freq: like.freq, ts: like.ts.slice(), open, high, low, close, volume, startIndex: 0 }
+}
+
+/** Rows [from, to) of a series as fresh arrays (a slice as the loader would hand it over). */
+export const rowsOf = (s: PriceSeries, from: number, to: number, startIndex: number): PriceSeries => ({
+  symbol: s.symbol,
+  freq: s.freq,
+  ts: s.ts.slice(from, to),
+  close: s.close.slice(from, to),
+  ...(s.open ? { open: s.open.slice(from, to) } : {}),
+  ...(s.high ? { high: s.high.slice(from, to) } : {}),
+  ...(s.low ? { low: s.low.slice(from, to) } : {}),
+  ...(s.volume ? { volume: s.volume.slice(from, to) } : {}),
+  startIndex
+})
+
+/** First index whose ts is >= bound. */
+export const firstAtOrAfter = (ts: Float64Array, bound: number): number => {
+  let i = 0
+  while (i < ts.length && ts[i] < bound) i++
+  return i
+}

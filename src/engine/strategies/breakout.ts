@@ -19,9 +19,9 @@ export type BreakoutParams = z.infer<typeof BreakoutParams>
 class DonchianBreakout implements StrategyInstance {
   private readonly entry: Donchian[]
   private readonly exit: Donchian[]
-  private readonly closes: Float64Array[]
-  private readonly highs: Float64Array[]
-  private readonly lows: Float64Array[]
+  private readonly closes: Array<ArrayLike<number>>
+  private readonly highs: Array<ArrayLike<number>>
+  private readonly lows: Array<ArrayLike<number>>
   private readonly side: Int8Array
   private readonly weight: number
   private readonly allowShort: boolean

@@ -13,6 +13,9 @@ import { trendBaseline } from "./trend_baseline.js"
 const BUILT_INS: ReadonlyArray<StrategyDefinition<any>> = [trendBaseline, meanReversion, breakout]
 const BY_NAME = new Map<string, StrategyDefinition>(BUILT_INS.map((s) => [s.name, s]))
 
+/** True for the engine's own strategy objects (they get unguarded columns: see window.ts). */
+export const isBuiltInStrategy = (def: StrategyDefinition<any>): boolean => BUILT_INS.includes(def)
+
 export const getStrategy = (name: string): StrategyDefinition | undefined => BY_NAME.get(name)
 
 export const listStrategies = (): StrategyDefinition[] => [...BY_NAME.values()]

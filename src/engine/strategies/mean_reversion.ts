@@ -25,7 +25,7 @@ export type MeanReversionParams = z.infer<typeof MeanReversionParams>
 
 class BollingerReversion implements StrategyInstance {
   private readonly bands: Bollinger[]
-  private readonly closes: Float64Array[]
+  private readonly closes: Array<ArrayLike<number>>
   /** -1, 0 or 1 per symbol */
   private readonly side: Int8Array
   private readonly weight: number
@@ -56,7 +56,7 @@ class BollingerReversion implements StrategyInstance {
 
 class RsiReversion implements StrategyInstance {
   private readonly oscillators: Rsi[]
-  private readonly closes: Float64Array[]
+  private readonly closes: Array<ArrayLike<number>>
   private readonly side: Int8Array
   private readonly weight: number
   constructor(

@@ -8,7 +8,7 @@
  */
 import { z } from "zod"
 import type { Freq } from "../../schemas/common.js"
-import type { PriceSeries, StrategyDefinition, StrategyInstance } from "../types.js"
+import type { StrategyDefinition, StrategyInstance, StrategySeries } from "../types.js"
 
 const TrendParams = z.object({
   fast: z.number().int().min(2).max(200).default(10),
@@ -26,7 +26,7 @@ class TrendSingle implements StrategyInstance {
   /** [fast EMA, slow EMA, fast alpha, slow alpha] */
   private readonly state = new Float64Array(4)
   constructor(
-    private readonly close: Float64Array,
+    private readonly close: ArrayLike<number>,
     fastAlpha: number,
     slowAlpha: number,
     /** target when not long: 0 (flat) or -1 (short); a small integer, so not boxed */
@@ -66,10 +66,10 @@ class TrendSingle implements StrategyInstance {
  */
 export const EMA_CACHE_MAX_ROWS = 100_000
 const EMA_CACHE_BUDGET_ROWS = 4_000_000 // 32 MB
-let emaCache = new WeakMap<Float64Array, Map<number, Float64Array>>()
+let emaCache = new WeakMap<ArrayLike<number>, Map<number, Float64Array>>()
 let emaCacheRows = 0
 
-const cachedEma = (close: Float64Array, period: number): Float64Array => {
+const cachedEma = (close: ArrayLike<number>, period: number): Float64Array => {
   let byPeriod = emaCache.get(close)
   let ema = byPeriod?.get(period)
   if (ema !== undefined) return ema
@@ -106,7 +106,7 @@ class TrendCached implements StrategyInstance {
   private incremental: TrendSingle | undefined
   private readonly length: number
   constructor(
-    private readonly close: Float64Array,
+    private readonly close: ArrayLike<number>,
     private readonly fastEma: Float64Array,
     private readonly slowEma: Float64Array,
     private readonly fastAlpha: number,
@@ -134,23 +134,28 @@ class TrendCached implements StrategyInstance {
 }
 
 class TrendMulti implements StrategyInstance {
+  /** per symbol; NaN until its first row, which seeds both EMAs (as TrendSingle's close[0]) */
   private readonly fastEma: Float64Array
   private readonly slowEma: Float64Array
-  private readonly closes: ReadonlyArray<Float64Array>
+  private readonly closes: ReadonlyArray<ArrayLike<number>>
   private readonly weight: number
   constructor(
-    series: ReadonlyArray<PriceSeries>,
+    series: ReadonlyArray<StrategySeries>,
     private readonly fastAlpha: number,
     private readonly slowAlpha: number,
     private readonly allowShort: boolean
   ) {
     this.closes = series.map((s) => s.close)
-    this.fastEma = new Float64Array(series.map((s) => (s.close.length > 0 ? s.close[0] : 0)))
-    this.slowEma = Float64Array.from(this.fastEma)
+    this.fastEma = new Float64Array(series.length).fill(Number.NaN)
+    this.slowEma = new Float64Array(series.length).fill(Number.NaN)
     this.weight = 1 / series.length
   }
   onBar(k: number, i: number): number {
     const price = this.closes[k][i]
+    if (this.fastEma[k] !== this.fastEma[k]) {
+      this.fastEma[k] = price
+      this.slowEma[k] = price
+    }
     const fast = this.fastEma[k] + this.fastAlpha * (price - this.fastEma[k])
     const slow = this.slowEma[k] + this.slowAlpha * (price - this.slowEma[k])
     this.fastEma[k] = fast

@@ -1,0 +1,72 @@
+/**
+ * The result cache (KV `tf_cache`): thin results by result key, one entry per execution chunk
+ * under `<slice hash>.<batch>.<chunk>` (see result-key.ts). Executors write an entry per chunk;
+ * the requirements phase lists a group's slice once and answers every scenario whose key it
+ * finds, so a resubmission, a resume or a re-run never loads data or runs the engine again.
+ */
+import { Effect } from "effect"
+import { z } from "zod"
+import { Bus } from "../streams/bus.js"
+import { BusError } from "../streams/errors.js"
+import { isTransient } from "../streams/bus.js"
+import { ScenarioResult } from "../schemas/results.js"
+import { cacheEntryKey } from "./result-key.js"
+
+/** Most entries one lookup reads: beyond that the slice is a hot spot better recomputed in part. */
+const MAX_ENTRIES_PER_LOOKUP = 5_000
+
+const CacheEntry = z.object({ v: z.literal(1), results: z.record(z.string(), z.unknown()) })
+
+/** Store the successful results of one execution chunk (fire once per chunk, not per scenario). */
+export const storeCached = (sliceKey: string, batchId: string, groupId: string, results: ReadonlyArray<ScenarioResult>) =>
+  Effect.gen(function* () {
+    const entries: Record<string, ScenarioResult> = {}
+    for (const r of results) if (r.status === "success" && r.result_key && !r.cached) entries[r.result_key] = r
+    if (Object.keys(entries).length === 0) return
+    const { cache } = yield* Bus
+    yield* Effect.tryPromise({
+      try: () => cache.put(cacheEntryKey(sliceKey, batchId, groupId), JSON.stringify({ v: 1, results: entries })),
+      catch: (cause) => new BusError({ op: "cache put", cause, transient: isTransient(cause) })
+    })
+  })
+
+/**
+ * Every cached result of a slice, by result key. A miss costs one key listing (an ordered
+ * consumer with headers only); a hit one get per stored chunk of that slice.
+ */
+export const lookupCached = (sliceKey: string) =>
+  Effect.gen(function* () {
+    const { cache } = yield* Bus
+    const found = new Map<string, ScenarioResult>()
+    const keys = yield* Effect.tryPromise({
+      try: async () => {
+        const out: string[] = []
+        for await (const k of await cache.keys(`${sliceKey}.>`)) {
+          out.push(k)
+          if (out.length >= MAX_ENTRIES_PER_LOOKUP) break
+        }
+        return out
+      },
+      catch: (cause) => new BusError({ op: "cache keys", cause, transient: isTransient(cause) })
+    })
+    yield* Effect.forEach(
+      keys,
+      (k) =>
+        Effect.tryPromise({
+          try: () => cache.get(k),
+          catch: (cause) => new BusError({ op: `cache get ${k}`, cause, transient: isTransient(cause) })
+        }).pipe(
+          Effect.map((e) => {
+            if (!e || e.operation !== "PUT" || e.length === 0) return
+            const entry = CacheEntry.safeParse(e.json())
+            if (!entry.success) return
+            for (const [key, value] of Object.entries(entry.data.results)) {
+              const r = ScenarioResult.safeParse(value)
+              if (r.success && r.data.status === "success") found.set(key, r.data)
+            }
+          })
+        ),
+      { concurrency: 16, discard: true }
+    )
+    return found
+  })

@@ -1,0 +1,57 @@
+/**
+ * The result key: a result is a pure function of its inputs (DESIGN.md), so it is cached by the
+ * hash of those inputs. Two parts:
+ * - the slice part: what data the scenario read (universe in order, frequency, dates, the data
+ *   version of the catalog it read) and the engine version;
+ * - the scenario part: everything else that decides the numbers (strategy, resolved parameters,
+ *   warm-up, capital, costs, benchmark, seed).
+ * Ids, names, batch, group, order, executor and attempt are not inputs and never enter it.
+ *
+ * The cache (KV `tf_cache`) stores one entry per execution chunk under `<slice hash>.<chunk>`,
+ * holding the thin results of that chunk by result key: writes cost one put per chunk, and the
+ * requirements phase finds every cached result of a group's slice with one key listing.
+ */
+import { createHash } from "node:crypto"
+import { ENGINE_VERSION, scenarioSeed } from "../engine/index.js"
+import type { Scenario } from "../schemas/batch.js"
+
+const sha = (s: string) => createHash("sha256").update(s).digest("hex")
+
+/** JSON with object keys sorted at every level: the same value always gives the same text. */
+export const canonicalJson = (value: unknown): string => {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
+  const obj = value as Record<string, unknown>
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort()
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`
+}
+
+/** Hash of the data a group's scenarios read and the engine that reads it (32 hex chars). */
+export const sliceHash = (
+  slice: { readonly universe: ReadonlyArray<string>; readonly freq: string; readonly start_date: string; readonly end_date: string },
+  dataVersion: string,
+  engineVersion: string = ENGINE_VERSION
+): string =>
+  sha(canonicalJson({ k: "slice", universe: slice.universe, freq: slice.freq, start: slice.start_date, end: slice.end_date, data: dataVersion, engine: engineVersion })).slice(0, 32)
+
+/** Everything about a scenario, beyond its slice, that decides its numbers. */
+export const scenarioContent = (s: Scenario, resolvedParams: Record<string, unknown>, warmupBars: number) => ({
+  strategy: s.strategy,
+  params: resolvedParams,
+  warmup: warmupBars,
+  capital: s.start_capital,
+  costs: s.costs,
+  benchmark: s.benchmark ?? null,
+  // the seed a strategy sees is derived from the batch seed and the scenario id
+  seed: scenarioSeed(s.batch_seed, s.scenario_id)
+})
+
+/** The result key of one scenario: `<slice hash>` + hash of its content (64 hex chars). */
+export const resultKey = (sliceKey: string, s: Scenario, resolvedParams: Record<string, unknown>, warmupBars: number): string =>
+  sliceKey + sha(canonicalJson(scenarioContent(s, resolvedParams, warmupBars))).slice(0, 32)
+
+/** The slice hash a result key starts with (its cache entries live under it). */
+export const sliceOfKey = (key: string): string => key.slice(0, 32)
+
+/** KV key of one execution chunk's cache entry. */
+export const cacheEntryKey = (sliceKey: string, batchId: string, groupId: string) => `${sliceKey}.${batchId}.${groupId}`

@@ -1,0 +1,42 @@
+/**
+ * Read everything a limits stream holds for one subject filter, then stop: what a reporter
+ * needs to rebuild a batch's state exactly from the results stream after a restart.
+ */
+import { Effect } from "effect"
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
+import { Nats } from "./connection.js"
+import { BusError } from "./errors.js"
+import { isTransient } from "./bus.js"
+import { STREAM } from "./topology.js"
+
+/** How long one fetch waits for more (the client's minimum). */
+const FETCH_WAIT_MS = 1_000
+
+export const replayAll = (filter: string, opts: { stream?: string; lastPerSubject?: boolean } = {}) =>
+  Effect.flatMap(Nats, ({ js, jsm }) =>
+    Effect.tryPromise({
+      try: async (): Promise<JsMsg[]> => {
+        const stream = opts.stream ?? STREAM.results
+        // The last message matching the filter marks where the replay ends (none: nothing to read).
+        const last = await jsm.streams.getMessage(stream, { last_by_subj: filter }).catch(() => null)
+        if (!last) return []
+        const consumer = await js.consumers.get(stream, {
+          filter_subjects: filter,
+          deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
+        })
+        const out: JsMsg[] = []
+        for (;;) {
+          const batch = await consumer.fetch({ max_messages: 2_000, expires: FETCH_WAIT_MS })
+          let seen: JsMsg | undefined
+          for await (const m of batch) {
+            out.push(m)
+            seen = m
+          }
+          if (seen === undefined || seen.seq >= last.seq || seen.info.pending === 0) break
+        }
+        await consumer.delete().catch(() => undefined)
+        return out
+      },
+      catch: (cause) => new BusError({ op: `replay ${filter}`, cause, transient: isTransient(cause) })
+    })
+  )
