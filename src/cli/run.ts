@@ -165,6 +165,14 @@ const latestBatchOf = async (outRoot: string, batchName: string): Promise<BatchI
   return infos.sort((a, b) => a.created_at.localeCompare(b.created_at)).at(-1)
 }
 
+/** The config with every `universe: {file: ...}` replaced by the symbols the file lists. */
+export const inlineUniverseFiles = <C extends Omit<BatchConfig, "data_root" | "output_root">>(cfg: C, read: (path: string) => string[]): C => {
+  const fix = <T extends { universe?: unknown }>(x: T): T =>
+    x.universe && typeof x.universe === "object" && !Array.isArray(x.universe) && "file" in x.universe ? { ...x, universe: read((x.universe as { file: string }).file) } : x
+  const sweep = cfg.sweep === undefined ? undefined : Array.isArray(cfg.sweep) ? cfg.sweep.map(fix) : fix(cfg.sweep)
+  return { ...cfg, defaults: fix(cfg.defaults), runs: cfg.runs.map(fix), ...(sweep !== undefined ? { sweep } : {}) }
+}
+
 /** A scenario as an explicit run of a batch file (what a resumed submission and --export-best send). */
 export const scenarioAsRun = (s: Scenario) => ({
   id: s.scenario_id,
@@ -344,13 +352,14 @@ export const runBatch = (opts: RunOptions) =>
         const submission = resumed
           ? { batch_name: cfg.batch_name, seed: cfg.seed, strict: cfg.strict, runs: todo.map(scenarioAsRun) }
           : (() => {
-              // paths stay on this machine: the actors use their own data root (settings)
+              // Paths stay on this machine: the actors use their own data root (settings), and
+              // universe files are read here and sent as symbols.
               const { data_root: _d, output_root: _o, ...rest } = cfg
-              return rest
+              return inlineUniverseFiles(rest, universeFileReader(baseDir))
             })()
         yield* publishRaw(
           SUBJECT.submit,
-          JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: busBatchId, config: submission, base_dir: baseDir, ...(opts.cache === false ? { cache: false } : {}) }),
+          JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: busBatchId, config: submission, ...(opts.cache === false ? { cache: false } : {}) }),
           `submit:${busBatchId}`
         )
         yield* Effect.logInfo(`batch ${busBatchId} submitted: ${total} scenarios`).pipe(
