@@ -329,11 +329,11 @@ export const runBatch = (opts: RunOptions) =>
         const tty = process.stderr.isTTY === true
         const bar = tty
           ? new cliProgress.SingleBar(
-              { format: " {bar} {value}/{total} runs | {success} ok {skipped} skipped {failed} failed | {phase} | {eta}", hideCursor: true, stream: process.stderr, fps: 5 },
+              { format: " {bar} {value}/{total} runs | {success} ok {skipped} skipped {failed} failed | {phase} | {left}", hideCursor: true, stream: process.stderr, fps: 5 },
               cliProgress.Presets.shades_classic
             )
           : undefined
-        bar?.start(total, 0, { ...counts, phase: "submitting", eta: "ETA …" })
+        bar?.start(total, 0, { ...counts, phase: "submitting", left: "ETA …" })
         const ids = new Set(todo.map((s) => s.scenario_id))
         const follower = yield* Effect.fork(
           followDecoded(SUBJECT.resultsOf(busBatchId), ScenarioResult).pipe(
@@ -373,7 +373,7 @@ export const runBatch = (opts: RunOptions) =>
             const { text, current } = phaseLine(rec, phases)
             const elapsed = Date.now() - started
             const eta = n > 0 && n < total ? `ETA ${fmtDuration((elapsed / n) * (total - n))}` : n >= total ? "done" : `ETA … (${current})`
-            bar?.update(n, { ...counts, phase: text, eta })
+            bar?.update(n, { ...counts, phase: text, left: eta })
             if (!tty && Date.now() - lastLog > 2_000) {
               lastLog = Date.now()
               console.error(`progress: ${n}/${total} runs (${counts.success} ok, ${counts.skipped} skipped, ${counts.failed} failed) | phase ${current} | ${text} | ${eta}`)
@@ -394,7 +394,7 @@ export const runBatch = (opts: RunOptions) =>
           record = finished
           // The results stream may lag the counters by a moment: wait for every result (bounded).
           if (finished.status === "done") yield* Deferred.await(allIn).pipe(Effect.timeout("10 seconds"), Effect.ignore)
-          bar?.update(yield* Ref.get(received), { ...counts, phase: phaseLine(finished, phases).text, eta: "done" })
+          bar?.update(yield* Ref.get(received), { ...counts, phase: phaseLine(finished, phases).text, left: "done" })
           bar?.stop()
         }
         yield* Fiber.interrupt(follower)
