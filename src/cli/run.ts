@@ -359,7 +359,7 @@ export const runBatch = (opts: RunOptions) =>
             })()
         yield* publishRaw(
           SUBJECT.submit,
-          JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: busBatchId, config: submission, ...(opts.cache === false ? { cache: false } : {}) }),
+          JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: busBatchId, config: opts.cache === false ? { ...submission, cache: false } : submission }),
           `submit:${busBatchId}`
         )
         yield* Effect.logInfo(`batch ${busBatchId} submitted: ${total} scenarios`).pipe(
