@@ -350,7 +350,7 @@ export const runBatch = (opts: RunOptions) =>
           )
         )
         const submission = resumed
-          ? { batch_name: cfg.batch_name, seed: cfg.seed, strict: cfg.strict, runs: todo.map(scenarioAsRun) }
+          ? { batch_name: cfg.batch_name, seed: cfg.seed, strict: cfg.strict, ...(cfg.cache !== undefined ? { cache: cfg.cache } : {}), runs: todo.map(scenarioAsRun) }
           : (() => {
               // Paths stay on this machine: the actors use their own data root (settings), and
               // universe files are read here and sent as symbols.
