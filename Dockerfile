@@ -3,6 +3,17 @@
 #   docker run --rm tickflow:local --help
 # docker-compose.yml runs it as `actors` and `executor`; any other command works too:
 #   docker compose run --rm actors data sample --root /data/catalog
+
+# Build stage: all dependencies (esbuild, typescript), then `npm run build` → dist/.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/ ./scripts/
+COPY src/ ./src/
+RUN node scripts/build.mjs
+
 FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -10,14 +21,14 @@ ENV NODE_ENV=production \
 
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them. tsx is a runtime dependency
-# (the CLI runs TypeScript directly, no build step), so --omit=dev keeps it.
+# Dependencies first, so code changes do not reinstall them. Run-time dependencies only: the
+# image runs the built JavaScript (no TypeScript loader).
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error \
  && npm cache clean --force
 
+COPY --from=build /app/dist/ ./dist/
 COPY bin/ ./bin/
-COPY src/ ./src/
 COPY nats.conf ./
 COPY examples/ ./examples/
 
@@ -26,7 +37,7 @@ RUN mkdir -p /data/catalog /app/out \
  && chown -R node:node /data /app/out
 USER node
 
-# One node process (tsx loaded in-process), so SIGTERM from `docker stop` reaches the code that
-# drains in-flight work; bin/tickflow.mjs would run the CLI as a child that never sees it.
-ENTRYPOINT ["node", "--import", "tsx", "src/cli/main.ts"]
+# One node process running dist/ (bin/tickflow.mjs imports it in-process: no src/ in the image),
+# so SIGTERM from `docker stop` reaches the code that drains in-flight work.
+ENTRYPOINT ["node", "bin/tickflow.mjs"]
 CMD ["--help"]

@@ -33,34 +33,27 @@
  * Knobs: EXECUTORS (default os.cpus().length), TICKS_PER_MINUTE (default 50: sizes the large
  * scenarios), LARGE=0 skips (a) and (b), SMALL=0 skips (d), SMALL_TIMEOUT_S (default 90).
  */
-import { fmt, gc, machineCpuSeconds, median, percentile, printResults, procCpuSeconds, result, runBenchmark, selfCpuSeconds } from "./_support.js"
+import { fmt, median, percentile, printResults, result, runBenchmark } from "./_support.js"
 import { mkdtemp, rm } from "node:fs/promises"
 import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ChildProcess } from "node:child_process"
 import { Effect, Layer } from "effect"
-import type { Msg, Subscription } from "@nats-io/transport-node"
-import { generateCatalog, loadSlice } from "../src/data/index.js"
-import { getStrategy, runBacktest, scenarioSeed, validateParams } from "../src/engine/index.js"
-import type { PriceSeries } from "../src/engine/types.js"
-import { expandBatch, parseBatchConfig, sliceGroupKey, type Scenario } from "../src/schemas/batch.js"
-import { dayEndMs, dayStartMs } from "../src/schemas/common.js"
-import { BatchRecord, ScenarioResult } from "../src/schemas/results.js"
-import { encodeGroup, GroupOnWire, GroupWire } from "../src/schemas/wire.js"
+import { generateCatalog } from "../src/data/index.js"
+import { expandBatch, parseBatchConfig, type Scenario } from "../src/schemas/batch.js"
 import { embeddedSettings, Nats, NatsSettings } from "../src/streams/connection.js"
-import { Bus, busLayer, decodeMessage, kvGet, publishRaw } from "../src/streams/bus.js"
-import { CONSUMER, STREAM, SUBJECT } from "../src/streams/topology.js"
-import { actorSettingsLayer, shutdownLayer, stoppedResult } from "../src/actors/common.js"
+import { busLayer } from "../src/streams/bus.js"
+import { SUBJECT } from "../src/streams/topology.js"
+import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
 import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
-import { groupScenarios } from "../src/actors/coordinator.js"
 import { spawnExecutors } from "../src/cli/system.js"
 import { LoggingLive } from "../src/logging.js"
+import { measureGroupCodec, measureInProcess, measureResultCost, RUNS } from "./_pipeline-inprocess.js"
+import { describeRun, describeTimeline, runBatch, waitForExecutors, type BatchRun } from "./_pipeline-run.js"
 
 const SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
 const EXECUTORS = Number(process.env.EXECUTORS ?? cpus().length)
 const TICKS_PER_MINUTE = Number(process.env.TICKS_PER_MINUTE ?? 50)
-/** timed runs per measurement (median); the in-process ones after a warm-up */
-const RUNS = 3
 /** warm 1-executor runs of the large batch (each ~A): fewer, to keep the benchmark short */
 const RUNS_1 = 2
 const LATENCY_SAMPLES = 20
@@ -69,16 +62,15 @@ const RUN_SMALL = process.env.SMALL !== "0"
 const SMALL_TIMEOUT_S = Number(process.env.SMALL_TIMEOUT_S ?? 90)
 /** a second 10,000-scenario run only when the first took less than this */
 const SMALL_SECOND_RUN_S = 30
-const BATCH_TIMEOUT_S = 120
-/**
- * Engine settings of the executor (src/actors/executor.ts), so A does the same work: runs of at
- * least 100,000 rows keep a 2,000-point equity curve (streamed as `equity` events), others 120.
- */
-const maxEquityPoints = (rows: number) => (rows >= 100_000 ? 2_000 : 120)
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
+/**
+ * Measured runs submit the same scenarios again and again under new batch ids: `cache: false`
+ * makes every one of them run (the result cache would answer them all after the first).
+ */
 const config = (name: string, freq: string, dates: { start_date: string; end_date: string }, grid: Record<string, unknown>) => ({
   batch_name: name,
+  cache: false,
   defaults: { strategy: "trend_baseline", freq, ...dates, universe: [SYMBOLS[0]], start_capital: 1_000_000, commission_bps: 1, slippage_bps: 0.5 },
   sweep: { id: "g", grid }
 })
@@ -101,378 +93,15 @@ const SMALL = config("bench-small", "1d", { start_date: "2000-01-01", end_date: 
 
 const expand = (cfg: unknown, batchId: string): Scenario[] => expandBatch(parseBatchConfig(cfg), { batchId })
 const loadAvg = () => loadavg().map((x) => x.toFixed(1)).join(" ")
-const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
-const pct = (x: number) => `${(100 * x).toFixed(0)}%`
-
-// ---------------------------------------------------------------- (a) in-process
-
-interface InProcess {
-  loadMs: number
-  runMs: number
-  totalMs: number
-  rows: number
-}
-
-/** Load each distinct slice once, then run every scenario — what one executor does, minus the bus. */
-const runInProcess = (root: string, scenarios: ReadonlyArray<Scenario>) =>
-  Effect.gen(function* () {
-    const def = getStrategy("trend_baseline")!
-    const t0 = performance.now()
-    const bySlice = new Map<string, Array<{ s: Scenario; params: Record<string, unknown> }>>()
-    for (const s of scenarios) {
-      const v = validateParams(def, s.params, { strict: s.strict })
-      if (!v.ok) throw new Error(v.errors.join("; "))
-      const k = sliceGroupKey(s)
-      const list = bySlice.get(k) ?? []
-      list.push({ s, params: v.params })
-      bySlice.set(k, list)
-    }
-    const series = new Map<string, PriceSeries>()
-    let rows = 0
-    for (const [k, list] of bySlice) {
-      // the slice asks for the largest warmup of its scenarios, as the requirements phase does
-      const s0 = list[0].s
-      const warmupBars = Math.max(...list.map((x) => def.calculateRequirements(x.params as never, s0.freq).warmupBars))
-      const loaded = yield* loadSlice(root, { symbol: s0.universe[0], freq: s0.freq, start: s0.start_date, end: s0.end_date, warmupBars })
-      series.set(k, loaded.series)
-      rows += loaded.series.ts.length
-    }
-    const t1 = performance.now()
-    let sink = 0
-    for (const [k, list] of bySlice) {
-      const data = [series.get(k)!]
-      for (const { s, params } of list) {
-        const r = runBacktest(
-          {
-            strategy: def,
-            params,
-            startCapital: s.start_capital,
-            costs: s.costs,
-            seed: scenarioSeed(s.batch_seed, s.scenario_id),
-            startMs: dayStartMs(s.start_date),
-            endMs: dayEndMs(s.end_date),
-            maxEquityPoints: maxEquityPoints(data[0].ts.length)
-          },
-          data
-        )
-        sink += r.metrics.final_equity
-      }
-    }
-    const t2 = performance.now()
-    if (!Number.isFinite(sink)) console.log("(sink)", sink)
-    return { loadMs: t1 - t0, runMs: t2 - t1, totalMs: t2 - t0, rows: rows / bySlice.size } satisfies InProcess
-  })
-
-/** A warm-up (JIT) on `warmup` of the scenarios, then the median of RUNS full runs. */
-const measureInProcess = (root: string, scenarios: ReadonlyArray<Scenario>, label: string, warmup = scenarios.length) =>
-  Effect.gen(function* () {
-    yield* runInProcess(root, scenarios.slice(0, warmup))
-    const runs: InProcess[] = []
-    const m0 = machineCpuSeconds().busy
-    const c0 = selfCpuSeconds()
-    for (let i = 0; i < RUNS; i++) {
-      gc()
-      runs.push(yield* runInProcess(root, scenarios))
-    }
-    const others = machineCpuSeconds().busy - m0 - (selfCpuSeconds() - c0)
-    const total = median(runs.map((r) => r.totalMs))
-    const load = median(runs.map((r) => r.loadMs))
-    const engine = median(runs.map((r) => r.runMs))
-    console.log(
-      `${label}: ${scenarios.length} scenarios in-process (${fmt(runs[0].rows)} rows per slice): median ${fmt(total)} ms = load ${fmt(load)} ms + ` +
-        `engine ${fmt(engine)} ms (${((engine / scenarios.length) * 1000).toFixed(0)} µs/scenario); runs ${runs.map((r) => fmt(r.totalMs)).join(", ")} ms; ` +
-        `other processes used ${others.toFixed(1)} core-s of ${((sum(runs.map((r) => r.totalMs)) / 1000) * cpus().length).toFixed(1)}; load avg ${loadAvg()}`
-    )
-    return { total, load, engine, rows: runs[0].rows }
-  })
-
-/**
- * What an executor does per scenario beyond the engine: build the result object, validate it
- * with the ScenarioResult schema and JSON-encode it (typed publish); and what the reporter does
- * to decode it. Measured here on a daily scenario's output.
- */
-const measureResultCost = (root: string, scenarios: ReadonlyArray<Scenario>) =>
-  Effect.gen(function* () {
-    const def = getStrategy("trend_baseline")!
-    const s0 = scenarios[0]
-    const loaded = yield* loadSlice(root, { symbol: s0.universe[0], freq: s0.freq, start: s0.start_date, end: s0.end_date, warmupBars: 600 })
-    const v = validateParams(def, s0.params, { strict: true })
-    if (!v.ok) throw new Error(v.errors.join("; "))
-    const r = runBacktest(
-      {
-        strategy: def,
-        params: v.params,
-        startCapital: s0.start_capital,
-        costs: s0.costs,
-        seed: 1,
-        startMs: dayStartMs(s0.start_date),
-        endMs: dayEndMs(s0.end_date),
-        maxEquityPoints: maxEquityPoints(loaded.series.ts.length)
-      },
-      [loaded.series]
-    )
-    const make = () => ({
-      ...stoppedResult(s0, "failed", "execution", ""),
-      status: "success" as const,
-      phase: undefined,
-      reason: undefined,
-      params: v.params,
-      metrics: r.metrics,
-      equity: r.equity,
-      executor: "bench",
-      timings: { exec_ms: 0.1 }
-    })
-    let bytes = 0
-    const n = 2_000
-    for (let i = 0; i < 200; i++) JSON.stringify(ScenarioResult.parse(make())) // warm-up
-    const t0 = performance.now()
-    for (let i = 0; i < n; i++) bytes = JSON.stringify(ScenarioResult.parse(make())).length
-    const us = ((performance.now() - t0) / n) * 1000
-    const wire = new TextEncoder().encode(JSON.stringify(ScenarioResult.parse(make())))
-    const t1 = performance.now()
-    for (let i = 0; i < n; i++) decodeMessage(ScenarioResult, "tf.res.x.y", wire)
-    const decUs = ((performance.now() - t1) / n) * 1000
-    console.log(
-      `per result, outside the engine: executor builds + validates (zod) + JSON-encodes it ${us.toFixed(0)} µs; reporter decodes + validates it ${decUs.toFixed(0)} µs; ` +
-        `${fmt(bytes)} B (equity curve of ${r.equity.ts.length} points)`
-    )
-    return { us, decUs, bytes }
-  })
-
-/** What every stage pays per group message: decode (JSON + zod) on consume, validate + encode on publish. */
-const measureGroupCodec = (scenarios: ReadonlyArray<Scenario>, label: string) =>
-  Effect.sync(() => {
-    const groups = groupScenarios(scenarios)
-    const g = groups[0]
-    const n = Math.max(5, Math.round(20_000 / g.items.length))
-    // as the stages do it: the compact wire form (GroupWire), expanded on decode (GroupOnWire)
-    for (let i = 0; i < 3; i++) decodeMessage(GroupOnWire, "x", new TextEncoder().encode(JSON.stringify(GroupWire.parse(encodeGroup(g)))))
-    const t0 = performance.now()
-    let bytes = new Uint8Array()
-    for (let i = 0; i < n; i++) bytes = new TextEncoder().encode(JSON.stringify(GroupWire.parse(encodeGroup(g))))
-    const t1 = performance.now()
-    for (let i = 0; i < n; i++) decodeMessage(GroupOnWire, "x", bytes)
-    const t2 = performance.now()
-    const enc = (t1 - t0) / n
-    const dec = (t2 - t1) / n
-    console.log(
-      `${label}: ${groups.length} group messages of up to ${g.items.length} scenarios (${fmt(bytes.length / 1024)} KiB): encode ${enc.toFixed(2)} ms + decode ${dec.toFixed(2)} ms per message per stage ` +
-        `(${(((enc + dec) * 1000) / g.items.length).toFixed(0)} µs per scenario per stage)`
-    )
-    return { enc, dec, groups: groups.length }
-  })
-
-// ---------------------------------------------------------------- (b) the pipeline
-
-interface PhaseStats {
-  n: number
-  sumMs: number
-  maxMs: number
-  firstStartAt: number
-  firstDoneAt: number
-  lastDoneAt: number
-}
-interface ExecutorStats {
-  n: number
-  execMs: number
-  firstAt: number
-  lastAt: number
-}
-interface BatchRun {
-  ms: number
-  record: BatchRecord
-  phases: Map<string, PhaseStats>
-  byExecutor: Map<string, ExecutorStats>
-  firstResultAt: number
-  lastResultAt: number
-  results: number
-  resultBytes: number
-  execMsSum: number
-  /** CPU seconds over the run: this process, each executor (spawn order), nats-server, every other process on the machine */
-  cpu: { self: number; executors: number[]; server: number; others: number }
-  /** `started` events the executors published (one per long scenario, before its `equity` chunks) */
-  runEvents: number
-}
-
-const emptyPhase = (): PhaseStats => ({ n: 0, sumMs: 0, maxMs: 0, firstStartAt: Number.NaN, firstDoneAt: Number.NaN, lastDoneAt: Number.NaN })
-
-const cpuSnapshot = (executors: ReadonlyArray<ChildProcess>, serverPid: number | undefined) => ({
-  machine: machineCpuSeconds().busy,
-  self: selfCpuSeconds(),
-  executors: executors.map((c) => procCpuSeconds(c.pid ?? -1)),
-  server: serverPid ? procCpuSeconds(serverPid) : Number.NaN
-})
-
-const decoder = new TextDecoder()
-const EXEC_MS_RE = /"exec_ms":([-+.\deE]+)/
-const EXECUTOR_RE = /"executor":"([^"]*)"/
-
-/** Submit a batch and wait for its record to say done; collect the telemetry on the way. */
-const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray<ChildProcess>, opts: { timeoutS?: number; parseResults?: boolean } = {}) =>
-  Effect.gen(function* () {
-    const { nc } = yield* Nats
-    const settings = yield* NatsSettings
-    const bus = yield* Bus
-    const phases = new Map<string, PhaseStats>()
-    const byExecutor = new Map<string, ExecutorStats>()
-    let t0 = 0
-    let firstResultAt = 0
-    let lastResultAt = 0
-    let results = 0
-    let resultBytes = 0
-    let execMsSum = 0
-    let doneAt = 0
-    let runEvents = 0
-    let resolveDone: () => void = () => undefined
-    const done = new Promise<void>((r) => (resolveDone = r))
-    const subs: Subscription[] = []
-    // Only phase events, the batch summary and `started` (one per long run): a long run's `equity`
-    // chunks (MBs per batch) would make this listener part of what is measured.
-    subs.push(nc.subscribe(`tf.evt.${batchId}.*.started`, { callback: () => void runEvents++ }))
-    subs.push(
-      nc.subscribe(`tf.evt.${batchId}.batch`, {
-        callback: (_e, m: Msg) => {
-          const ev = m.json<{ status?: string }>()
-          if (ev.status === "done" || ev.status === "failed") {
-            doneAt = performance.now() - t0
-            resolveDone()
-          }
-        }
-      })
-    )
-    subs.push(
-      nc.subscribe(`tf.evt.${batchId}.*.phase`, {
-        callback: (_e, m: Msg) => {
-          const at = performance.now() - t0
-          const ev = m.json<{ kind?: string; phase?: string; data?: { ms?: number } }>()
-          if (!ev.phase || (ev.kind !== "phase_result" && ev.kind !== "phase_start")) return
-          const p = phases.get(ev.phase) ?? emptyPhase()
-          phases.set(ev.phase, p)
-          if (ev.kind === "phase_start") {
-            if (Number.isNaN(p.firstStartAt)) p.firstStartAt = at
-            return
-          }
-          p.n++
-          p.sumMs += ev.data?.ms ?? 0
-          p.maxMs = Math.max(p.maxMs, ev.data?.ms ?? 0)
-          if (Number.isNaN(p.firstDoneAt)) p.firstDoneAt = at
-          p.lastDoneAt = at
-        }
-      })
-    )
-    subs.push(
-      nc.subscribe(`tf.res.${batchId}.>`, {
-        callback: (_e, m: Msg) => {
-          const at = performance.now() - t0
-          if (results === 0) firstResultAt = at
-          lastResultAt = at
-          results++
-          resultBytes += m.data.length
-          if (!opts.parseResults) return
-          // two fields of a ~5 KB result: a regex over the text costs this listener far less than JSON.parse
-          const text = decoder.decode(m.data)
-          const ms = Number(EXEC_MS_RE.exec(text)?.[1] ?? 0)
-          const executor = EXECUTOR_RE.exec(text)?.[1] ?? "?"
-          execMsSum += ms
-          const e = byExecutor.get(executor) ?? { n: 0, execMs: 0, firstAt: at, lastAt: at }
-          e.n++
-          e.execMs += ms
-          e.lastAt = at
-          byExecutor.set(executor, e)
-        }
-      })
-    )
-    yield* Effect.promise(() => nc.flush())
-    const cpu0 = cpuSnapshot(executors, settings.embedded?.pid)
-    t0 = performance.now()
-    yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batchId, config: cfg }), `submit:${batchId}`)
-    const timeoutS = opts.timeoutS ?? BATCH_TIMEOUT_S
-    const finished = yield* Effect.promise(() =>
-      Promise.race([done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutS * 1000).unref())])
-    )
-    const ms = finished ? doneAt : performance.now() - t0
-    const cpu1 = cpuSnapshot(executors, settings.embedded?.pid)
-    for (const s of subs) s.unsubscribe()
-    const rec = yield* kvGet(bus.batches, batchId, BatchRecord)
-    if (!rec) return yield* Effect.fail(new Error(`batch ${batchId}: no record in tf_batches`))
-    const record = rec.value
-    if (finished && (record.status !== "done" || record.counts.success !== record.total))
-      return yield* Effect.fail(new Error(`batch ${batchId} ended ${record.status}: ${JSON.stringify(record.counts)} of ${record.total}`))
-    return {
-      finished,
-      run: {
-        ms,
-        record,
-        phases,
-        byExecutor,
-        firstResultAt,
-        lastResultAt,
-        results,
-        resultBytes,
-        execMsSum,
-        cpu: {
-          self: cpu1.self - cpu0.self,
-          executors: cpu1.executors.map((c, i) => c - (cpu0.executors[i] ?? 0)),
-          server: cpu1.server - cpu0.server,
-          others: Math.max(0, cpu1.machine - cpu0.machine - (cpu1.self - cpu0.self) - sum(cpu1.executors) + sum(cpu0.executors) - (cpu1.server - cpu0.server))
-        },
-        runEvents
-      } satisfies BatchRun
-    }
-  })
-
-const PHASE_ORDER = ["submission", "availability", "requirements", "loading", "quality", "execution"]
-
-/** Share of n executors × B spent inside execution-phase handlers (group received → phase_result). */
-const busyShare = (r: BatchRun, n: number) => (r.phases.get("execution")?.sumMs ?? 0) / (n * r.ms)
-
-const describeRun = (label: string, r: BatchRun, n: number) => {
-  const cpuTotal = r.cpu.self + sum(r.cpu.executors) + r.cpu.server
-  const exec = r.phases.get("execution")
-  console.log(
-    `  ${label}: B = ${fmt(r.ms)} ms (${r.record.total} scenarios, ${r.record.groups} groups, ${exec?.n ?? 0} exec messages) | CPU s: bench+actors ${r.cpu.self.toFixed(2)}, ` +
-      `executors ${r.cpu.executors.map((c) => c.toFixed(2)).join(" + ")}, nats-server ${r.cpu.server.toFixed(2)} = ${cpuTotal.toFixed(2)}, other processes ${r.cpu.others.toFixed(2)}, of ${((r.ms / 1000) * cpus().length).toFixed(2)} core-s | ` +
-      `executors busy ${pct(busyShare(r, n))} of ${n}×B` +
-      (r.execMsSum > 0 ? `, in the engine ${pct(r.execMsSum / (n * r.ms))}` : "") +
-      ` | load avg ${loadavg()[0].toFixed(1)}`
-  )
-}
-
-const describeTimeline = (r: BatchRun) => {
-  const parts = PHASE_ORDER.filter((p) => r.phases.has(p)).map((p) => {
-    const s = r.phases.get(p)!
-    return `${p} ${s.n}× Σ${fmt(s.sumMs)} ms (max ${fmt(s.maxMs)}) ${fmt(s.firstStartAt)}→${fmt(s.firstDoneAt)}…${fmt(s.lastDoneAt)}`
-  })
-  console.log(`    timeline, ms after submit (first start→first done…last done): ${parts.join(" | ")}`)
-  if (r.byExecutor.size > 0)
-    console.log(
-      `    per executor: ${[...r.byExecutor.values()]
-        .map((e, i) => `#${i + 1} ${e.n} results, Σ exec_ms ${fmt(e.execMs)}, results ${fmt(e.firstAt)}…${fmt(e.lastAt)}`)
-        .join(" | ")}`
-    )
-  console.log(
-    `    results: ${r.results}${r.runEvents > 0 ? ` (${r.runEvents} long runs streamed started/equity events)` : ""} arrived ${fmt(r.firstResultAt)}…${fmt(r.lastResultAt)} ms (${fmt(r.resultBytes / 1e6)} MB, ${fmt(r.resultBytes / Math.max(1, r.results))} B each)` +
-      (r.execMsSum > 0 ? `, Σ engine exec_ms ${fmt(r.execMsSum)} ms` : "") +
-      `; batch done at ${fmt(r.ms)} ms (reporter ${fmt(r.ms - r.lastResultAt)} ms after the last result)`
-  )
-}
-
-/** Wait until the executor consumer has `n` waiting pull requests (executors started and pulling). */
-const waitForExecutors = (n: number) =>
-  Effect.gen(function* () {
-    const { jsm } = yield* Nats
-    const t0 = Date.now()
-    for (;;) {
-      const info = yield* Effect.promise(() => jsm.consumers.info(STREAM.pipeline, CONSUMER.executor.name))
-      if (info.num_waiting >= n) return (Date.now() - t0) / 1000
-      if (Date.now() - t0 > 60_000) return yield* Effect.fail(new Error(`only ${info.num_waiting} of ${n} executors are pulling after 60 s`))
-      yield* Effect.sleep("100 millis")
-    }
-  })
 
 // ---------------------------------------------------------------- (c) latency
 
-const firstResultLatency = (runId: string) =>
+/**
+ * Submit → first result of one daily scenario, LATENCY_SAMPLES times after a warm-up. With
+ * `cached`, every sample is the same scenario (the same result key), answered from the result
+ * cache; without, `cache: false` makes each one run.
+ */
+const firstResultLatency = (runId: string, cached = false) =>
   Effect.gen(function* () {
     const { nc, js } = yield* Nats
     const samples: number[] = []
@@ -494,7 +123,8 @@ const firstResultLatency = (runId: string) =>
           start_date: "2019-01-01",
           end_date: "2019-12-31",
           universe: [SYMBOLS[0]],
-          start_capital: 100_000
+          start_capital: 100_000,
+          ...(cached ? {} : { cache: false })
         }
         t0 = performance.now()
         await js.publish(SUBJECT.submit, JSON.stringify(msg), { msgID: `submit:${batchId}` })
@@ -508,6 +138,23 @@ const firstResultLatency = (runId: string) =>
       yield* Effect.sleep("30 millis")
     }
     return samples
+  })
+
+// ---------------------------------------------------------------- (e) the result cache
+
+/**
+ * A 1,000-scenario sweep submitted twice: the first run computes (a fresh batch seed makes its
+ * result keys new), the second is answered from the result cache in the requirements phase.
+ */
+const rerunCached = (executors: ReadonlyArray<ChildProcess>) =>
+  Effect.gen(function* () {
+    const seed = Date.now() % 2 ** 31
+    const sweep = { ...config("bench-rerun", "1d", { start_date: "2000-01-01", end_date: "2019-12-31" }, { fast: range(2, 26), slow: { from: 60, to: 78, step: 2 }, symbol: SYMBOLS }), cache: true, seed }
+    const first = yield* runBatch(`rerun-a-${seed}`, sweep, executors)
+    const second = yield* runBatch(`rerun-b-${seed}`, sweep, executors)
+    describeRun("(e) 1,000-scenario sweep, first submission", first.run, EXECUTORS)
+    describeRun("(e) the same sweep again (answered from the result cache)", second.run, EXECUTORS)
+    return { first: first.run.ms, second: second.run.ms, cachedPhase: second.run.phases.get("requirements") }
   })
 
 // ---------------------------------------------------------------- (a) + (b), large scenarios
@@ -612,9 +259,18 @@ const program = (root: string) =>
     console.log(
       `(c) publish → first result, single daily scenario (2019, ${SYMBOLS[0]}), ${lat.length} samples: p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms; load avg ${loadAvg()}`
     )
+    // (e) the result cache: a known scenario answered without loading or running, and a re-run sweep
+    const cachedLat = yield* firstResultLatency(`c${Date.now() % 100000}`, true)
+    const cachedP50 = percentile(cachedLat, 50)
+    console.log(`(e) publish → result of a cached scenario, ${cachedLat.length} samples: p50 ${cachedP50.toFixed(1)} ms, p95 ${percentile(cachedLat, 95).toFixed(1)} ms (uncached p50 ${p50.toFixed(1)} ms)`)
+    const rerun = yield* rerunCached(executors)
+    const rerunRatio = rerun.second / rerun.first
+    console.log(`(e) 1,000-scenario sweep: first ${fmt(rerun.first)} ms, again ${fmt(rerun.second)} ms = ${rerunRatio.toFixed(3)}×`)
 
     // (d) many small
     let smallRatio: number | string = "skipped"
+    let resultBytes: number | string = "skipped"
+    let cpuUsPerScenario: number | string = "skipped"
     if (RUN_SMALL) {
       yield* measureGroupCodec(smallScenarios, "small batch")
       const resultCost = yield* measureResultCost(root, smallScenarios)
@@ -639,6 +295,9 @@ const program = (root: string) =>
       if (runs.length > 0) {
         const Bsmall = median(runs.map((r) => r.ms))
         smallRatio = Asmall.total / Bsmall
+        resultBytes = median(runs.flatMap((r) => r.resultSizes))
+        // every process's CPU (bench + actors, executors, nats-server) over the scenarios run
+        cpuUsPerScenario = median(runs.map((r) => ((r.cpu.self + r.cpu.executors.reduce((a, b) => a + b, 0) + r.cpu.server) * 1e6) / r.record.total))
         console.log(
           `(d) ${smallScenarios.length} scenarios: pipeline ${fmt(smallScenarios.length / (Bsmall / 1000))}/s (median of ${runs.length}) vs in-process ${fmt(smallScenarios.length / (Asmall.total / 1000))}/s = ${smallRatio.toFixed(3)}×; ` +
             `per result outside the engine: encode ${resultCost.us.toFixed(0)} µs + decode ${resultCost.decUs.toFixed(0)} µs`
@@ -652,6 +311,10 @@ const program = (root: string) =>
     result("pipeline_first_result_p50_ms", Number(p50.toFixed(1)), 100)
     result("pipeline_first_result_p95_ms", Number(p95.toFixed(1)), 250)
     result("pipeline_small_vs_inprocess", typeof smallRatio === "number" ? Number(smallRatio.toFixed(3)) : smallRatio, 0.5)
+    result("pipeline_result_bytes", resultBytes, 1500)
+    result("pipeline_small_cpu_us_per_scenario", typeof cpuUsPerScenario === "number" ? Math.round(cpuUsPerScenario) : cpuUsPerScenario, "-")
+    result("cached_result_p50_ms", Number(cachedP50.toFixed(1)), 50)
+    result("rerun_cached_vs_first", Number(rerunRatio.toFixed(3)), 0.1)
   })
 
 const main = Effect.gen(function* () {

@@ -37,21 +37,20 @@ if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1 && [
   fi
 fi
 
-# npm packages: install when node_modules is missing or older than the lockfile.
+# npm packages: install when node_modules is missing or older than the lockfile. The lockfile
+# records every platform's optional packages (esbuild, rollup, DuckDB bindings), so `npm ci`
+# takes it on Linux and macOS alike. No build here: bin/tickflow.mjs runs the TypeScript through
+# tsx until `npm run build` has written a dist/ newer than src/.
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "bootstrap: installing npm packages (npm ci)" >&2
   ci_log="$(mktemp)"
   if ! npm ci --no-audit --no-fund --loglevel=error >"$ci_log" 2>&1; then
-    # Some npm 11 releases write lockfiles without other platforms' optional packages and then
-    # refuse them in `npm ci` (npm/cli#8320). Install from the same lockfile without rewriting it.
+    cat "$ci_log" >&2
     if grep -q "Missing: .* from lock file" "$ci_log"; then
-      echo "bootstrap: npm ci refused the lockfile (other platforms' optional packages, npm/cli#8320); using npm install --no-save" >&2
-      npm install --no-save --no-audit --no-fund --loglevel=error >&2
-    else
-      cat "$ci_log" >&2
-      rm -f "$ci_log"
-      exit 1
+      echo "bootstrap: package-lock.json does not match package.json: run \`npm install --package-lock-only\` and commit package-lock.json" >&2
     fi
+    rm -f "$ci_log"
+    exit 1
   fi
   rm -f "$ci_log"
 fi

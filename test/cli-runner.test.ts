@@ -12,9 +12,7 @@ import { readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
-import { inlineUniverseFiles, validateBatch } from "../src/cli/run.js"
-import { universeFileReader } from "../src/actors/coordinator.js"
-import { parseBatchConfig } from "../src/schemas/batch.js"
+import { validateBatch } from "../src/cli/run.js"
 import { writeFileAtomic } from "../src/cli/outputs.js"
 
 const BIN = resolve(__dirname, "..", "bin", "tickflow.mjs")
@@ -346,20 +344,3 @@ describe("atomic writes", () => {
   })
 })
 
-describe("submission without host paths", () => {
-  it("universe files are read by the CLI and sent as symbols", () => {
-    writeFileSync(join(dir, "universe.txt"), "# mine\nAAA\nbbb\n")
-    const cfg = parseBatchConfig({
-      batch_name: "u",
-      defaults: { strategy: "trend_baseline", freq: "1d", start_date: "2016-01-04", end_date: "2017-01-04", universe: { file: "universe.txt" }, start_capital: 1 },
-      runs: [{ id: "a" }, { id: "b", universe: ["BBB"] }],
-      sweep: { id: "s", universe: { file: "universe.txt" }, grid: { fast: [5] } }
-    })
-    const { data_root: _d, output_root: _o, ...rest } = cfg
-    const sent = inlineUniverseFiles(rest, universeFileReader(dir))
-    expect(sent.defaults.universe).toEqual(["AAA", "BBB"])
-    expect(sent.runs.map((r) => r.universe)).toEqual([undefined, ["BBB"]])
-    expect((sent.sweep as { universe: unknown }).universe).toEqual(["AAA", "BBB"])
-    expect(JSON.stringify(sent)).not.toContain("universe.txt")
-  })
-})

@@ -217,8 +217,11 @@ describe("Dockerfile", () => {
   it("installs production dependencies only, and everything it runs is one of them", () => {
     const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; engines?: { node?: string } }
     expect(lines.some((l) => /npm ci\b.*--omit=dev/.test(l))).toBe(true)
-    // tsx runs the TypeScript at runtime, so --omit=dev must not drop it
-    expect(Object.keys(pkg.dependencies)).toContain("tsx")
+    // the image runs the built JavaScript: built in a stage of its own, no TypeScript loader at run time
+    expect(lines.some((l) => /^RUN\s.*scripts\/build\.mjs/.test(l))).toBe(true)
+    expect(lines.some((l) => /^COPY\s+--from=build\s+\/app\/dist\/?\s/.test(l))).toBe(true)
+    expect(Object.keys(pkg.dependencies)).not.toContain("tsx")
+    expect(/^ENTRYPOINT\s+(.*)$/m.exec(dockerfile)?.[1]).not.toContain("tsx")
     expect(/^FROM\s+node:(\d+)/m.exec(dockerfile)?.[1]).toBe(/\d+/.exec(pkg.engines?.node ?? "20")?.[0])
   })
 
@@ -226,5 +229,21 @@ describe("Dockerfile", () => {
     const user = lines.filter((l) => /^USER\s/i.test(l)).at(-1)
     expect(user, "no USER instruction").toBeDefined()
     expect(user!.split(/\s+/)[1]).not.toMatch(/^(root|0)(:|$)/)
+  })
+})
+
+describe("docker-compose.yml for compose v1 and v2", () => {
+  it("has no top-level name (compose v1 refuses it)", () => {
+    expect(Object.keys(compose)).not.toContain("name")
+  })
+
+  it("starts executors only once the actors report the topology in place", () => {
+    const dep = (services.executor.depends_on as Record<string, { condition?: string }>).actors
+    expect(dep?.condition).toBe("service_healthy")
+    const test = argv(services.actors.healthcheck?.test).join(" ")
+    // the executor binds the object store (created last) and its durable consumer
+    expect(test).toContain("OBJ_tf_data")
+    expect(test).toContain('"executor"')
+    expect(test).toMatch(/http:\/\/nats:8222\/jsz\?[^"]*consumers=true/)
   })
 })

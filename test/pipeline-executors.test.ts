@@ -18,6 +18,7 @@ import { STREAM, SUBJECT } from "../src/streams/topology.js"
 import { ScenarioResult } from "../src/schemas/results.js"
 import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { systemTestLayer } from "./support/system.js"
+import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
 
 const ACK_WAIT_MS = 3_000
@@ -34,10 +35,10 @@ const exited = (c: ChildProcess) =>
 const STAGE_ACTORS = ["coordinator", "availability", "requirements", "loader", "quality", "reporter"] as const
 
 /** A batch of slow scenarios (~90–110 ms each) on the generated AAA series. */
-const slowBatch = (name: string, count: number, spinUs: number) => ({
+const slowBatch = (name: string, count: number, spinUs: number, strategy: string) => ({
   batch_name: name,
   defaults: {
-    strategy: resolve(__dirname, "fixtures", "slow-strategy.ts"),
+    strategy,
     freq: "1d",
     start_date: "2017-01-02",
     end_date: "2019-12-31",
@@ -105,7 +106,8 @@ describe("executors", () => {
           const a = startWith("exA")
           startWith("exB")
           const follower = yield* resultFollower("kill1")
-          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "kill1", config: slowBatch("kill_test", 30, 120) }), "submit:kill1")
+          const slow = yield* publishFixture("slow-strategy.ts")
+          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "kill1", config: slowBatch("kill_test", 30, 120, slow) }), "submit:kill1")
           // Follow results as they arrive, to kill executor A in the middle of its work.
           let seen = 0
           for (;;) {
@@ -146,7 +148,8 @@ describe("executors", () => {
         Effect.gen(function* () {
           const first = startWith("first")
           const follower = yield* resultFollower("drain1")
-          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "drain1", config: slowBatch("drain_test", 12, 150) }), "submit:drain1")
+          const slow = yield* publishFixture("slow-strategy.ts")
+          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "drain1", config: slowBatch("drain_test", 12, 150, slow) }), "submit:drain1")
           const m = yield* Effect.promise(() => follower.next({ expires: 30_000 }))
           expect(m).not.toBeNull()
           // Results are flushed every 100 ms, so the first arrives while its group (3 × ~110 ms) is

@@ -13,12 +13,12 @@ import { fetchEquity } from "../src/actors/equity.js"
 import { Bus, publishRaw } from "../src/streams/bus.js"
 import { SUBJECT } from "../src/streams/topology.js"
 import { systemTestLayer } from "./support/system.js"
+import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
 
 const root = mkdtempSync(join(tmpdir(), "tf-pipeline-"))
-const fixture = (name: string) => resolve(__dirname, "fixtures", name)
 
-const sweepConfig = {
+const sweepConfig = (thrower: string) => ({
   batch_name: "pipeline_test",
   seed: 7,
   defaults: {
@@ -34,10 +34,10 @@ const sweepConfig = {
     { id: "bad_dates", start_date: "2020-06-01", end_date: "2019-06-01" },
     { id: "bad_param", params: { fast: 500, slow: 600 } },
     { id: "gap_symbol", universe: ["GAPPY"], params: { fast: 10, slow: 40 } },
-    { id: "thrower", strategy: fixture("throwing-strategy.ts"), params: { after: 100 } }
+    { id: "thrower", strategy: thrower, params: { after: 100 } }
   ],
   sweep: { id: "ema", grid: { fast: [5, 10, 15, 20], slow: [40, 60], symbol: ["AAA", "BBB"] } }
-}
+})
 
 describe("pipeline", () => {
   it.scopedLive(
@@ -54,7 +54,9 @@ describe("pipeline", () => {
           gaps: [{ symbol: "GAPPY", from: "2018-03-01", to: "2018-03-31" }]
         })
         const loadsBefore = loaderMetrics.loads
-        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "sweep20", config: sweepConfig }), "submit:sweep20")
+        // A user strategy travels as a published module (name@hash), never as a path.
+        const thrower = yield* publishFixture("throwing-strategy.ts")
+        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "sweep20", config: sweepConfig(thrower) }), "submit:sweep20")
         const rec = yield* waitForBatch("sweep20")
         expect(rec.status).toBe("done")
         expect(rec.total).toBe(20)
@@ -101,7 +103,7 @@ describe("pipeline", () => {
         // The same sweep in a second batch is answered from the result cache: byte-identical
         // metrics, the original timings, nothing loaded, no engine run.
         const loadsBeforeSecond = loaderMetrics.loads
-        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "sweep20b", config: sweepConfig }), "submit:sweep20b")
+        yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "sweep20b", config: sweepConfig(thrower) }), "submit:sweep20b")
         const rec2 = yield* waitForBatch("sweep20b")
         expect(rec2.counts).toEqual(rec.counts)
         // only the failed scenario (failures are not cached) runs again, on a slice of its own warm-up

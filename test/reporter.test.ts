@@ -9,13 +9,14 @@ import { Effect } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
 import { mulberry32 } from "../src/engine/index.js"
 import { publishRaw, type Bus } from "../src/streams/bus.js"
 import { childEnv, type Nats, NatsSettings } from "../src/streams/connection.js"
 import { SUBJECT } from "../src/streams/topology.js"
 import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
+import { publishFixture } from "./support/strategies.js"
 import { systemTestLayer } from "./support/system.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
 
@@ -135,12 +136,13 @@ describe("reporter: counts derived from the results stream", () => {
           for (let i = 4; i < bytes.length - 8 - footerLength; i++) bytes[i] ^= 0x5a
           writeFileSync(file, bytes)
           start()
+          const thrower = yield* publishFixture("throwing-strategy.ts")
           const config = {
             batch_name: "two_failures",
             defaults: { freq: "1d", start_date: "2017-01-02", end_date: "2019-12-31", start_capital: 100_000 },
             runs: [
               { id: "load_fails", strategy: "trend_baseline", universe: ["BAD"] },
-              { id: "exec_fails", strategy: resolve(__dirname, "fixtures", "throwing-strategy.ts"), universe: ["AAA"], params: { after: 10 } }
+              { id: "exec_fails", strategy: thrower, universe: ["AAA"], params: { after: 10 } }
             ]
           }
           yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "two-fail", config }), "submit:two-fail")

@@ -3,15 +3,27 @@
  * requirements actor and by `tickflow validate` / `run --dry-run`, so a dry run reports exactly
  * what the pipeline would skip. (Availability's check is `availabilityProblem` in availability.ts.)
  */
-import { loadStrategy, validateParams, type StrategyDefinition } from "../engine/index.js"
+import { existsSync } from "node:fs"
+import { resolve } from "node:path"
+import { Effect } from "effect"
+import { getStrategy, loadStrategy, validateParams, type StrategyDefinition } from "../engine/index.js"
+import { bundleStrategyFile, inspectBundle } from "../strategies-store.js"
 import type { Scenario } from "../schemas/batch.js"
 
 export type StrategyLookup = { readonly ok: true; readonly def: StrategyDefinition<any> } | { readonly ok: false; readonly reason: string }
 
-/** Resolves a built-in name or a module path (relative to `baseDir`) without instantiating it. */
+/**
+ * Resolves a built-in name or a local module path (relative to `baseDir`, bundled as `submit`
+ * publishes it) without instantiating it: what the CLI checks before sending a batch.
+ */
 export const resolveStrategy = async (name: string, baseDir: string): Promise<StrategyLookup> => {
   try {
-    return { ok: true, def: await loadStrategy(name, baseDir) }
+    const builtin = getStrategy(name)
+    if (builtin) return { ok: true, def: builtin as StrategyDefinition<any> }
+    const file = resolve(baseDir, name)
+    if (/\.(m?[jt]s|cts|cjs)$/i.test(name) && existsSync(file))
+      return { ok: true, def: (await Effect.runPromise(bundleStrategyFile(file).pipe(Effect.flatMap(inspectBundle)))) as StrategyDefinition<any> }
+    return { ok: true, def: await loadStrategy(name) }
   } catch (e) {
     const cause = (e as { error?: unknown }).error ?? e
     return { ok: false, reason: `strategy: ${(cause as Error)?.message ?? String(cause)}` }

@@ -2,33 +2,42 @@
  * coordinator: takes a batch config or a single scenario from `tf.submit`, expands defaults and
  * sweeps into scenarios with stable ids, records the batch in KV `tf_batches`, and publishes the
  * scenarios in groups that share a data slice to `tf.scn.avail.<batch>`.
+ *
+ * A submission is untrusted (anyone with the submitter role): its size is checked before it is
+ * expanded, it may not name host paths, and it may create or add to a batch only under ids it
+ * owns. A refused submission is answered in `tf_rejections` / `tf.rejected.<seq>` (see
+ * src/security/rejections.ts), never in the batch it named.
  */
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { isAbsolute, resolve } from "node:path"
-import { Effect } from "effect"
+import { Duration, Effect, Schedule } from "effect"
+import type { KV } from "@nats-io/kv"
 import { z } from "zod"
-import { ENGINE_VERSION } from "../engine/index.js"
 import {
   ID_RE,
   ConfigError,
   expandBatch,
-  makeBatchId,
   parseBatchConfig,
   Scenario,
   sliceGroupKey,
   type Scenario as ScenarioT
 } from "../schemas/batch.js"
-import { FREQS, isRealDate, WIRE_VERSION } from "../schemas/common.js"
+import { WIRE_VERSION } from "../schemas/common.js"
 import { formatIssues } from "../schemas/errors.js"
-import { BatchRecord, PipelineEvent } from "../schemas/results.js"
+import { BatchRecord, PipelineEvent, RunStatus } from "../schemas/results.js"
 import { SubmitMessage, type GroupMessage as GroupMessageT } from "../schemas/wire.js"
-import { Bus, kvCreate, kvGet, kvPut, kvUpdate, publish } from "../streams/bus.js"
+import { Bus, kvCreate, kvGet, publish, type Delivery } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, missingBatchRecord, publishResults, publishGroup } from "./common.js"
+import { boundReason, currentSecuritySettings, hostPathProblems, limitProblems, truncate, type SecuritySettingsShape } from "../security/limits.js"
+import { openRejectionBucket, recordRejection } from "../security/rejections.js"
+import { missingBatchRecord, publishGroup } from "./common.js"
 import { runActor, TransientFault } from "./runner.js"
 
-/** Universe files: one symbol per line, or a CSV whose first column is the symbol; # comments. */
+/**
+ * Universe files: one symbol per line, or a CSV whose first column is the symbol; # comments.
+ * Used by the CLI on its own machine (submit, run, validate); never for a bus message.
+ */
 export const universeFileReader = (baseDir: string) => (p: string): string[] =>
   readFileSync(isAbsolute(p) ? p : resolve(baseDir, p), "utf8")
     .split(/\r?\n/)
@@ -95,21 +104,6 @@ export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>, submission?:
   return groups
 }
 
-const failBatch = (batchId: string, name: string, error: string) =>
-  Effect.gen(function* () {
-    const bus = yield* Bus
-    const rec: BatchRecord = {
-      ...missingBatchRecord(batchId),
-      batch_name: name,
-      status: "failed",
-      error,
-      finished_at: now()
-    }
-    yield* kvPut(bus.batches, batchId, rec)
-    yield* publish(SUBJECT.batchEvent(batchId), BatchRecord, rec, { msgId: `batch:${batchId}:rejected` })
-    yield* Effect.logError(`batch rejected: ${error}`).pipe(Effect.annotateLogs({ batch_id: batchId }))
-  })
-
 const publishGroups = (groups: ReadonlyArray<GroupMessageT>) =>
   Effect.forEach(
     groups,
@@ -129,28 +123,50 @@ const submissionEvent = (batchId: string, submission: string, data: Record<strin
     { msgId: `${batchId}:sub-${submission}:submission:result` }
   )
 
-const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, submission: string) =>
+/** What the handler needs besides the message: limits and where rejections go. */
+interface CoordinatorContext {
+  readonly limits: SecuritySettingsShape
+  readonly rejections: KV
+}
+
+/** A submission refused: answered under its own stream sequence, never in the batch it named. */
+class Refused {
+  readonly _tag = "Refused"
+  constructor(readonly problems: ReadonlyArray<string>) {}
+}
+
+/** Stable JSON (sorted keys) for fingerprints: the same content hashes the same. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_k, x) =>
+    x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x
+  )
+
+/**
+ * Batch ids belong to the submission that created them. A batch submission owns its id when
+ * its content is the same as the creating one (a redelivery or an identical resubmission
+ * republishes the same, de-duplicated group ids); anything else naming that id is refused and
+ * the record and results stay as they are.
+ */
+const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, ctx: CoordinatorContext, submission: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const settings = yield* ActorSettings
-    const rawName = (msg.config as { batch_name?: unknown } | null)?.batch_name
-    const fallbackId = msg.batch_id ?? `rejected-${hash(JSON.stringify(msg.config ?? null), 10)}`
+    const fingerprint = hash(canonical({ batch_id: msg.batch_id ?? null, config: msg.config }), 32)
+    const owner = `batch:${fingerprint}`
     let scenarios: ScenarioT[]
     let batchId: string
     let batchName: string
-    let outputRoot: string
     let cacheAllowed: boolean | undefined
     try {
       const cfg = parseBatchConfig(msg.config)
       cacheAllowed = cfg.cache
-      batchId = msg.batch_id ?? makeBatchId(cfg)
+      // Without an id the batch gets one from its content: a redelivery finds the same batch.
+      batchId = msg.batch_id ?? `${cfg.batch_name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 100)}-${fingerprint.slice(0, 12)}`
       batchName = cfg.batch_name
-      outputRoot = cfg.output_root
-      const baseDir = msg.base_dir ?? settings.baseDir
-      scenarios = expandBatch(cfg, { batchId, readUniverseFile: universeFileReader(baseDir) })
+      // No universe-file reader and no data root: from the bus, symbols come as lists and the
+      // actors use their own catalog root.
+      scenarios = expandBatch(cfg, { batchId, maxScenarios: ctx.limits.maxScenariosPerBatch })
     } catch (e) {
-      const text = e instanceof ConfigError ? e.message : String(e)
-      return yield* failBatch(fallbackId, typeof rawName === "string" ? rawName : fallbackId, text)
+      return yield* Effect.fail(new Refused(e instanceof ConfigError ? e.problems : [String((e as Error)?.message ?? e)]))
     }
     const groups = groupScenarios(scenarios, submission, cacheAllowed)
     const record: BatchRecord = {
@@ -159,10 +175,17 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, submission:
       batch_name: batchName,
       total: scenarios.length,
       groups: groups.length,
-      output_root: outputRoot
+      owner
     }
-    // Created once (so watchers see it at once); from then on only the reporter updates it.
-    yield* kvCreate(bus.batches, batchId, record)
+    const created = yield* kvCreate(bus.batches, batchId, record)
+    if (!created) {
+      const existing = yield* kvGet(bus.batches, batchId, BatchRecord)
+      if (existing?.value.owner !== owner)
+        return yield* Effect.fail(
+          new Refused([`batch_id: ${JSON.stringify(batchId)} is already used by another submission; choose a new batch id (a batch belongs to the submission that created it)`])
+        )
+    }
+    // From here on only the reporter updates the record: it derives the total from this event.
     yield* submissionEvent(batchId, submission, {
       in: scenarios.length,
       pass: scenarios.length,
@@ -170,11 +193,10 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, submission:
       failed: 0,
       total: scenarios.length,
       groups: groups.length,
-      batch_name: batchName,
-      output_root: outputRoot
+      batch_name: batchName
     })
     yield* Effect.logInfo(`batch accepted: ${scenarios.length} scenarios in ${groups.length} groups`).pipe(
-      Effect.annotateLogs({ batch_id: batchId, batch_name: batchName })
+      Effect.annotateLogs({ batch_id: batchId, batch_name: batchName, redelivered: !created })
     )
     yield* publishGroups(groups)
   })
@@ -185,73 +207,112 @@ const adhocIds = (s: Omit<ScenarioT, "batch_id" | "scenario_id">) => {
   return { batch_id: `adhoc-${h.slice(0, 8)}`, scenario_id: `s-${h}` }
 }
 
+/** Raw `tf_runs` entry: the queued status plus the fingerprint of the submission that queued it. */
+const QueuedRun = RunStatus.extend({ submission: z.string().optional() })
+
+/**
+ * Single scenarios may share a batch (a service sending one at a time). The batch's owner is
+ * `scenarios:<sha256 of owner_token>` (or `scenarios:open` without a token); a scenario may be
+ * added only to a batch with the same owner, and only under a scenario id not used yet — the
+ * same submission again (a redelivery) republishes its de-duplicated group.
+ */
 const acceptScenario = (msg: Extract<SubmitMessage, { kind: "scenario" }>, submission: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const { kind: _kind, batch_id, scenario_id, cache, ...rest } = msg
+    const { kind: _kind, batch_id, scenario_id, owner_token, cache, ...rest } = msg
     const ids = adhocIds(rest as Omit<ScenarioT, "batch_id" | "scenario_id">)
     const parsed = Scenario.safeParse({ ...rest, batch_id: batch_id ?? ids.batch_id, scenario_id: scenario_id ?? ids.scenario_id }, { reportInput: true })
-    if (!parsed.success) return yield* failBatch(batch_id ?? ids.batch_id, batch_id ?? ids.batch_id, formatIssues(parsed.error).join("; "))
+    if (!parsed.success) return yield* Effect.fail(new Refused(formatIssues(parsed.error)))
     const scenario = parsed.data
-    // The batch record appears at once; its counts are the reporter's (from submission events
-    // and results, so a scenario submitted twice is counted once).
-    yield* kvCreate(bus.batches, scenario.batch_id, { ...missingBatchRecord(scenario.batch_id), status: "accepted" })
+    const owner = `scenarios:${owner_token !== undefined ? hash(`tickflow-owner:${owner_token}`, 32) : "open"}`
+    const fingerprint = hash(canonical(scenario), 32)
+    const fresh: BatchRecord = { ...missingBatchRecord(scenario.batch_id), status: "accepted", owner }
+    if (!(yield* kvCreate(bus.batches, scenario.batch_id, fresh))) {
+      const existing = yield* kvGet(bus.batches, scenario.batch_id, BatchRecord)
+      if (existing?.value.owner !== owner)
+        return yield* Effect.fail(
+          new Refused([
+            `batch_id: ${JSON.stringify(scenario.batch_id)} belongs to another submitter; choose another batch id${owner_token === undefined ? " (or send the owner_token of that batch)" : ""}`
+          ])
+        )
+    }
+    // A scenario id belongs to the content that first used it (a redelivery or the same content again is fine).
+    const runKey = `${scenario.batch_id}.${scenario.scenario_id}`
+    const first = yield* kvCreate(bus.runs, runKey, {
+      v: WIRE_VERSION,
+      batch_id: scenario.batch_id,
+      scenario_id: scenario.scenario_id,
+      status: "queued",
+      submission: fingerprint,
+      updated_at: now()
+    })
+    if (!first) {
+      const run = yield* kvGet(bus.runs, runKey, QueuedRun)
+      if (run?.value.status !== "queued" || run.value.submission !== fingerprint)
+        return yield* Effect.fail(
+          new Refused([`scenario_id: ${JSON.stringify(scenario.scenario_id)} is already used in batch ${JSON.stringify(scenario.batch_id)}; choose a new scenario id`])
+        )
+    }
+    // The batch's total is the reporter's: from submission events, each scenario id once.
     yield* submissionEvent(scenario.batch_id, submission, { in: 1, pass: 1, skipped: 0, failed: 0, scenario_ids: [scenario.scenario_id] })
     yield* Effect.logInfo("scenario accepted").pipe(Effect.annotateLogs({ batch_id: scenario.batch_id, scenario_id: scenario.scenario_id }))
     yield* publishGroups(groupScenarios([scenario], submission, cache))
   })
 
 /**
- * A submission that is not valid still gets an answer: the batch record says why, and when the
- * sender named its batch and scenario ids, a `skipped` result arrives where it is listening.
+ * A refused submission is answered in `tf_rejections` under its stream sequence (expiring) and
+ * on `tf.rejected.<seq>`; the batch it named is not touched. The reason is bounded and never
+ * carries file contents (nothing is read from files here) or a huge value.
  */
-const rejectSubmission = (raw: unknown, problems: ReadonlyArray<string>) =>
+const rejectSubmission = (seq: number, raw: unknown, problems: ReadonlyArray<string>, ctx: CoordinatorContext) =>
   Effect.gen(function* () {
     const r = (raw ?? {}) as Record<string, unknown>
-    const validId = (v: unknown) => typeof v === "string" && ID_RE.test(v)
-    const batchId = validId(r.batch_id) ? String(r.batch_id) : `rejected-${hash(JSON.stringify(raw ?? null), 10)}`
-    const reason = `submission rejected: ${problems.join("; ")}`
-    if (validId(r.scenario_id)) {
-      const asText = (v: unknown, d: string) => (typeof v === "string" ? v : d)
-      yield* publishResults([
-        {
-          v: WIRE_VERSION,
-          batch_id: batchId,
-          scenario_id: String(r.scenario_id),
-          status: "skipped",
-          phase: "submission",
-          reason,
-          strategy: asText(r.strategy, "unknown"),
-          params: typeof r.params === "object" && r.params !== null ? (r.params as Record<string, unknown>) : {},
-          universe: Array.isArray(r.universe) ? r.universe.map(String) : [],
-          freq: FREQS.includes(r.freq as never) ? (r.freq as ScenarioT["freq"]) : "1d",
-          start_date: isRealDate(asText(r.start_date, "")) ? String(r.start_date) : "1970-01-01",
-          end_date: isRealDate(asText(r.end_date, "")) ? String(r.end_date) : "1970-01-01",
-          warnings: [],
-          engine_version: ENGINE_VERSION,
-          timings: {},
-          finished_at: now()
-        }
-      ])
-    }
-    yield* failBatch(batchId, batchId, reason)
+    const validId = (v: unknown): v is string => typeof v === "string" && ID_RE.test(v)
+    const reason = truncate(`submission rejected: ${boundReason(problems, ctx.limits.maxReasonChars)}`, ctx.limits.maxReasonChars + 40)
+    yield* recordRejection(ctx.rejections, {
+      v: WIRE_VERSION,
+      seq,
+      ...(validId(r.batch_id) ? { batch_id: r.batch_id } : {}),
+      ...(validId(r.scenario_id) ? { scenario_id: r.scenario_id } : {}),
+      reason,
+      at: now()
+    })
+    yield* Effect.logWarning(reason).pipe(
+      Effect.annotateLogs({ submission_seq: seq, ...(validId(r.batch_id) ? { batch_id: r.batch_id } : {}), ...(validId(r.scenario_id) ? { scenario_id: r.scenario_id } : {}) })
+    )
   })
 
-export const coordinatorActor = runActor({
-  name: "coordinator",
-  consumer: "coordinator",
-  // Parsed in the handler so that an invalid submission is answered, not just dead-lettered.
-  schema: z.unknown(),
-  handle: (raw, delivery) => {
+const handleSubmission = (raw: unknown, delivery: Delivery<unknown>, ctx: CoordinatorContext) =>
+  Effect.gen(function* () {
+    // Size first, on the raw message, before anything is parsed further or expanded.
+    const limits = limitProblems(raw, delivery.msg.data.length, ctx.limits)
+    if (limits.length > 0) return yield* Effect.fail(new Refused(limits))
+    const hostPaths = hostPathProblems(raw)
+    if (hostPaths.length > 0) return yield* Effect.fail(new Refused(hostPaths))
+    const parsed = SubmitMessage.safeParse(raw, { reportInput: true })
+    if (!parsed.success) return yield* Effect.fail(new Refused(formatIssues(parsed.error)))
+    const msg = parsed.data
     // The submission's identity: its place in the stream (the same when redelivered).
     const submission = `s${delivery.streamSeq}`
-    const parsed = SubmitMessage.safeParse(raw, { reportInput: true })
-    if (!parsed.success) return rejectSubmission(raw, formatIssues(parsed.error)).pipe(
-      Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))
-    )
-    const msg = parsed.data
-    return (msg.kind === "batch" ? acceptBatch(msg, submission) : acceptScenario(msg, submission)).pipe(
-      Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))
-    )
-  }
+    return yield* msg.kind === "batch" ? acceptBatch(msg, ctx, submission) : acceptScenario(msg, submission)
+  }).pipe(
+    Effect.catchAll((e) =>
+      e instanceof Refused ? rejectSubmission(delivery.streamSeq, raw, e.problems, ctx) : Effect.fail(e)
+    ),
+    Effect.mapError((e) => new TransientFault({ reason: e.message, cause: e }))
+  )
+
+export const coordinatorActor = Effect.gen(function* () {
+  const limits = yield* currentSecuritySettings
+  const rejections = yield* openRejectionBucket(limits.rejectionTtlMs).pipe(
+    Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.intersect(Schedule.recurs(8))))
+  )
+  const ctx: CoordinatorContext = { limits, rejections }
+  yield* runActor({
+    name: "coordinator",
+    consumer: "coordinator",
+    // Parsed in the handler so that an invalid submission is answered, not just dead-lettered.
+    schema: z.unknown(),
+    handle: (raw, delivery) => handleSubmission(raw, delivery, ctx)
+  })
 })

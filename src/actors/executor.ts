@@ -9,7 +9,6 @@
 import { Effect } from "effect"
 import {
   EngineRunError,
-  loadStrategy,
   runBacktest,
   scenarioSeed,
   validateParams
@@ -26,6 +25,7 @@ import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stop
 import { storeCached } from "./cache.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
+import { StrategyStore } from "../strategies-store.js"
 import { groupActor } from "./runner.js"
 
 /** Scenarios with at least this many rows stream `started` and `progress` events. */
@@ -72,7 +72,8 @@ interface RunContext {
   readonly dataVersion: string | undefined
   readonly instance: string
   readonly attempt: number
-  readonly baseDir: string
+  /** built-ins, and published modules fetched by name@hash (never paths) */
+  readonly strategies: StrategyStore
   /** fire-and-forget telemetry publish; the returned promise never rejects */
   readonly emit: (s: GroupItem["scenario"], kind: EventKind, seq: number, data: Record<string, unknown>) => Promise<unknown>
   /** stream the equity curve of long runs as events */
@@ -89,7 +90,7 @@ const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: 
   Effect.gen(function* () {
     const s = item.scenario
     const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
-    const def = yield* Effect.either(Effect.tryPromise(() => loadStrategy(s.strategy, ctx.baseDir)))
+    const def = yield* Effect.either(ctx.strategies.load(s.strategy))
     if (def._tag === "Left") {
       const cause = (def.left as { error?: unknown }).error ?? def.left
       return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
@@ -212,7 +213,7 @@ export const executorActor = groupActor({
         dataVersion: group.data_version,
         instance: settings.instance,
         attempt: delivery.deliveryCount,
-        baseDir: settings.baseDir,
+        strategies: yield* StrategyStore,
         equityEvents: EQUITY_EVENTS === "all" || (EQUITY_EVENTS === "single" && group.items.length === 1),
         emit: (s, kind, seq, data) =>
           Effect.runPromise(

@@ -15,8 +15,9 @@ import { qualityActor } from "./quality.js"
 import { requirementsActor } from "./requirements.js"
 import { deadLetterWatcher, reporterActor } from "./reporter.js"
 import { Shutdown } from "./common.js"
+import { StrategyStore } from "../strategies-store.js"
 
-type ActorEnv = Nats | Bus | ActorSettings | Shutdown
+type ActorEnv = Nats | Bus | ActorSettings | Shutdown | StrategyStore
 
 export const ACTOR_NAMES = ["coordinator", "availability", "requirements", "loader", "quality", "executor", "reporter"] as const
 export type ActorName = (typeof ACTOR_NAMES)[number]
@@ -63,4 +64,8 @@ export const actorsLayer = (names: ReadonlyArray<ActorName> = ACTOR_NAMES) =>
           })
       }
     })
+  ).pipe(
+    // requirements and executors resolve strategies through it: built-ins, or name@hash fetched
+    // from the strategy store into this process's private cache
+    Layer.provide(StrategyStore.Default)
   )

@@ -8,13 +8,22 @@
  * answered from it here — no load, no engine — unless the submission said `cache: false`.
  */
 import { Effect } from "effect"
-import { checkRequirements, resolveStrategy } from "./checks.js"
+import { StrategyStore } from "../strategies-store.js"
+import { checkRequirements } from "./checks.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
 import type { ScenarioResult } from "../schemas/results.js"
-import { ActorSettings, phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
+import { phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
 import { lookupCached } from "./cache.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { groupActor } from "./runner.js"
+
+/**
+ * The warm-up a group's slice asks for: its largest scenario's, rounded up to a power of two
+ * (at least 64). Each scenario reads only its own warm-up from the slice, so a larger slice
+ * changes no result, while groups of one sweep with slightly different warm-ups (a 10,000-run
+ * sweep is 20 groups) share one loaded slice per symbol instead of loading one each.
+ */
+export const sliceWarmup = (bars: number): number => (bars <= 0 ? 0 : Math.max(64, 2 ** Math.ceil(Math.log2(bars))))
 
 export const requirementsActor = groupActor({
   name: "requirements",
@@ -24,19 +33,20 @@ export const requirementsActor = groupActor({
   concurrency: 4,
   handle: (group) =>
     Effect.gen(function* () {
-      const settings = yield* ActorSettings
+      const strategies = yield* StrategyStore
       const started = yield* phaseStart("requirements", group)
       const passed: GroupItem[] = []
       const skipped = []
       for (const item of group.items) {
         const s = item.scenario
-        // the same checks `tickflow validate` runs (checks.ts)
-        const def = yield* Effect.promise(() => resolveStrategy(s.strategy, settings.baseDir))
-        if (!def.ok) {
-          skipped.push(stoppedResult(s, "skipped", "requirements", def.reason))
+        const def = yield* Effect.either(strategies.load(s.strategy))
+        if (def._tag === "Left") {
+          const cause = (def.left as { error?: unknown }).error ?? def.left
+          skipped.push(stoppedResult(s, "skipped", "requirements", `strategy: ${(cause as Error).message ?? String(cause)}`))
           continue
         }
-        const check = checkRequirements(def.def, s)
+        // the same parameter and warm-up checks `tickflow validate` runs (checks.ts)
+        const check = checkRequirements(def.right, s)
         if (!check.ok) {
           skipped.push(stoppedResult(s, "skipped", "requirements", check.reason, { warnings: check.warnings }))
           continue
@@ -48,7 +58,7 @@ export const requirementsActor = groupActor({
       const answered = new Set(cached.map((c) => c.scenario_id))
       const toRun = answered.size === 0 ? passed : passed.filter((p) => !answered.has(p.scenario.scenario_id))
       if (toRun.length > 0) {
-        const warmup = Math.max(...toRun.map((p) => p.warmup_bars ?? 0))
+        const warmup = sliceWarmup(Math.max(...toRun.map((p) => p.warmup_bars ?? 0)))
         const next: GroupMessage = { ...group, slice: { ...group.slice, warmup_bars: warmup }, items: toRun }
         yield* publishGroup("load", next)
       }

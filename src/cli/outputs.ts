@@ -69,6 +69,8 @@ export const RunManifestFile = z.object({
   engine_version: z.string(),
   data_versions: z.record(z.string(), z.string()),
   result_key: z.string(),
+  /** the key `run` computed before running (compared by --resume; equals result_key for built-in strategies) */
+  plan_key: z.string().optional(),
   cached: z.boolean(),
   timings_path: z.string(),
   output_dir: z.string(),
@@ -199,6 +201,7 @@ export const writeRunOutputs = async (input: RunOutputInput): Promise<RunManifes
     engine_version: r.engine_version,
     data_versions: r.data_version ?? input.dataVersion ? { catalog: (r.data_version ?? input.dataVersion)! } : {},
     result_key: extra.result_key ?? input.resultKey ?? (s ? runKeyOf(s, r.data_version ?? input.dataVersion, r.engine_version) : "unknown"),
+    ...(input.resultKey ? { plan_key: input.resultKey } : {}),
     cached: extra.cached ?? false,
     timings_path: join(dir, "run_timings.json"),
     output_dir: dir,

@@ -31,6 +31,10 @@ import { planBatch, planProblems, type BatchPlan, type PlanEntry } from "./plan.
 import { replayScenario, type SliceCache } from "./replay.js"
 import { spawnExecutors, systemLayer, waitForSignal } from "./system.js"
 import { problemsList, resultsTable, terminalWidth } from "./table.js"
+import { currentSecuritySettings } from "../security/limits.js"
+import { openRejectionBucket, rejectionOf } from "../security/rejections.js"
+import { StrategyStore } from "../strategies-store.js"
+import { busBatchConfig } from "./submission.js"
 
 /** Phases `--until` can stop after, in pipeline order, with the actor that runs each. */
 export const UNTIL_PHASES = ["availability", "requirements", "loading", "quality", "execution"] as const
@@ -165,14 +169,6 @@ const latestBatchOf = async (outRoot: string, batchName: string): Promise<BatchI
   return infos.sort((a, b) => a.created_at.localeCompare(b.created_at)).at(-1)
 }
 
-/** The config with every `universe: {file: ...}` replaced by the symbols the file lists. */
-export const inlineUniverseFiles = <C extends Omit<BatchConfig, "data_root" | "output_root">>(cfg: C, read: (path: string) => string[]): C => {
-  const fix = <T extends { universe?: unknown }>(x: T): T =>
-    x.universe && typeof x.universe === "object" && !Array.isArray(x.universe) && "file" in x.universe ? { ...x, universe: read((x.universe as { file: string }).file) } : x
-  const sweep = cfg.sweep === undefined ? undefined : Array.isArray(cfg.sweep) ? cfg.sweep.map(fix) : fix(cfg.sweep)
-  return { ...cfg, defaults: fix(cfg.defaults), runs: cfg.runs.map(fix), ...(sweep !== undefined ? { sweep } : {}) }
-}
-
 /** A scenario as an explicit run of a batch file (what a resumed submission and --export-best send). */
 export const scenarioAsRun = (s: Scenario) => ({
   id: s.scenario_id,
@@ -270,7 +266,7 @@ export const runBatch = (opts: RunOptions) =>
           scenarios.map(async (s) => {
             const m = await readManifest(join(outDir, s.scenario_id))
             if (!m) return false
-            if (m.result_key !== keyOf(s)) return false
+            if ((m.plan_key ?? m.result_key) !== keyOf(s)) return false
             return m.status === "success" || !opts.rerunFailed
           })
         )
@@ -349,19 +345,14 @@ export const runBatch = (opts: RunOptions) =>
             )
           )
         )
-        const submission = resumed
-          ? { batch_name: cfg.batch_name, seed: cfg.seed, strict: cfg.strict, ...(cfg.cache !== undefined ? { cache: cfg.cache } : {}), runs: todo.map(scenarioAsRun) }
-          : (() => {
-              // Paths stay on this machine: the actors use their own data root (settings), and
-              // universe files are read here and sent as symbols.
-              const { data_root: _d, output_root: _o, ...rest } = cfg
-              return inlineUniverseFiles(rest, universeFileReader(baseDir))
-            })()
-        yield* publishRaw(
-          SUBJECT.submit,
-          JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: busBatchId, config: opts.cache === false ? { ...submission, cache: false } : submission }),
-          `submit:${busBatchId}`
-        )
+        // Universe files are read and strategy paths published here (submission.ts): no host
+        // path goes on the bus; the actors use their own data root.
+        const local = resumed
+          ? parseBatchConfig({ batch_name: cfg.batch_name, seed: cfg.seed, strict: cfg.strict, ...(cfg.cache !== undefined ? { cache: cfg.cache } : {}), runs: todo.map(scenarioAsRun) })
+          : cfg
+        const wire = yield* busBatchConfig(opts.cache === false ? { ...local, cache: false } : local, baseDir).pipe(Effect.provide(StrategyStore.Default))
+        const rejections = yield* openRejectionBucket((yield* currentSecuritySettings).rejectionTtlMs)
+        const ack = yield* publishRaw(SUBJECT.submit, JSON.stringify({ v: WIRE_VERSION, kind: "batch", batch_id: busBatchId, config: wire }), `submit:${busBatchId}`)
         yield* Effect.logInfo(`batch ${busBatchId} submitted: ${total} scenarios`).pipe(
           Effect.annotateLogs({ batch_id: busBatchId, nats: settings.servers, executors: inProcessExecutor ? "in-process" : opts.maxWorkers })
         )
@@ -379,6 +370,8 @@ export const runBatch = (opts: RunOptions) =>
               console.error(`progress: ${n}/${total} runs (${counts.success} ok, ${counts.skipped} skipped, ${counts.failed} failed) | phase ${current} | ${text} | ${eta}`)
             }
             if (rec && (rec.status === "done" || rec.status === "failed")) return rec
+            const refused = rec ? undefined : yield* rejectionOf(rejections, ack.seq)
+            if (refused) return yield* Effect.fail(new ConfigError([refused.reason], `batch ${busBatchId}`))
             if (untilPhase && rec) {
               const passed = rec.phases[untilPhase]?.pass ?? 0
               if (n + passed >= total) return rec

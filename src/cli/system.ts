@@ -10,14 +10,33 @@ import { createRequire } from "node:module"
 import { Cause, Effect, Exit, Layer } from "effect"
 import { actorSettingsLayer, shutdownLayer, type ActorSettingsShape } from "../actors/common.js"
 import { actorsLayer, type ActorName, RunningActors } from "../actors/index.js"
-import { LoggingLive } from "../logging.js"
 import { busLayer } from "../streams/bus.js"
-import { childEnv, Nats, NatsSettings, settingsFromEnv, type NatsSettingsShape } from "../streams/connection.js"
+import { executorChildEnv, Nats, NatsSettings, settingsFromEnv, type NatsSettingsShape } from "../streams/connection.js"
+import { LoggingLive, rootLogger } from "../logging.js"
+
+/** This process's environment without its NATS credentials (children get their own). */
+const withoutNatsAuth = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  const { NATS_USER: _u, NATS_PASSWORD: _p, NATS_TOKEN: _t, NATS_CREDS: _c, ...rest } = env
+  return rest
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
+/** The CLI's TypeScript entry (tests start source executors with it and TSX_LOADER). */
 export const CLI_MAIN = join(here, "main.ts")
-/** tsx's loader by absolute URL, so children start from any working directory. */
-export const TSX_LOADER = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve("tsx/package.json")), "dist", "loader.mjs")).href
+/**
+ * The `tickflow` command itself: two levels below the package root, as src/cli/system.ts and the
+ * built chunks in dist/ both are. Executor children start through it, so they run what the
+ * parent runs (dist/ when built, the TypeScript through tsx in a checkout without a build).
+ */
+export const CLI_BIN = resolve(here, "..", "..", "bin", "tickflow.mjs")
+/** tsx's loader by absolute URL, so children start from any working directory ("" when tsx is not installed: the package runs dist/). */
+export const TSX_LOADER = (() => {
+  try {
+    return pathToFileURL(join(dirname(createRequire(import.meta.url).resolve("tsx/package.json")), "dist", "loader.mjs")).href
+  } catch {
+    return ""
+  }
+})()
 
 export interface SystemOptions {
   readonly actors: ReadonlyArray<ActorName>
@@ -39,11 +58,15 @@ export const spawnExecutors = (count: number, settings: NatsSettingsShape, dataR
   Effect.acquireRelease(
     Effect.sync(() => {
       const children: ChildProcess[] = []
+      // Executors run with the executor role: they consume work and publish results, nothing more.
+      const { env: natsEnv, role } = executorChildEnv(settings)
+      if (role !== "executor")
+        rootLogger().warn({ event: "executor_role_missing" }, "executors get this process's NATS user: set NATS_EXECUTOR_USER / NATS_EXECUTOR_PASSWORD (or NATS_EXECUTOR_CREDS) to run them with the executor role")
       for (let i = 0; i < count; i++) {
-        const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
+        const child = spawn(process.execPath, [CLI_BIN, "executor"], {
           stdio: ["ignore", "inherit", "inherit"],
           // Executors of a `run` report warnings only on the shared terminal.
-          env: { TICKFLOW_LOG_LEVEL: "warn", ...process.env, ...childEnv(settings), TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },
+          env: { TICKFLOW_LOG_LEVEL: "warn", ...withoutNatsAuth(process.env), ...natsEnv, TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },
           cwd: process.cwd()
         })
         children.push(child)

@@ -152,9 +152,20 @@ export class HistoryGuard {
   /** Wraps `inner` so that row i of symbol k is visible when onBar(k, i) runs. */
   guard(inner: StrategyInstance): StrategyInstance {
     const revealed = this.revealed
+    const sources = this.sources
+    const targets = this.targets
     return {
       onBar: (k: number, i: number): number => {
-        if (i >= revealed[k]) this.reveal(k, i + 1)
+        const done = revealed[k]
+        if (i === done) {
+          // the usual case: the next row, one push per column
+          const from = sources[k]
+          const to = targets[k]
+          for (let c = 0; c < from.length; c++) to[c].push(from[c][i])
+          revealed[k] = i + 1
+        } else if (i > done) {
+          this.reveal(k, i + 1)
+        }
         return inner.onBar(k, i)
       }
     }

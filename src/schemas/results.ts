@@ -34,9 +34,9 @@ export const MetricsSchema = z.object({
   win_rate: nullableMetric,
   exposure: nullableMetric,
   final_equity: z.number().finite(),
-  /** true when NAV reached zero: positions were closed and trading stopped */
+  /** true when NAV reached zero: positions closed, trading stopped (notes.ruin says when) */
   ruined: z.boolean().optional(),
-  /** LEAN's benchmark statistics, when the scenario names a benchmark */
+  /** benchmark statistics (LEAN's), present when the scenario has a benchmark */
   alpha: nullableMetric.optional(),
   beta: nullableMetric.optional(),
   information_ratio: nullableMetric.optional(),
@@ -127,6 +127,8 @@ export const BatchRecord = z.object({
   counts: z.object({ success: z.number().int(), skipped: z.number().int(), failed: z.number().int() }),
   phases: z.record(z.string(), PhaseCounter).default({}),
   output_root: z.string().optional(),
+  /** who may add to the batch: `batch:<hash of the creating submission>` or `scenarios:<hash of an owner token | open>` */
+  owner: z.string().optional(),
   created_at: z.string(),
   updated_at: z.string(),
   finished_at: z.string().optional(),

@@ -10,15 +10,18 @@ export const SubmitBatch = z.object({
   batch_id: Id.optional(),
   /** validated by the coordinator with the batch-config schema, so errors name config paths */
   config: z.unknown(),
-  /** directory that relative paths in the config (universe files) are resolved against */
+  /** refused by the coordinator (no host paths from the bus); kept so the refusal names it */
   base_dir: z.string().optional()
 })
+/** A secret that makes the sender the owner of the batch its scenarios go into (see coordinator). */
+export const OwnerToken = z.string().min(16).max(256)
 export const SubmitScenario = Scenario.extend({
   kind: z.literal("scenario").default("scenario"),
   /** false: run it even when the result cache knows its answer */
   cache: z.boolean().optional(),
   batch_id: Id.optional(),
-  scenario_id: Id.optional()
+  scenario_id: Id.optional(),
+  owner_token: OwnerToken.optional()
 })
 export const SubmitMessage = z.preprocess(
   (raw) => (raw && typeof raw === "object" && !("kind" in raw) ? { ...raw, kind: "scenario" } : raw),

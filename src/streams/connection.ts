@@ -4,7 +4,8 @@
  * long as the layer's scope.
  */
 import { Context, Effect, Layer } from "effect"
-import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { readFileSync } from "node:fs"
+import { connect, credsAuthenticator, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node"
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
@@ -22,6 +23,12 @@ export interface NatsSettingsShape {
   readonly embedded?: EmbeddedServer | undefined
   /** client name shown in server monitoring */
   readonly name?: string | undefined
+  /** a NATS credentials file (JWT + nkey seed): NATS_CREDS */
+  readonly credsFile?: string | undefined
+  /** TLS: CA to trust, and a client certificate/key for mutual TLS (NATS_TLS_CA / _CERT / _KEY) */
+  readonly tls?: { readonly caFile?: string | undefined; readonly certFile?: string | undefined; readonly keyFile?: string | undefined } | undefined
+  /** credentials executor processes started by this one use (NATS_EXECUTOR_USER / _PASSWORD / _CREDS) */
+  readonly executorAuth?: { readonly user?: string | undefined; readonly pass?: string | undefined; readonly credsFile?: string | undefined } | undefined
 }
 
 export class NatsSettings extends Context.Tag("tickflow/NatsSettings")<NatsSettings, NatsSettingsShape>() {}
@@ -40,26 +47,63 @@ export const embeddedSettings = (opts: EmbeddedOptions & { role?: Role } = {}) =
     })
   )
 
-/** Settings from the environment: NATS_URL (+ NATS_USER / NATS_PASSWORD / NATS_TOKEN), or embedded. */
-export const settingsFromEnv = (): Layer.Layer<NatsSettings, unknown> => {
-  const url = process.env.NATS_URL
-  if (url && url.trim() !== "")
+const nonEmpty = (v: string | undefined) => (v !== undefined && v.trim() !== "" ? v : undefined)
+
+/**
+ * Settings from the environment: NATS_URL (+ NATS_USER / NATS_PASSWORD, NATS_TOKEN or
+ * NATS_CREDS; NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY), or embedded.
+ */
+export const settingsFromEnv = (env: NodeJS.ProcessEnv = process.env): Layer.Layer<NatsSettings, unknown> => {
+  const url = nonEmpty(env.NATS_URL)
+  if (url) {
+    const tls = { caFile: nonEmpty(env.NATS_TLS_CA), certFile: nonEmpty(env.NATS_TLS_CERT), keyFile: nonEmpty(env.NATS_TLS_KEY) }
+    const executorAuth = { user: nonEmpty(env.NATS_EXECUTOR_USER), pass: nonEmpty(env.NATS_EXECUTOR_PASSWORD), credsFile: nonEmpty(env.NATS_EXECUTOR_CREDS) }
     return Layer.succeed(NatsSettings, {
       servers: url,
-      user: process.env.NATS_USER,
-      pass: process.env.NATS_PASSWORD,
-      token: process.env.NATS_TOKEN
+      user: nonEmpty(env.NATS_USER),
+      pass: nonEmpty(env.NATS_PASSWORD),
+      token: nonEmpty(env.NATS_TOKEN),
+      credsFile: nonEmpty(env.NATS_CREDS),
+      ...(tls.caFile || tls.certFile || tls.keyFile ? { tls } : {}),
+      ...(executorAuth.user || executorAuth.credsFile ? { executorAuth } : {})
     })
+  }
   return embeddedSettings()
 }
 
-/** Environment a child process needs to reach the same server as this one. */
+/** Environment a child process needs to reach the same server as this one, as the same user. */
 export const childEnv = (s: NatsSettingsShape): Record<string, string> => {
   const env: Record<string, string> = { NATS_URL: s.servers }
   if (s.user) env.NATS_USER = s.user
   if (s.pass) env.NATS_PASSWORD = s.pass
   if (s.token) env.NATS_TOKEN = s.token
+  if (s.credsFile) env.NATS_CREDS = s.credsFile
+  if (s.tls?.caFile) env.NATS_TLS_CA = s.tls.caFile
+  if (s.tls?.certFile) env.NATS_TLS_CERT = s.tls.certFile
+  if (s.tls?.keyFile) env.NATS_TLS_KEY = s.tls.keyFile
   return env
+}
+
+/**
+ * Environment for an executor process this one starts: the `executor` role (the embedded
+ * server's executor password, or NATS_EXECUTOR_USER / _PASSWORD / _CREDS). `role` says whether
+ * it got the executor role or, lacking executor credentials on an external server, this
+ * process's own (the caller warns).
+ */
+export const executorChildEnv = (s: NatsSettingsShape): { env: Record<string, string>; role: "executor" | "inherited" } => {
+  const base = childEnv(s)
+  delete base.NATS_USER
+  delete base.NATS_PASSWORD
+  delete base.NATS_TOKEN
+  delete base.NATS_CREDS
+  if (s.embedded) {
+    const c = s.embedded.credentials.executor
+    return { env: { ...base, NATS_USER: c.user, NATS_PASSWORD: c.pass }, role: "executor" }
+  }
+  const x = s.executorAuth
+  if (x?.credsFile) return { env: { ...base, NATS_CREDS: x.credsFile }, role: "executor" }
+  if (x?.user) return { env: { ...base, NATS_USER: x.user, ...(x.pass ? { NATS_PASSWORD: x.pass } : {}) }, role: "executor" }
+  return { env: childEnv(s), role: "inherited" }
 }
 
 export interface NatsShape {
@@ -79,9 +123,10 @@ export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
         try: () =>
           connect({
             servers: settings.servers.split(",").map((s) => s.trim()),
-            user: settings.user,
-            pass: settings.pass,
-            token: settings.token,
+            ...(settings.credsFile
+              ? { authenticator: credsAuthenticator(() => new Uint8Array(readFileSync(settings.credsFile!))) }
+              : { user: settings.user, pass: settings.pass, token: settings.token }),
+            ...(settings.tls ? { tls: { ...settings.tls } } : {}),
             name: settings.name ?? `tickflow-${process.pid}`,
             // A third of publish CPU goes to async stack traces (NATS.md): off.
             noAsyncTraces: true,
@@ -104,7 +149,11 @@ export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
         for await (const s of nc.status()) {
           if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error" || s.type === "ldm") {
             const detail = s as { server?: string; error?: Error }
-            rootLogger().warn({ event: `nats_${s.type}`, server: detail.server, error: detail.error?.message }, `nats ${s.type}`)
+            // A permissions violation also fails the request that caused it, which reports it
+            // where it matters; expected ones (an executor trying to create the topology before
+            // binding to it, an ordered consumer's best-effort delete) are not warnings.
+            const level = detail.error instanceof PermissionViolationError ? "debug" : "warn"
+            rootLogger()[level]({ event: `nats_${s.type}`, server: detail.server, error: detail.error?.message }, `nats ${s.type}`)
           }
         }
       })

@@ -16,7 +16,8 @@ import { fileURLToPath } from "node:url"
 import { Effect, Schedule, Duration } from "effect"
 import { NatsServerMissing, NatsServerStartError } from "./errors.js"
 
-export const ROLES = ["admin", "actor", "executor", "submitter", "viewer"] as const
+/** The users of nats.conf (README "Security" has what each may do). */
+export const ROLES = ["admin", "actor", "executor", "researcher", "submitter", "viewer"] as const
 export type Role = (typeof ROLES)[number]
 export type RoleCredentials = Record<Role, { user: string; pass: string }>
 

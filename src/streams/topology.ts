@@ -205,6 +205,18 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
       try: () => objm.create(OBJECT_STORE, { replicas: o.replicas, storage: StorageType.File }),
       catch: (cause) => new BusError({ op: `ensure object store ${OBJECT_STORE}`, cause, transient: false })
     })
+    // Published strategy modules (src/strategies-store.ts) and expiring rejections of refused
+    // submissions (src/security/rejections.ts; bucket-wide max_age, per-key TTL needs 2.11).
+    yield* Effect.tryPromise({
+      try: async () => {
+        await objm.create("tf_strategies", { replicas: o.replicas, storage: StorageType.File })
+        await kvm.create("tf_rejections", { ...kvOpts, history: 1, ttl: 3600_000, maxValueSize: 16 * 1024 }).catch((e) => {
+          // created earlier with another max_age (TICKFLOW_REJECTION_TTL_MS): keep it
+          if (!/already in use|different configuration/i.test(String((e as Error)?.message))) throw e
+        })
+      },
+      catch: (cause) => new BusError({ op: "ensure tf_strategies / tf_rejections", cause, transient: false })
+    })
     return { ...buckets, data } satisfies Topology
   })
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -10,6 +10,8 @@ import {
   StrategyNotFoundError,
   validateParams
 } from "../../src/engine/index.js"
+import { Effect } from "effect"
+import { bundleStrategyFile, inspectBundle } from "../../src/strategies-store.js"
 import { randomSeries, scenario, DAY, T0 } from "./helpers.js"
 
 describe("strategy registry", () => {
@@ -57,15 +59,20 @@ describe("strategy registry", () => {
     expect(await loadStrategy("breakout")).toBe(getStrategy("breakout"))
   })
 
-  it("loadStrategy: unknown names list the built-ins", async () => {
+  it("loadStrategy: unknown names list the built-ins; paths and URLs are refused without touching them", async () => {
     await expect(loadStrategy("macd")).rejects.toThrow(StrategyNotFoundError)
     await expect(loadStrategy("macd")).rejects.toThrow(
       'unknown strategy "macd"; built-in strategies are trend_baseline, mean_reversion, breakout'
     )
-    await expect(loadStrategy("./missing.ts", "/tmp")).rejects.toThrow(/not found at \/tmp\/missing\.ts; built-in strategies are/)
+    const dir = mkdtempSync(join(tmpdir(), "tickflow-strategy-"))
+    const marker = join(dir, "marker")
+    writeFileSync(join(dir, "evil.mjs"), `import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(marker)}, "ran")\nexport default {}\n`)
+    for (const value of [join(dir, "evil.mjs"), "./evil.mjs", "../evil.mjs", `file://${join(dir, "evil.mjs")}`, "evil.mjs", "data:text/javascript,export default 1"])
+      await expect(loadStrategy(value)).rejects.toThrow(/names a module path or URL; modules are never loaded from a path or URL/)
+    expect(existsSync(marker)).toBe(false)
   })
 
-  it("loadStrategy: a module path relative to baseDir, cached", async () => {
+  it("a user module bundled for publishing (esbuild) exports its definition and runs", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tickflow-strategy-"))
     writeFileSync(
       join(dir, "always_long.ts"),
@@ -81,13 +88,15 @@ export const strategy = {
 `
     )
     writeFileSync(join(dir, "not_a_strategy.ts"), `export default { hello: "world" }\n`)
-    const def = await loadStrategy("./always_long.ts", dir)
+    const code = await Effect.runPromise(bundleStrategyFile(join(dir, "always_long.ts")))
+    expect(code).not.toMatch(/from "zod"/) // inlined: the bundle needs no node_modules
+    const def = await Effect.runPromise(inspectBundle(code))
     expect(def.name).toBe("always_long")
-    expect(await loadStrategy(join(dir, "always_long.ts"))).toBe(def)
     const series = randomSeries({ n: 50 })
     const r = runBacktest(scenario(def, {}), [series])
     expect(r.metrics.exposure).toBeCloseTo(49 / 50, 12)
-    await expect(loadStrategy("./not_a_strategy.ts", dir)).rejects.toThrow(/exports no strategy/)
+    const bad = await Effect.runPromise(bundleStrategyFile(join(dir, "not_a_strategy.ts")))
+    await expect(Effect.runPromise(inspectBundle(bad))).rejects.toThrow(/exports no strategy/)
   })
 
   it("trend_baseline goes long on an uptrend and short on a downtrend with allow_short", () => {

@@ -87,10 +87,15 @@ const ownRows = (scn: EngineScenario, universe: ReadonlyArray<PriceSeries>): Pri
 /** What the result is compared on: everything the executor publishes. */
 const published = (r: ReturnType<typeof runBacktest>) => JSON.stringify({ metrics: r.metrics, equity: r.equity, fills: r.fills, warnings: r.warnings, rows: r.rows })
 
+/** results that were not errors, so the property tests are known not to compare errors only */
+const outcomes = { ok: 0, failed: 0 }
 const attempt = (f: () => ReturnType<typeof runBacktest>): string => {
   try {
-    return published(f())
+    const out = published(f())
+    outcomes.ok++
+    return out
   } catch (e) {
+    outcomes.failed++
     return `error: ${(e as Error).message}`
   }
 }
@@ -132,6 +137,7 @@ describe("per-scenario window", () => {
       ),
       { numRuns: 40 }
     )
+    expect(outcomes.ok).toBeGreaterThan(10 * outcomes.failed)
   })
 
   it("SPX trend_baseline 10/100 2005-01-03..2019-12-31 (1 bp commission, 1 bp slippage): alone and with a slow-1000 scenario's warm-up, byte-identical", () => {

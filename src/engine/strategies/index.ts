@@ -1,8 +1,8 @@
 /**
- * The strategy registry: built-ins by name, user strategies by module path.
+ * The strategy registry: built-ins by name, user strategies by `name@hash` — a module published
+ * to the strategy store (src/strategies-store.ts) and fetched by that content key. A strategy
+ * value is never a path or URL: nothing a bus message names is ever imported.
  */
-import { existsSync } from "node:fs"
-import { isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { StrategyNotFoundError } from "../errors.js"
 import type { StrategyDefinition } from "../types.js"
@@ -22,10 +22,46 @@ export const listStrategies = (): StrategyDefinition[] => [...BY_NAME.values()]
 
 const builtInList = (): string => [...BY_NAME.keys()].join(", ")
 
-const looksLikePath = (value: string): boolean =>
-  value.includes("/") || value.includes("\\") || /\.(m?[jt]s|cjs|cts|mts)$/.test(value)
+/** Published strategy names: start with a letter; letters, digits, '_' and '-' (max 64). */
+export const STRATEGY_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/
+/** Content hash in a reference: the first 32 hex digits (128 bits) of the module's sha256. */
+export const STRATEGY_HASH_RE = /^[0-9a-f]{32}$/
 
-const isStrategyDefinition = (value: unknown): value is StrategyDefinition => {
+export type StrategyRef =
+  | { readonly kind: "builtin"; readonly name: string; readonly definition: StrategyDefinition }
+  | { readonly kind: "published"; readonly name: string; readonly hash: string; readonly key: string }
+
+/** A value shown in a message: at most 120 characters of it. */
+const shown = (value: string): string => JSON.stringify(value.length > 120 ? `${value.slice(0, 100)}…` : value)
+
+const looksLikePathOrUrl = (value: string): boolean =>
+  /[/\\]/.test(value) || /^[A-Za-z][A-Za-z0-9+.-]*:/.test(value) || /\.(m?[jt]s|cjs|cts|mts|json|node)$/i.test(value) || value.startsWith(".")
+
+const PUBLISH_HINT = "publish a module with `tickflow strategy publish ./my_strategy.ts` (role researcher or admin) and use the name@hash it prints"
+
+/**
+ * What a strategy value names: a built-in, or a published module by name@hash. Throws
+ * StrategyNotFoundError for anything else — paths, `../`, URLs and unknown names — without
+ * touching the file system.
+ */
+export const parseStrategyRef = (value: string): StrategyRef => {
+  const builtIn = BY_NAME.get(value)
+  if (builtIn !== undefined) return { kind: "builtin", name: value, definition: builtIn }
+  const at = value.lastIndexOf("@")
+  if (at > 0) {
+    const name = value.slice(0, at)
+    const hash = value.slice(at + 1)
+    if (STRATEGY_NAME_RE.test(name) && STRATEGY_HASH_RE.test(hash)) return { kind: "published", name, hash, key: `${name}@${hash}` }
+  }
+  if (looksLikePathOrUrl(value))
+    throw new StrategyNotFoundError(
+      value,
+      `strategy ${shown(value)} names a module path or URL; modules are never loaded from a path or URL in a message. Built-in strategies are ${builtInList()}; ${PUBLISH_HINT}`
+    )
+  throw new StrategyNotFoundError(value, `unknown strategy ${shown(value)}; built-in strategies are ${builtInList()}, or ${PUBLISH_HINT}`)
+}
+
+export const isStrategyDefinition = (value: unknown): value is StrategyDefinition => {
   if (typeof value !== "object" || value === null) return false
   const v = value as Record<string, unknown>
   const params = v.params as { safeParse?: unknown } | undefined
@@ -40,54 +76,39 @@ const isStrategyDefinition = (value: unknown): value is StrategyDefinition => {
   )
 }
 
-/** Loaded user modules by absolute path: a module is imported (and checked) once per process. */
-const moduleCache = new Map<string, Promise<StrategyDefinition>>()
-
-const importStrategy = async (value: string, absolutePath: string): Promise<StrategyDefinition> => {
+/**
+ * Import a module file that this process wrote itself (the strategy store's private cache,
+ * after verifying the content hash) and take its `default` or `strategy` export.
+ */
+export const importStrategyModule = async (label: string, absoluteFile: string): Promise<StrategyDefinition> => {
   let mod: Record<string, unknown>
   try {
-    mod = (await import(pathToFileURL(absolutePath).href)) as Record<string, unknown>
+    mod = (await import(pathToFileURL(absoluteFile).href)) as Record<string, unknown>
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause)
-    throw new StrategyNotFoundError(value, `strategy module ${JSON.stringify(value)} (${absolutePath}) failed to load: ${why}`)
+    throw new StrategyNotFoundError(label, `strategy module ${label} failed to load: ${why.slice(0, 500)}`)
   }
   const candidate = mod.default ?? mod.strategy
   if (!isStrategyDefinition(candidate)) {
     throw new StrategyNotFoundError(
-      value,
-      `strategy module ${JSON.stringify(value)} (${absolutePath}) exports no strategy: expected a \`default\` or \`strategy\` export with name, params (a zod schema), validateConfig, calculateRequirements and create`
+      label,
+      `strategy module ${label} exports no strategy: expected a \`default\` or \`strategy\` export with name, params (a zod schema), validateConfig, calculateRequirements and create`
     )
   }
   return candidate
 }
 
 /**
- * A built-in strategy by name, or a module (path relative to `baseDir`, default the current
- * directory; `.ts` works under tsx) exporting `default` or `strategy`. Throws
- * StrategyNotFoundError naming the value and listing the built-ins.
+ * A built-in by name, or a published module through `fetchPublished` (the strategy store).
+ * Never a path: see parseStrategyRef.
  */
-export const loadStrategy = async (nameOrPath: string, baseDir?: string): Promise<StrategyDefinition> => {
-  const builtIn = BY_NAME.get(nameOrPath)
-  if (builtIn !== undefined) return builtIn
-  if (!looksLikePath(nameOrPath)) {
-    throw new StrategyNotFoundError(
-      nameOrPath,
-      `unknown strategy ${JSON.stringify(nameOrPath)}; built-in strategies are ${builtInList()}, or give a module path (./my_strategy.ts)`
-    )
-  }
-  const absolutePath = isAbsolute(nameOrPath) ? nameOrPath : resolve(baseDir ?? process.cwd(), nameOrPath)
-  if (!existsSync(absolutePath)) {
-    throw new StrategyNotFoundError(
-      nameOrPath,
-      `strategy module ${JSON.stringify(nameOrPath)} not found at ${absolutePath}; built-in strategies are ${builtInList()}`
-    )
-  }
-  let loading = moduleCache.get(absolutePath)
-  if (loading === undefined) {
-    loading = importStrategy(nameOrPath, absolutePath)
-    moduleCache.set(absolutePath, loading)
-    // a failed import is not cached: the file may be fixed and retried
-    loading.catch(() => moduleCache.delete(absolutePath))
-  }
-  return loading
+export const loadStrategy = async (
+  value: string,
+  fetchPublished?: (ref: Extract<StrategyRef, { kind: "published" }>) => Promise<StrategyDefinition>
+): Promise<StrategyDefinition> => {
+  const ref = parseStrategyRef(value)
+  if (ref.kind === "builtin") return ref.definition
+  if (fetchPublished === undefined)
+    throw new StrategyNotFoundError(value, `strategy ${shown(value)} is a published module, and this process has no strategy store to fetch it from`)
+  return fetchPublished(ref)
 }
