@@ -23,6 +23,20 @@ if ! have_nats; then
   fi
 fi
 
+# Headless Chromium for the report test (test/cli-report.test.ts): `bootstrap.sh --with-browser`
+# (npm test passes it). Debian's package; playwright-core drives it, no browser download.
+if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  echo "bootstrap: chromium not found; installing it for the report test" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >&2
+  else
+    echo "bootstrap: cannot install chromium here; install it and set TICKFLOW_CHROMIUM to its path" >&2
+  fi
+fi
+
 # npm packages: install when node_modules is missing or older than the lockfile. The lockfile
 # records every platform's optional packages (esbuild, rollup, DuckDB bindings), so `npm ci`
 # takes it on Linux and macOS alike. No build here: bin/tickflow.mjs runs the TypeScript through

@@ -16,6 +16,8 @@ const day = (iso: string) => iso.slice(0, 10)
 export const availabilityProblem = (slice: SliceSpec, report: CoverageReport, root: string): string | undefined => {
   if (slice.end_date < slice.start_date)
     return `end_date ${slice.end_date} is before start_date ${slice.start_date}; swap them or fix the range`
+  if (report.entries.length === 0)
+    return `the catalog ${root} is missing or holds no data files: build it with \`tickflow data sample --root ${root}\` or \`tickflow data import <csv> --root ${root}\`, or point data_root at an existing catalog`
   for (const symbol of slice.universe) {
     // a bad catalog file skips only the scenarios that would read it, naming it and what is wrong
     const fromTicks = slice.freq !== "tick" && coverageFor(report, symbol, slice.freq) === undefined

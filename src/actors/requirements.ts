@@ -8,8 +8,8 @@
  * answered from it here — no load, no engine — unless the submission said `cache: false`.
  */
 import { Effect } from "effect"
-import { validateParams } from "../engine/index.js"
 import { StrategyStore } from "../strategies-store.js"
+import { checkRequirements } from "./checks.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
 import type { ScenarioResult } from "../schemas/results.js"
 import { phaseResult, phaseStart, publishGroup, stoppedResult, publishResults } from "./common.js"
@@ -45,19 +45,13 @@ export const requirementsActor = groupActor({
           skipped.push(stoppedResult(s, "skipped", "requirements", `strategy: ${(cause as Error).message ?? String(cause)}`))
           continue
         }
-        const v = validateParams(def.right, s.params, { strict: s.strict })
-        if (!v.ok) {
-          skipped.push(stoppedResult(s, "skipped", "requirements", v.errors.join("; "), { warnings: v.warnings }))
+        // the same parameter and warm-up checks `tickflow validate` runs (checks.ts)
+        const check = checkRequirements(def.right, s)
+        if (!check.ok) {
+          skipped.push(stoppedResult(s, "skipped", "requirements", check.reason, { warnings: check.warnings }))
           continue
         }
-        let warmup: number
-        try {
-          warmup = def.right.calculateRequirements(v.params, s.freq).warmupBars
-        } catch (e) {
-          skipped.push(stoppedResult(s, "skipped", "requirements", `calculateRequirements threw: ${(e as Error).message}`))
-          continue
-        }
-        passed.push({ scenario: s, params: v.params, warmup_bars: warmup, warnings: [...item.warnings, ...v.warnings] })
+        passed.push({ scenario: s, params: check.params, warmup_bars: check.warmupBars, warnings: [...item.warnings, ...check.warnings] })
       }
       yield* publishResults(skipped, group.submission)
       const cached = yield* answerFromCache(group, passed)

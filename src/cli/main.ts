@@ -37,50 +37,131 @@ const program = new Command()
   .version(packageVersion, "-V, --version", "print the tickflow version")
   .showHelpAfterError()
 
+/** Phases `run --until` can stop after (kept here so --help needs no other module). */
+const UNTIL_PHASES = ["availability", "requirements", "loading", "quality", "execution"] as const
+type UntilPhase = (typeof UNTIL_PHASES)[number]
+const untilOption = (v: string) => {
+  if (!(UNTIL_PHASES as readonly string[]).includes(v)) throw new InvalidArgumentError(`--until: "${v}" is not a phase; choose from ${UNTIL_PHASES.join(", ")}`)
+  return v as UntilPhase
+}
+const numberOption = (name: string) => (v: string) => {
+  const n = Number(v)
+  if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`)
+  return n
+}
+
 program
   .command("run")
-  .description("run a batch (YAML sweep): live progress, results table, files under output_root/<batch_id>/")
+  .description("run a batch (YAML sweep): live progress, results table, the output tree under <out>/<batch_id>/ (exit 0 all ok, 1 some failed or skipped, 2 config invalid)")
   .argument("<batch>", "batch config file (YAML or JSON)")
   .option("-w, --max-workers <n>", "executor processes (1 = in this process)", positiveInt("--max-workers"), 1)
   .option("--data-root <dir>", "catalog root (default: data_root of the batch, $TICKFLOW_DATA_ROOT, .tickflow/data)")
   .option("--out <dir>", "output root (overrides output_root of the batch)")
-  .option("--sort <metric>", "metric the results table is sorted by", "sharpe")
+  .option("--sort <metric>", "metric the results table and report rank by", "sharpe")
   .option("--top <n>", "rows in the results table", positiveInt("--top"), 20)
   .option("--batch-id <id>", "batch id (default: <name>-<utc stamp>-<config hash>)")
-  .action(async (file: string, o: { maxWorkers: number; dataRoot?: string; out?: string; sort: string; top: number; batchId?: string }) => {
-    const sort = await sortMetric(o.sort)
-    if (sort === undefined) return
-    const [{ runCli }, { runBatch }] = await Promise.all([import("./system.js"), import("./run.js")])
-    await runCli(
-      runBatch({
-        file,
-        maxWorkers: o.maxWorkers,
-        sort,
-        top: o.top,
-        ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
-        ...(o.out ? { out: o.out } : {}),
-        ...(o.batchId ? { batchId: o.batchId } : {})
-      })
-    )
-  })
+  .option("--dry-run", "print the expanded plan and every problem the checks before execution find; run nothing (exit 2 if a run would be skipped)", false)
+  .option("--resume [batch_id]", "continue the latest batch of this config under --out (or the given one): runs with a final result and the same result key are kept")
+  .option("--rerun-failed", "with --resume: also rerun runs that ended failed or skipped", false)
+  .option("--until <phase>", `stop after a phase (${UNTIL_PHASES.join(", ")}), e.g. quality to check the data`, untilOption)
+  .option("--summary-json", "print one JSON summary on stdout (table and logs go to stderr)", false)
+  .option("--no-cache", "ask the pipeline to compute every result again instead of reusing cached ones")
+  .action(
+    async (
+      file: string,
+      o: { maxWorkers: number; dataRoot?: string; out?: string; sort: string; top: number; batchId?: string; dryRun: boolean; resume?: boolean | string; rerunFailed: boolean; until?: UntilPhase; summaryJson: boolean; cache: boolean }
+    ) => {
+      if (o.rerunFailed && !o.resume) {
+        console.error("error: --rerun-failed works with --resume (it reruns the failed runs of an earlier batch)")
+        process.exitCode = 2
+        return
+      }
+      const sort = await sortMetric(o.sort)
+      if (sort === undefined) return
+      const [{ runCli }, { runBatch }] = await Promise.all([import("./system.js"), import("./run.js")])
+      const code = await runCli(
+        runBatch({
+          file,
+          maxWorkers: o.maxWorkers,
+          sort,
+          top: o.top,
+          dryRun: o.dryRun,
+          rerunFailed: o.rerunFailed,
+          summaryJson: o.summaryJson,
+          cache: o.cache,
+          ...(o.resume !== undefined ? { resume: o.resume } : {}),
+          ...(o.until ? { until: o.until } : {}),
+          ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.batchId ? { batchId: o.batchId } : {})
+        })
+      )
+      if (code !== undefined) process.exitCode = code
+    }
+  )
 
 program
   .command("validate")
-  .description("check a batch file: every problem at once, then the scenario count")
+  .description("check a batch file deeply (schema, strategies, parameters, symbols and dates against the catalog): every problem at once; exit 2 if any run would be skipped")
   .argument("<batch>", "batch config file")
-  .action(async (file: string) => {
-    const [{ loadBatchFile }, { ConfigError, expandBatch, lintScenarios, makeBatchId }, { universeFileReader }] = await Promise.all([
-      import("./run.js"),
-      import("../schemas/batch.js"),
-      import("../actors/coordinator.js")
-    ])
+  .option("--data-root <dir>", "catalog root (default: data_root of the batch, $TICKFLOW_DATA_ROOT, .tickflow/data)")
+  .option("--json", "print the plan as JSON", false)
+  .action(async (file: string, o: { dataRoot?: string; json: boolean }) => {
+    const { validateBatch } = await import("./run.js")
+    process.exitCode = await validateBatch(file, { json: o.json, ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}) })
+  })
+
+program
+  .command("leaderboard")
+  .description("the ranked runs of a batch folder; --export-best writes the best run as a batch file")
+  .argument("<batch>", "batch folder, or batch id under --out")
+  .option("--out <dir>", "output root holding the batch", "out")
+  .option("--sort <metric>", "metric to rank by", "sharpe")
+  .option("--top <n>", "rows shown", positiveInt("--top"), 20)
+  .option("--export-best <file.yaml>", "write the best run as a batch file (same id and seed: it reproduces the numbers)")
+  .option("--json", "print the ranking as JSON", false)
+  .action(async (batch: string, o: { out: string; sort: string; top: number; exportBest?: string; json: boolean }) => {
+    const sort = await sortMetric(o.sort)
+    if (sort === undefined) return
+    const { leaderboard } = await import("./leaderboard.js")
     try {
-      const cfg = await loadBatchFile(file)
-      const scenarios = expandBatch(cfg, { batchId: makeBatchId(cfg), readUniverseFile: universeFileReader(resolve(file, "..")) })
-      for (const w of lintScenarios(scenarios)) console.warn(`warning: ${w}`)
-      console.log(`${file}: ok, ${scenarios.length} scenarios`)
+      process.exitCode = await leaderboard({ batch, out: o.out, sort, top: o.top, json: o.json, ...(o.exportBest ? { exportBest: o.exportBest } : {}) })
     } catch (e) {
-      console.error(e instanceof ConfigError ? e.message : `error: ${(e as Error).message}`)
+      console.error(`error: ${(e as Error).message}`)
+      process.exitCode = 2
+    }
+  })
+
+program
+  .command("gate")
+  .description("readiness gate of a batch's best run: determinism re-run, costs > 0, Sharpe / drawdown / return thresholds (exit 0 pass, 1 fail)")
+  .argument("<batch>", "batch folder, or batch id under --out")
+  .option("--out <dir>", "output root holding the batch", "out")
+  .option("--sort <metric>", "metric that picks the best run", "sharpe")
+  .option("--config <file>", "YAML with min_sharpe, max_drawdown_pct, min_total_return (top level or under gate:)")
+  .option("--min-sharpe <x>", "Sharpe at least (default 0.5)", numberOption("--min-sharpe"))
+  .option("--max-drawdown <pct>", "max drawdown in percent at most (default 30)", numberOption("--max-drawdown"))
+  .option("--min-return <fraction>", "total return at least, as a fraction (default 0)", numberOption("--min-return"))
+  .option("--data-root <dir>", "catalog root for the re-run (default: the batch's)")
+  .option("--json", "print the checks as JSON", false)
+  .action(async (batch: string, o: { out: string; sort: string; config?: string; minSharpe?: number; maxDrawdown?: number; minReturn?: number; dataRoot?: string; json: boolean }) => {
+    const sort = await sortMetric(o.sort)
+    if (sort === undefined) return
+    const { gate } = await import("./leaderboard.js")
+    try {
+      process.exitCode = await gate({
+        batch,
+        out: o.out,
+        sort,
+        json: o.json,
+        ...(o.config ? { config: o.config } : {}),
+        ...(o.minSharpe !== undefined ? { minSharpe: o.minSharpe } : {}),
+        ...(o.maxDrawdown !== undefined ? { maxDrawdownPct: o.maxDrawdown } : {}),
+        ...(o.minReturn !== undefined ? { minTotalReturn: o.minReturn } : {}),
+        ...(o.dataRoot ? { dataRoot: o.dataRoot } : {})
+      })
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`)
       process.exitCode = 2
     }
   })
@@ -125,17 +206,33 @@ program
 
 program
   .command("watch")
-  .description("live results table of a batch (replays, then follows); needs NATS_URL")
+  .description("live results table of a batch (replays, then follows; waits for a batch not there yet); --out writes the output tree; needs NATS_URL")
   .argument("<batch>", "batch id")
   .option("--sort <metric>", "metric to sort by", "sharpe")
   .option("--top <n>", "rows shown", positiveInt("--top"), 20)
   .option("--follow", "keep following after the batch is done", false)
-  .action(async (batchId: string, o: { sort: string; top: number; follow: boolean }) => {
+  .option("--out <dir>", "write the output tree (summary.csv, report.html, per-run files) under <dir>/<batch>")
+  .option("--config <file>", "the submitted batch file: full scenarios in the manifests, runs replayed locally for equity.csv/orders.csv")
+  .option("--data-root <dir>", "catalog root for the local replays (default: the batch file's)")
+  .option("--timeout <seconds>", "give up when the batch has not appeared after this long", positiveInt("--timeout"))
+  .action(async (batchId: string, o: { sort: string; top: number; follow: boolean; out?: string; config?: string; dataRoot?: string; timeout?: number }) => {
     const sort = await sortMetric(o.sort)
     if (sort === undefined) return
     const [{ runCli }, { watchBatch }] = await Promise.all([import("./system.js"), import("./watch.js")])
     try {
-      await runCli(watchBatch({ batchId, sort, top: o.top, follow: o.follow }))
+      const code = await runCli(
+        watchBatch({
+          batchId,
+          sort,
+          top: o.top,
+          follow: o.follow,
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.config ? { config: o.config } : {}),
+          ...(o.dataRoot ? { dataRoot: o.dataRoot } : {}),
+          ...(o.timeout !== undefined ? { timeoutSec: o.timeout } : {})
+        })
+      )
+      if (code !== undefined) process.exitCode = code
     } catch (e) {
       console.error(`error: ${(e as Error).message}`)
       process.exitCode = 2

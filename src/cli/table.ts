@@ -32,28 +32,45 @@ export const sortResults = (results: ReadonlyArray<ScenarioResult>, metric: Metr
   })
 }
 
-export const resultsTable = (results: ReadonlyArray<ScenarioResult>, metric: MetricName, top: number): string => {
+type Column = { head: string; priority: number; cell: (r: ScenarioResult, rank: number) => string }
+
+const COLUMNS: ReadonlyArray<Column> = [
+  { head: "#", priority: 0, cell: (_r, i) => String(i) },
+  { head: "scenario", priority: 0, cell: (r) => (r.scenario_id.length > 40 ? `${r.scenario_id.slice(0, 39)}…` : r.scenario_id) },
+  { head: "strategy", priority: 9, cell: (r) => r.strategy },
+  { head: "universe", priority: 10, cell: (r) => r.universe.join(",").slice(0, 20) },
+  { head: "return", priority: 2, cell: (r) => fmt(r.metrics!.total_return, true) },
+  { head: "CAGR", priority: 4, cell: (r) => fmt(r.metrics!.cagr, true) },
+  { head: "Sharpe", priority: 1, cell: (r) => fmt(r.metrics!.sharpe) },
+  { head: "Sortino", priority: 7, cell: (r) => fmt(r.metrics!.sortino) },
+  { head: "max DD", priority: 3, cell: (r) => (r.metrics!.max_drawdown_pct === null ? "—" : `${r.metrics!.max_drawdown_pct.toFixed(2)}%`) },
+  { head: "trades", priority: 5, cell: (r) => String(r.metrics!.trades) },
+  { head: "win rate", priority: 8, cell: (r) => fmt(r.metrics!.win_rate, true) }
+]
+
+/**
+ * The top runs as a table no wider than `width` (the terminal's): columns are dropped from the
+ * least important (universe, strategy, win rate, …) until it fits; run id, rank and Sharpe stay.
+ */
+/** The width a table may take on stdout: the terminal's, or unlimited when piped. */
+export const terminalWidth = (stream: NodeJS.WriteStream = process.stdout): number => (stream.isTTY ? stream.columns || 120 : Number.POSITIVE_INFINITY)
+
+export const resultsTable = (results: ReadonlyArray<ScenarioResult>, metric: MetricName, top: number, width = terminalWidth()): string => {
   const sorted = sortResults(results, metric).slice(0, top)
-  const table = new Table({
-    head: ["#", "scenario", "strategy", "universe", "total return", "CAGR", "Sharpe", "Sortino", "max DD", "trades", "win rate"],
-    style: { head: [], border: [] }
-  })
-  sorted.forEach((r, i) => {
-    const m = r.metrics!
-    table.push([
-      String(i + 1),
-      r.scenario_id.length > 40 ? `${r.scenario_id.slice(0, 39)}…` : r.scenario_id,
-      r.strategy,
-      r.universe.join(",").slice(0, 20),
-      fmt(m.total_return, true),
-      fmt(m.cagr, true),
-      fmt(m.sharpe),
-      fmt(m.sortino),
-      m.max_drawdown_pct === null ? "—" : `${m.max_drawdown_pct.toFixed(2)}%`,
-      String(m.trades),
-      fmt(m.win_rate, true)
-    ])
-  })
+  const cells = COLUMNS.map((c) => sorted.map((r, i) => c.cell(r, i + 1)))
+  // a column costs its widest cell plus padding and a border (cli-table3: 1 + 1 + 1)
+  const cost = COLUMNS.map((c, k) => Math.max(c.head.length, ...cells[k].map((x) => x.length)) + 3)
+  const byPriority = COLUMNS.map((c, k) => ({ k, p: c.priority })).sort((a, b) => a.p - b.p || a.k - b.k)
+  const keep = new Set<number>()
+  let used = 1
+  for (const { k, p } of byPriority) {
+    if (p > 0 && used + cost[k] > width) continue
+    keep.add(k)
+    used += cost[k]
+  }
+  const shown = COLUMNS.map((_, k) => k).filter((k) => keep.has(k))
+  const table = new Table({ head: shown.map((k) => COLUMNS[k].head), style: { head: [], border: [] } })
+  sorted.forEach((_, i) => table.push(shown.map((k) => cells[k][i])))
   return table.toString()
 }
 

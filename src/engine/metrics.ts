@@ -9,7 +9,8 @@
  * - Annualization: 252 trading days; volatility = sample std × √252; Sharpe = mean / std × √252
  *   with a zero risk-free rate; Sortino = mean / downside deviation × √252, where the downside
  *   deviation is √(mean of min(r, 0)²) over all returns.
- * - CAGR uses calendar time between the first and last equity point (365.25-day years).
+ * - CAGR uses calendar time between the first and last equity point (365.25-day years); runs
+ *   shorter than a year get null (with the reason) instead of an annualised figure.
  * - max_drawdown_pct is in percent (23.5 means the NAV fell 23.5% below its running peak).
  * - total_return, cagr, volatility, win_rate and exposure are fractions (0.12 = 12%).
  * - profit_factor and win_rate are over closed round trips, commissions included.
@@ -22,6 +23,8 @@ import type { TradeStats } from "./portfolio.js"
 export const TRADING_DAYS_PER_YEAR = 252
 export const MIN_RETURNS_FOR_RATIOS = 5
 const MS_PER_YEAR = 365.25 * 86_400_000
+/** shortest span (years) whose return is annualised into a CAGR */
+export const MIN_YEARS_FOR_CAGR = 1
 
 /** Rounds to 12 significant digits; keeps -0 out of the output. */
 export const roundMetric = (x: number): number => {
@@ -225,6 +228,10 @@ export const computeMetrics = (input: MetricsInput): Metrics => {
   let cagr: number | null
   const years = (input.lastTs - input.firstTs) / MS_PER_YEAR
   if (!(years > 0)) cagr = nullWith("cagr", `insufficient data: equity spans ${input.lastTs - input.firstTs} ms`)
+  // Annualising a run of days or weeks turns a 2% move into ±100% or 10^10% a year: a CAGR
+  // is only reported for runs of at least a year; total_return is the number to read instead.
+  else if (years < MIN_YEARS_FOR_CAGR)
+    cagr = nullWith("cagr", `run spans ${((input.lastTs - input.firstTs) / 86_400_000).toFixed(1)} days, less than a year: not annualised (see total_return)`)
   else if (!(finalEquity > 0)) cagr = nullWith("cagr", `final equity ${roundMetric(finalEquity)} is not positive`)
   else cagr = finite("cagr", Math.pow(finalEquity / startCapital, 1 / years) - 1, "overflow: span too short")
 

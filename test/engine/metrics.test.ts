@@ -108,3 +108,15 @@ describe("metrics", () => {
     expect(r.metrics.notes.sharpe).toBe("insufficient data: 1 returns (need 5)")
   })
 })
+
+describe("CAGR of short runs", () => {
+  it("is null with its reason below a year, annualised from a year on", () => {
+    const month = computeMetrics({ ...base, lastTs: T0 + 30 * DAY })
+    expect(month.cagr).toBeNull()
+    expect(month.notes.cagr).toBe("run spans 30.0 days, less than a year: not annualised (see total_return)")
+    expect(month.total_return).toBeCloseTo(0.1, 12)
+    const twoYears = computeMetrics({ ...base, lastTs: T0 + 2 * 365.25 * DAY })
+    // independent: (1 + 10%) over two years
+    expect(twoYears.cagr).toBeCloseTo(Math.sqrt(1.1) - 1, 10)
+  })
+})
