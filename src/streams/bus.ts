@@ -121,6 +121,13 @@ const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output
   working: Effect.sync(() => m.working())
 })
 
+/**
+ * How long one pull waits at the server for a message. Short, so that a pull lost with a
+ * server that went away without a "reconnect" (a cluster node's leader change) is asked again
+ * soon; an idle executor sends one tiny request per period.
+ */
+const PULL_EXPIRES_MS = 2_000
+
 export interface ConsumeOptions {
   readonly stream?: string
   /**
@@ -143,28 +150,52 @@ export interface ConsumeOptions {
 export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: ConsumeOptions = {}) =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const { js } = yield* Nats
+      const { js, nc } = yield* Nats
       const consumer = yield* Effect.tryPromise({
         try: () => js.consumers.get(opts.stream ?? STREAM.pipeline, durable),
         catch: (cause) => new BusError({ op: `get consumer ${durable}`, cause, transient: isTransient(cause) })
       })
       if (opts.oneAtATime) {
-        // A pull interrupted by shutdown stays open at the server; if a message arrives for it
-        // after we stopped listening, nak it at once so another consumer gets it now, not
-        // after ack_wait.
+        // A pull request lives at the server: when the connection drops, it is gone, and a
+        // `next()` would sit out its expiry before asking again (executors paused ~5 s after a
+        // server restart). So each pull also ends, empty, on the connection's "reconnect" status
+        // and the next one is sent at once.
+        const onReconnect = new Set<() => void>()
+        const status = nc.status()
+        yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            (async () => {
+              for await (const st of status) if (st.type === "reconnect") for (const f of [...onReconnect]) f()
+            })().catch(() => undefined)
+          ),
+          () => Effect.sync(() => (status as { stop?: () => void }).stop?.())
+        )
+        // A pull interrupted by shutdown (or by a reconnect) stays open at the server; if a
+        // message arrives for it after we stopped listening, nak it at once so a consumer gets it
+        // now, not after ack_wait.
         const pullOne = Effect.async<JsMsg | null, Option.Option<BusError>>((resume) => {
           let abandoned = false
-          consumer.next({ expires: 5_000 }).then(
+          const reconnected = () => {
+            if (abandoned) return
+            abandoned = true
+            onReconnect.delete(reconnected)
+            resume(Effect.succeed(null))
+          }
+          onReconnect.add(reconnected)
+          consumer.next({ expires: PULL_EXPIRES_MS }).then(
             (m) => {
+              onReconnect.delete(reconnected)
               if (abandoned) m?.nak()
               else resume(Effect.succeed(m))
             },
             (cause) => {
+              onReconnect.delete(reconnected)
               if (!abandoned) resume(Effect.fail(Option.some(new BusError({ op: `next ${durable}`, cause, transient: isTransient(cause) }))))
             }
           )
           return Effect.sync(() => {
             abandoned = true
+            onReconnect.delete(reconnected)
           })
         })
         return Stream.repeatEffect(pullOne).pipe(
