@@ -15,6 +15,7 @@ import { qualityActor } from "./quality.js"
 import { requirementsActor } from "./requirements.js"
 import { deadLetterWatcher, reporterActor } from "./reporter.js"
 import { Shutdown } from "./common.js"
+import { workQueueJanitor } from "../streams/janitor.js"
 
 type ActorEnv = Nats | Bus | ActorSettings | Shutdown
 
@@ -22,7 +23,8 @@ export const ACTOR_NAMES = ["coordinator", "availability", "requirements", "load
 export type ActorName = (typeof ACTOR_NAMES)[number]
 
 const ACTORS = {
-  coordinator: coordinatorActor,
+  // The work-queue janitor rides with the coordinator: one per system, with the right to manage streams.
+  coordinator: Effect.all([coordinatorActor, workQueueJanitor()], { concurrency: "unbounded", discard: true }),
   availability: availabilityActor,
   requirements: requirementsActor,
   loader: loaderActor,

@@ -110,7 +110,9 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
       Stream.runDrain,
       // The consumer can fail (server gone for longer than reconnects cover): start it again.
       Effect.tapError((e) => Effect.logError(`${spec.name} consumer failed; restarting`, e)),
-      Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5)))))
+      // Capped at 500 ms: the schedule's state lives as long as the actor, and a server restart
+      // must not cost a 5 s wait once the server is back.
+      Effect.retry(Schedule.exponential(Duration.millis(100)).pipe(Schedule.union(Schedule.spaced(Duration.millis(500)))))
     )
     yield* Effect.logInfo(`${spec.name} actor stopped`)
   })

