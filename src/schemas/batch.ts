@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto"
 import { z } from "zod"
+import { tooDeepAt, tooDeepProblem } from "./depth.js"
 import { Costs, Freq, IsoDate, SafeName, Symbol, WIRE_VERSION } from "./common.js"
 import { formatIssues } from "./errors.js"
 
@@ -113,6 +114,8 @@ export class ConfigError extends Error {
 
 /** Parse a batch config object (from YAML or JSON); throws ConfigError listing every problem. */
 export const parseBatchConfig = (raw: unknown, source?: string): BatchConfig => {
+  const deep = tooDeepAt(raw)
+  if (deep !== undefined) throw new ConfigError([tooDeepProblem(deep)], source)
   const r = BatchConfig.safeParse(raw, { reportInput: true })
   // Duplicate ids are checked on the raw input so they are reported with every other problem
   // (zod skips refinements of an object whose fields already failed).

@@ -12,6 +12,7 @@ import { Nats } from "./connection.js"
 import { BusError, DecodeError } from "./errors.js"
 import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
 import { formatIssues } from "../schemas/errors.js"
+import { tooDeepAt, tooDeepProblem } from "../schemas/depth.js"
 import { iteratorStream } from "./follow.js"
 
 const encoder = new TextEncoder()
@@ -105,8 +106,10 @@ export const decodeMessage = <S extends z.ZodType>(schema: S, subject: string, b
   } catch (e) {
     return Either.left(new DecodeError({ subject, problems: [`not JSON: ${(e as Error).message}`] }))
   }
+  const deep = tooDeepAt(raw)
+  if (deep !== undefined) return Either.left(new DecodeError({ subject, problems: [tooDeepProblem(deep)], raw }))
   const r = schema.safeParse(raw, { reportInput: true })
-  return r.success ? Either.right(r.data) : Either.left(new DecodeError({ subject, problems: formatIssues(r.error) }))
+  return r.success ? Either.right(r.data) : Either.left(new DecodeError({ subject, problems: formatIssues(r.error), raw }))
 }
 
 const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output<S>> => ({
