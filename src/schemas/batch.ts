@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto"
 import { z } from "zod"
+import YAML from "yaml"
 import { tooDeepAt, tooDeepProblem } from "./depth.js"
 import { Costs, Freq, IsoDate, SafeName, Symbol, WIRE_VERSION } from "./common.js"
 import { formatIssues } from "./errors.js"
@@ -110,6 +111,21 @@ export class ConfigError extends Error {
   constructor(readonly problems: ReadonlyArray<string>, readonly source = "batch config") {
     super(`${source} has ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n  ${problems.join("\n  ")}`)
   }
+}
+
+/**
+ * Parse a batch file's text (YAML, so JSON too) and validate it; throws ConfigError only. The
+ * yaml library throws more than YAMLError (an unresolved alias is a ReferenceError): every
+ * exception it throws is a "not valid YAML" problem. Aliases are capped (a billion-laughs file).
+ */
+export const parseBatchText = (text: string, source?: string): BatchConfig => {
+  let raw: unknown
+  try {
+    raw = YAML.parse(text, { maxAliasCount: 100, logLevel: "error" })
+  } catch (e) {
+    throw new ConfigError([`not valid YAML: ${String((e as Error)?.message ?? e).split("\n")[0].slice(0, 300)}`], source)
+  }
+  return parseBatchConfig(raw, source)
 }
 
 /** Parse a batch config object (from YAML or JSON); throws ConfigError listing every problem. */
