@@ -54,6 +54,7 @@ import { actorSettingsLayer, shutdownLayer, stoppedResult } from "../src/actors/
 import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
 import { groupScenarios } from "../src/actors/coordinator.js"
 import { spawnExecutors } from "../src/cli/system.js"
+import { reportPeakRss } from "./_rss.js"
 import { LoggingLive } from "../src/logging.js"
 
 const SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
@@ -652,6 +653,7 @@ const program = (root: string) =>
     result("pipeline_first_result_p50_ms", Number(p50.toFixed(1)), 100)
     result("pipeline_first_result_p95_ms", Number(p95.toFixed(1)), 250)
     result("pipeline_small_vs_inprocess", typeof smallRatio === "number" ? Number(smallRatio.toFixed(3)) : smallRatio, 0.5)
+    reportPeakRss(executors, (yield* NatsSettings).embedded?.pid)
   })
 
 const main = Effect.gen(function* () {
