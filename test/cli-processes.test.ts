@@ -36,7 +36,7 @@ beforeAll(async () => {
     join(dir, "batch.yaml"),
     "batch_name: ops\ndefaults: {strategy: breakout, freq: 1d, start_date: 2016-01-04, end_date: 2020-12-30, start_capital: 10000}\nsweep: {id: bo, grid: {entry_window: [20, 55], symbol: [AAA, BBB]}}\n"
   )
-}, 60_000)
+}, 600_000)
 
 afterAll(async () => {
   await Promise.all(children.map((c) => stopChild(c)))
@@ -46,7 +46,7 @@ afterAll(async () => {
 describe("tickflow as separate processes", () => {
   it("server + actors + executor + submit + watch", async () => {
     const server = start(["server"])
-    await until(() => /export NATS_USER=admin NATS_PASSWORD=\S+/.test(server.out()), "tickflow server", 90_000)
+    await until(() => /export NATS_USER=admin NATS_PASSWORD=\S+/.test(server.out()), "tickflow server", 480_000)
     const url = /export NATS_URL=(\S+)/.exec(server.out())![1]
     const pass = (role: string) => new RegExp(`TF_${role.toUpperCase()}_PASSWORD=(\\S+)`).exec(server.out())![1]
     const as = (role: string) => ({ NATS_URL: url, NATS_USER: role, NATS_PASSWORD: pass(role) })
@@ -70,5 +70,5 @@ describe("tickflow as separate processes", () => {
       p.child.kill("SIGTERM")
       expect(await p.exited).toBe(0)
     }
-  }, 240_000)
+  }, 600_000)
 })

@@ -27,7 +27,7 @@ const tickflow = (dir: string, args: string[], opts: { quiet?: boolean } = { qui
   // without TICKFLOW_LOG_LEVEL, `run` writes its full log to <out>/<batch>/tickflow.log
   if (!opts.quiet) delete env.TICKFLOW_LOG_LEVEL
   delete env.NATS_URL
-  return runChild(process.execPath, [BIN, ...args], { cwd: dir, env, timeoutMs: 150_000 })
+  return runChild(process.execPath, [BIN, ...args], { cwd: dir, env, timeoutMs: 540_000 })
 }
 
 const writeSweep = (dir: string) =>
@@ -62,7 +62,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-describe("tickflow CLI", { timeout: 150_000 }, () => {
+describe("tickflow CLI", { timeout: 600_000 }, () => {
   it("validate refuses a bad batch with every problem at once (exit 2)", async () => {
     const dir = workspace()
     writeFileSync(
@@ -140,5 +140,5 @@ describe("tickflow CLI", { timeout: 150_000 }, () => {
     }
     // the same batch gives identical metrics in-process and across executor processes
     expect(metrics["cli-2"]).toEqual(metrics["cli-1"])
-  }, 300_000)
+  }, 600_000)
 })

@@ -85,6 +85,6 @@ describe("telemetry events", () => {
         Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))
       )
     },
-    180_000
+    600_000
   )
 })

@@ -55,7 +55,7 @@ const dlqMessages = (stage: string) =>
     }
   })
 
-const waitForResult = (batch: string, scenario: string, timeoutMs = 90_000) =>
+const waitForResult = (batch: string, scenario: string, timeoutMs = 480_000) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const deadline = Date.now() + timeoutMs
@@ -80,7 +80,7 @@ describe("faults", () => {
         yield* publishRaw(SUBJECT.stage("exec", "p1"), "this is not JSON", "poison-1")
         yield* publishRaw(SUBJECT.stage("exec", "p1"), JSON.stringify({ v: 1, batch_id: "p1" }), "poison-2")
         let dead: Array<Record<string, unknown>> = []
-        for (const deadline = Date.now() + 90_000; dead.length < 2 && Date.now() < deadline; ) {
+        for (const deadline = Date.now() + 480_000; dead.length < 2 && Date.now() < deadline; ) {
           yield* Effect.sleep("100 millis")
           dead = yield* dlqMessages("executor")
         }
@@ -90,7 +90,7 @@ describe("faults", () => {
         expect(String(dead[1].reason)).toContain("group_id: is required")
         expect(yield* pipelineMessages).toBe(0)
       }).pipe(Effect.provide(systemTestLayer({ actors: ["executor"] }))),
-    120_000
+    600_000
   )
 
   it.scopedLive(
@@ -111,7 +111,7 @@ describe("faults", () => {
           systemTestLayer({ actors: ["executor", "reporter"], settings: { maxDeliver: 3 }, topology: { maxDeliver: 3 } })
         )
       ),
-    120_000
+    600_000
   )
 
   it.scopedLive(
@@ -123,7 +123,7 @@ describe("faults", () => {
         // Play an executor that takes the message and dies before acking, twice.
         const consumer = yield* Effect.promise(() => js.consumers.get(STREAM.pipeline, "executor"))
         for (let delivery = 1; delivery <= 2; delivery++) {
-          const m = yield* Effect.promise(() => consumer.next({ expires: 5_000 }))
+          const m = yield* Effect.promise(() => consumer.next({ expires: 60_000 }))
           expect(m?.info.deliveryCount).toBe(delivery)
         }
         // A surviving executor keeps pulling: the server does not deliver a third time, it emits
@@ -144,6 +144,6 @@ describe("faults", () => {
           systemTestLayer({ actors: ["reporter"], settings: { maxDeliver: 2, ackWaitMs: 1_000 }, topology: { maxDeliver: 2, ackWaitMs: 1_000 } })
         )
       ),
-    120_000
+    600_000
   )
 })

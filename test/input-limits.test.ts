@@ -45,7 +45,7 @@ describe("input limits", () => {
         const { js } = yield* Nats
         const sub = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.result("deep1", "s_deep") }))
         yield* publishRaw(SUBJECT.submit, head, "submit:deep1")
-        const m = yield* Effect.promise(() => sub.next({ expires: 120_000 }))
+        const m = yield* Effect.promise(() => sub.next({ expires: 480_000 }))
         expect(m).not.toBeNull()
         const r = ScenarioResult.parse(m!.json())
         expect(r).toMatchObject({ batch_id: "deep1", scenario_id: "s_deep", status: "failed", phase: "submission" })
@@ -59,7 +59,7 @@ describe("input limits", () => {
         const { jsm } = yield* Nats
         expect((yield* Effect.promise(() => jsm.streams.info(STREAM.pipeline))).state.messages).toBe(0)
       }).pipe(Effect.provide(systemTestLayer({ actors: ["coordinator", "reporter"] }))),
-    180_000
+    600_000
   )
 
   it.scopedLive(
@@ -80,7 +80,7 @@ describe("input limits", () => {
         const bus = yield* Bus
         for (const id of ["a", "b"]) {
           let st = yield* kvGet(bus.runs, `deep2.${id}`, RunStatus)
-          for (const deadline = Date.now() + 120_000; (!st || st.value.status === "queued") && Date.now() < deadline; st = yield* kvGet(bus.runs, `deep2.${id}`, RunStatus))
+          for (const deadline = Date.now() + 480_000; (!st || st.value.status === "queued") && Date.now() < deadline; st = yield* kvGet(bus.runs, `deep2.${id}`, RunStatus))
             yield* Effect.sleep("200 millis")
           expect(st?.value).toMatchObject({ status: "failed", phase: "execution" })
         }
@@ -89,6 +89,6 @@ describe("input limits", () => {
         expect(stored.state.subjects).toEqual({ "tf.res.deep2.a": 1, "tf.res.deep2.b": 1 })
         expect((yield* dlq).filter((d) => d.stage === "executor")).toHaveLength(1)
       }).pipe(Effect.provide(systemTestLayer({ actors: ["executor", "reporter"] }))),
-    180_000
+    600_000
   )
 })

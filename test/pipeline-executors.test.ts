@@ -86,7 +86,7 @@ const withExecutorProcesses = <A>(
 }
 
 /** Wait (without blocking the worker) for the marker the slow fixture writes when it stalls. */
-const stalled = (marker: string) => Effect.promise(() => until(() => existsSync(marker), `executor stall marker ${marker}`, 90_000))
+const stalled = (marker: string) => Effect.promise(() => until(() => existsSync(marker), `executor stall marker ${marker}`, 480_000))
 
 describe("executors", () => {
   it.scopedLive(
@@ -105,7 +105,7 @@ describe("executors", () => {
           a.kill("SIGKILL")
           yield* Effect.promise(() => exited(a))
 
-          const rec = yield* waitForBatch("kill1", 180_000)
+          const rec = yield* waitForBatch("kill1", 480_000)
           expect(rec.status).toBe("done")
           expect(rec.counts).toEqual({ success: 30, skipped: 0, failed: 0 })
           // Exactly one stored result per scenario: nothing lost, nothing duplicated.
@@ -123,7 +123,7 @@ describe("executors", () => {
           expect(byB.filter((r) => (r.attempt ?? 1) > 1)).toHaveLength(5)
         })
       ),
-    240_000
+    600_000
   )
 
   it.scopedLive(
@@ -146,7 +146,7 @@ describe("executors", () => {
           const done = Object.keys(yield* storedResultCounts("drain1")).length
           expect(done).toBe(3)
           startWith("second")
-          const rec = yield* waitForBatch("drain1", 180_000)
+          const rec = yield* waitForBatch("drain1", 480_000)
           expect(rec.counts).toEqual({ success: 12, skipped: 0, failed: 0 })
           const all = yield* readResults("drain1")
           expect(all).toHaveLength(12)
@@ -157,7 +157,7 @@ describe("executors", () => {
           expect(byFirst.length).toBe(done)
         })
       ),
-    240_000
+    600_000
   )
 
   it.scopedLive(
@@ -175,13 +175,13 @@ describe("executors", () => {
           const nc = await connect({ servers: settings.servers, user: creds.user, pass: creds.pass })
           try {
             const sub = nc.subscribe(`tf.res.${example.batch_id}.${example.scenario_id}`, { max: 1 })
-            const ack = await nc.request("tf.submit", file, { timeout: 5_000 })
+            const ack = await nc.request("tf.submit", file, { timeout: 60_000 })
             for await (const m of sub) return { ack: ack.json<{ stream: string; seq: number }>(), result: m.json<Record<string, unknown>>() }
             throw new Error("subscription closed without a result")
           } finally {
             await nc.close()
           }
-        }).pipe(Effect.timeout("40 seconds"))
+        }).pipe(Effect.timeout("480 seconds"))
         expect(reply.ack.stream).toBe("TF_PIPELINE")
         expect(reply.result).toMatchObject({ batch_id: "example-service", scenario_id: "spx-ema-10-50", status: "success", universe: ["SPX"] })
         expect((reply.result.metrics as { trades: number }).trades).toBeGreaterThan(0)

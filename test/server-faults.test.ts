@@ -61,13 +61,13 @@ describe("nats-server faults", () => {
                 .info(STREAM.results, { subjects_filter: SUBJECT.resultsOf(batchId) })
                 .then((i) => Object.keys(i.state.subjects ?? {}).length)
                 .catch(() => 0)
-            yield* Effect.promise(() => until(async () => (await stored()) >= 3, "first results", 120_000))
+            yield* Effect.promise(() => until(async () => (await stored()) >= 3, "first results", 480_000))
             const before = yield* Effect.promise(stored)
             yield* server.kill(signal)
             yield* Effect.sleep("1 second")
             yield* server.start
             const back = Date.now()
-            const rec = yield* waitForBatch(batchId, 180_000)
+            const rec = yield* waitForBatch(batchId, 480_000)
             expect(rec.status).toBe("done")
             expect(rec.counts).toEqual({ success: N, skipped: 0, failed: 0 })
             const perSubject = Object.values(yield* storedResultCounts(batchId))
@@ -81,7 +81,7 @@ describe("nats-server faults", () => {
             // Processed messages do not linger in the work queue (acks lost at the crash are
             // answered by the redelivery: already-done scenarios are skipped and acked).
             let left = yield* pipelineMessages
-            for (const deadline = Date.now() + 60_000; left > 0 && Date.now() < deadline; left = yield* pipelineMessages) yield* Effect.sleep("500 millis")
+            for (const deadline = Date.now() + 300_000; left > 0 && Date.now() < deadline; left = yield* pipelineMessages) yield* Effect.sleep("500 millis")
             expect(left).toBe(0)
           }).pipe(
             Effect.provide(
@@ -113,12 +113,12 @@ describe("nats-server faults", () => {
         })
         let stderr = ""
         executor.stderr!.on("data", (b) => (stderr += b))
-        yield* Effect.promise(() => until(() => stderr.includes("waiting for the tickflow topology") || executor!.exitCode !== null, "the executor's wait", 120_000))
+        yield* Effect.promise(() => until(() => stderr.includes("waiting for the tickflow topology") || executor!.exitCode !== null, "the executor's wait", 480_000))
         expect(executor.exitCode).toBeNull()
         // Now the actors (without an in-process executor) create the topology and take a batch.
         yield* Effect.gen(function* () {
           yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "early1", config: slowBatch(6) }), "submit:early1")
-          const rec = yield* waitForBatch("early1", 180_000)
+          const rec = yield* waitForBatch("early1", 480_000)
           expect(rec.counts).toEqual({ success: 6, skipped: 0, failed: 0 })
           const all = yield* readResults("early1")
           expect(all.every((r) => r.executor?.endsWith(":early"))).toBe(true)
@@ -141,7 +141,7 @@ describe("nats-server faults", () => {
         )
       )
     },
-    300_000
+    600_000
   )
 
   it.scopedLive(
@@ -160,6 +160,6 @@ describe("nats-server faults", () => {
         const { jsm } = yield* Nats
         for (const name of names) expect((yield* Effect.promise(() => jsm.streams.info(name))).config.num_replicas).toBe(1)
       }).pipe(Effect.provide(natsTestLayer())),
-    120_000
+    600_000
   )
 })

@@ -18,7 +18,7 @@ import { systemTestLayer } from "./support/system.js"
 const BIN = resolve(__dirname, "..", "bin", "tickflow.mjs")
 
 const run = (args: string[], env: Record<string, string>) =>
-  runChild(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, TICKFLOW_LOG_LEVEL: "warn", TICKFLOW_LOG_FORMAT: "json" }, timeoutMs: 120_000 }).then(
+  runChild(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, TICKFLOW_LOG_LEVEL: "warn", TICKFLOW_LOG_FORMAT: "json" }, timeoutMs: 480_000 }).then(
     (r) => ({ code: r.status, stdout: r.stdout, stderr: r.stderr })
   )
 
@@ -35,7 +35,7 @@ describe("tickflow watch", () => {
           sweep: { id: "ema", grid: { fast: [3, 8], slow: [20, 40] } }
         }
         yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "watch1", config }), "submit:watch1")
-        expect((yield* waitForBatch("watch1", 120_000)).status).toBe("done")
+        expect((yield* waitForBatch("watch1", 480_000)).status).toBe("done")
         const s = yield* NatsSettings
         const viewer = s.embedded!.credentials.viewer
         const r = yield* Effect.promise(() =>
@@ -58,6 +58,6 @@ describe("tickflow watch", () => {
         Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))
       )
     },
-    240_000
+    600_000
   )
 })

@@ -55,7 +55,7 @@ export const stopChild = async (c: ChildProcess, graceMs = 10_000) => {
 }
 
 /** Poll `check` every 100 ms until it holds; the test's own timeout bounds the wait. */
-export const until = async (check: () => boolean | Promise<boolean>, what: string, ms = 60_000) => {
+export const until = async (check: () => boolean | Promise<boolean>, what: string, ms = 480_000) => {
   const deadline = Date.now() + ms
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
