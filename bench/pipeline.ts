@@ -47,6 +47,7 @@ import { SUBJECT } from "../src/streams/topology.js"
 import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
 import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
 import { spawnExecutors } from "../src/cli/system.js"
+import { reportPeakRss } from "./_rss.js"
 import { LoggingLive } from "../src/logging.js"
 import { measureGroupCodec, measureInProcess, measureResultCost, RUNS } from "./_pipeline-inprocess.js"
 import { describeRun, describeTimeline, runBatch, waitForExecutors, type BatchRun } from "./_pipeline-run.js"
@@ -315,6 +316,7 @@ const program = (root: string) =>
     result("pipeline_small_cpu_us_per_scenario", typeof cpuUsPerScenario === "number" ? Math.round(cpuUsPerScenario) : cpuUsPerScenario, "-")
     result("cached_result_p50_ms", Number(cachedP50.toFixed(1)), 50)
     result("rerun_cached_vs_first", Number(rerunRatio.toFixed(3)), 0.1)
+    reportPeakRss(executors, (yield* NatsSettings).embedded?.pid)
   })
 
 const main = Effect.gen(function* () {

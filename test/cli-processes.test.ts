@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
+import { stopChild, until } from "./support/child.js"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -29,32 +30,23 @@ const start = (args: string[], env: Record<string, string> = {}) => {
   return { child, out: () => stdout, err: () => stderr, exited }
 }
 
-const until = async (check: () => boolean, ms: number, what: string) => {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 beforeAll(async () => {
   await Effect.runPromise(generateCatalog({ root: join(dir, "catalog"), symbols: ["AAA", "BBB"], freqs: ["1d"], start: "2015-01-01", end: "2020-12-31", seed: 13 }))
   writeFileSync(
     join(dir, "batch.yaml"),
     "batch_name: ops\ndefaults: {strategy: breakout, freq: 1d, start_date: 2016-01-04, end_date: 2020-12-30, start_capital: 10000}\nsweep: {id: bo, grid: {entry_window: [20, 55], symbol: [AAA, BBB]}}\n"
   )
-}, 60_000)
+}, 600_000)
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM")
-  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.on("exit", r)))))
+  await Promise.all(children.map((c) => stopChild(c)))
   rmSync(dir, { recursive: true, force: true })
 })
 
 describe("tickflow as separate processes", () => {
   it("server + actors + executor + submit + watch", async () => {
     const server = start(["server"])
-    await until(() => /export NATS_USER=admin NATS_PASSWORD=\S+/.test(server.out()), 20_000, "tickflow server")
+    await until(() => /export NATS_USER=admin NATS_PASSWORD=\S+/.test(server.out()), "tickflow server", 480_000)
     const url = /export NATS_URL=(\S+)/.exec(server.out())![1]
     const pass = (role: string) => new RegExp(`TF_${role.toUpperCase()}_PASSWORD=(\\S+)`).exec(server.out())![1]
     const as = (role: string) => ({ NATS_URL: url, NATS_USER: role, NATS_PASSWORD: pass(role) })
@@ -78,5 +70,5 @@ describe("tickflow as separate processes", () => {
       p.child.kill("SIGTERM")
       expect(await p.exited).toBe(0)
     }
-  }, 90_000)
+  }, 600_000)
 })

@@ -1,6 +1,8 @@
 /**
  * Telemetry while a batch runs: every phase announces its start and result per group, and a
  * long scenario streams `started`, `progress` and its equity curve in chunks before its result.
+ * (That progress is reported every `progressEvery` rows is checked in the engine's tests:
+ * test/engine/backtest.test.ts, "progress is reported every progressEvery rows and at the end".)
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -30,7 +32,7 @@ const readEvents = (batchId: string) =>
 
 describe("telemetry events", () => {
   it.scopedLive(
-    "phases emit phase_start/phase_result per group; a long tick scenario streams started and equity chunks (progress every 500 ms while it runs)",
+    "phases emit phase_start/phase_result per group; a long tick scenario streams started, then progress (done rising to its row count), then equity chunks",
     () => {
       const root = mkdtempSync(join(tmpdir(), "tf-events-"))
       return Effect.gen(function* () {
@@ -55,7 +57,20 @@ describe("telemetry events", () => {
         const own = events.filter((e) => e.subject.startsWith("tf.evt.ev1.long_tick_run."))
         const kinds = own.map((e) => e.event.kind)
         expect(kinds[0]).toBe("started")
-        expect((own[0].event.data as { rows: number }).rows).toBeGreaterThan(100_000)
+        const rows = (own[0].event.data as { rows: number }).rows
+        expect(rows).toBeGreaterThan(100_000)
+        // Order: started, progress..., equity... (the executor emits progress at most every
+        // 500 ms of a run, so how many depends on the machine; their content does not).
+        const firstEquity = kinds.indexOf("equity")
+        expect(kinds.slice(1, firstEquity).every((k) => k === "progress")).toBe(true)
+        expect(kinds.slice(firstEquity).every((k) => k === "equity")).toBe(true)
+        const progress = own.filter((e) => e.event.kind === "progress").map((e) => e.event.data as { done: number; total: number })
+        for (const [i, p] of progress.entries()) {
+          expect(p.total).toBe(rows)
+          expect(p.done).toBeGreaterThan(0)
+          expect(p.done).toBeLessThanOrEqual(rows)
+          if (i > 0) expect(p.done).toBeGreaterThan(progress[i - 1].done)
+        }
         const chunks = own.filter((e) => e.event.kind === "equity").map((e) => e.event.data as { chunk: number; of: number; ts: number[]; nav: number[] })
         expect(chunks.length).toBeGreaterThan(0)
         expect(chunks.map((c) => c.chunk)).toEqual(chunks.map((_, i) => i))
@@ -70,6 +85,6 @@ describe("telemetry events", () => {
         Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))
       )
     },
-    60_000
+    600_000
   )
 })

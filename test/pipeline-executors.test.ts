@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { connect } from "@nats-io/transport-node"
@@ -15,11 +15,11 @@ import { ensureSampleCatalog, generateCatalog } from "../src/data/index.js"
 import { Bus, publishRaw } from "../src/streams/bus.js"
 import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
 import { STREAM, SUBJECT } from "../src/streams/topology.js"
-import { ScenarioResult } from "../src/schemas/results.js"
 import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { systemTestLayer } from "./support/system.js"
 import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch, waitForRecord } from "./support/results.js"
+import { exited, stopChild, until } from "./support/child.js"
 
 const ACK_WAIT_MS = 3_000
 
@@ -28,9 +28,6 @@ const startExecutor = (env: Record<string, string>, name: string): ChildProcess 
     stdio: ["ignore", "ignore", process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
     env: { ...process.env, ...env, TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", TICKFLOW_INSTANCE_SUFFIX: name }
   })
-
-const exited = (c: ChildProcess) =>
-  new Promise<void>((res) => (c.exitCode !== null || c.signalCode !== null ? res() : c.once("exit", () => res())))
 
 const STAGE_ACTORS = ["coordinator", "availability", "requirements", "loader", "quality", "reporter"] as const
 
@@ -54,7 +51,7 @@ const slowBatch = (name: string, count: number, spinUs: number, strategy: string
  */
 const withExecutorProcesses = <A>(
   execChunkSize: number,
-  body: (ctx: { startWith: (name: string) => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus>
+  body: (ctx: { startWith: (name: string, extraEnv?: Record<string, string>) => ChildProcess; root: string }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus>
 ) => {
   const root = mkdtempSync(join(tmpdir(), "tf-exec-"))
   const children: ChildProcess[] = []
@@ -65,8 +62,9 @@ const withExecutorProcesses = <A>(
     const executorCreds = settings.embedded!.credentials.executor
     const env = { ...childEnv(settings), NATS_USER: executorCreds.user, NATS_PASSWORD: executorCreds.pass, TICKFLOW_DATA_ROOT: root }
     return yield* body({
-      startWith: (name) => {
-        const child = startExecutor(env, name)
+      root,
+      startWith: (name, extraEnv = {}) => {
+        const child = startExecutor({ ...env, ...extraEnv }, name)
         children.push(child)
         return child
       }
@@ -81,47 +79,35 @@ const withExecutorProcesses = <A>(
     ),
     Effect.ensuring(
       Effect.promise(async () => {
-        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM")
-        await Promise.all(children.map(exited))
+        await Promise.all(children.map((c) => stopChild(c)))
         rmSync(root, { recursive: true, force: true })
       })
     )
   )
 }
 
-/** An ordered consumer on a batch's results, created before the batch is submitted. */
-const resultFollower = (batchId: string) =>
-  Effect.gen(function* () {
-    const { js } = yield* Nats
-    const follower = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.resultsOf(batchId) }))
-    return follower
-  })
+/** Wait (without blocking the worker) for the marker the slow fixture writes when it stalls. */
+const stalled = (marker: string) => Effect.promise(() => until(() => existsSync(marker), `executor stall marker ${marker}`, 480_000))
 
 describe("executors", () => {
   it.scopedLive(
-    "two executor processes share a batch; SIGKILL of one loses nothing and duplicates nothing",
+    "two executor processes share a batch; SIGKILL of one holding a group mid-way loses nothing and duplicates nothing",
     () =>
-      withExecutorProcesses(5, ({ startWith }) =>
+      withExecutorProcesses(5, ({ startWith, root }) =>
         Effect.gen(function* () {
-          const a = startWith("exA")
-          startWith("exB")
-          const follower = yield* resultFollower("kill1")
+          // A alone runs its first group of five (published and acked), then stalls at the first
+          // scenario of its second group: killed there, it dies holding an unfinished group,
+          // whatever the machine's load.
+          const marker = join(root, "exA.stalled")
+          const a = startWith("exA", { TICKFLOW_TEST_STALL: `6:120000:${marker}` })
           const slow = yield* publishFixture("slow-strategy.ts")
           yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "kill1", config: slowBatch("kill_test", 30, 120, slow) }), "submit:kill1")
-          // Follow results as they arrive, to kill executor A in the middle of its work.
-          let seen = 0
-          for (;;) {
-            const m = yield* Effect.promise(() => follower.next({ expires: 30_000 }))
-            if (!m) throw new Error("no result within 30 s")
-            seen++
-            if (ScenarioResult.parse(m.json()).executor?.endsWith(":exA")) break
-          }
-          // Results are flushed every 100 ms, so A is in the middle of a five-scenario group: kill it.
-          yield* Effect.sleep("30 millis")
+          yield* stalled(marker)
+          startWith("exB")
           a.kill("SIGKILL")
           yield* Effect.promise(() => exited(a))
 
-          const rec = yield* waitForBatch("kill1")
+          const rec = yield* waitForBatch("kill1", 480_000)
           expect(rec.status).toBe("done")
           expect(rec.counts).toEqual({ success: 30, skipped: 0, failed: 0 })
           // Phase counters equal the scenarios that passed each phase, though a group was redelivered
@@ -135,41 +121,41 @@ describe("executors", () => {
           expect(perSubject).toHaveLength(30)
           expect(perSubject.every((n) => n === 1)).toBe(true)
           const all = yield* readResults("kill1")
-          expect(new Set(all.map((r) => r.executor?.split(":").pop()))).toEqual(new Set(["exA", "exB"]))
-          // The message A held when it died was redelivered to B.
-          expect(all.some((r) => (r.attempt ?? 1) > 1 && r.executor?.endsWith(":exB"))).toBe(true)
-          expect(seen).toBeLessThan(30)
+          const byA = all.filter((r) => r.executor?.endsWith(":exA"))
+          const byB = all.filter((r) => r.executor?.endsWith(":exB"))
+          // A's first group, once each; B everything else.
+          expect(byA).toHaveLength(5)
+          expect(byA.every((r) => r.attempt === 1)).toBe(true)
+          expect(byB).toHaveLength(25)
+          // The group A held when it died was redelivered to B.
+          expect(byB.filter((r) => (r.attempt ?? 1) > 1)).toHaveLength(5)
         })
       ),
-    120_000
+    600_000
   )
 
   it.scopedLive(
     "SIGTERM drains an executor: the group in hand finishes and is acked, nothing is redelivered",
     () =>
-      withExecutorProcesses(3, ({ startWith }) =>
+      withExecutorProcesses(3, ({ startWith, root }) =>
         Effect.gen(function* () {
-          const first = startWith("first")
-          const follower = yield* resultFollower("drain1")
+          // The first executor pauses (800 ms, well inside the 3 s ack wait) in the middle of its
+          // first group of three: SIGTERM arrives then, while the group is in hand.
+          const marker = join(root, "first.stalled")
+          const first = startWith("first", { TICKFLOW_TEST_STALL: `2:800:${marker}` })
           const slow = yield* publishFixture("slow-strategy.ts")
           yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "drain1", config: slowBatch("drain_test", 12, 150, slow) }), "submit:drain1")
-          const m = yield* Effect.promise(() => follower.next({ expires: 30_000 }))
-          expect(m).not.toBeNull()
-          // Results are flushed every 100 ms, so the first arrives while its group (3 × ~110 ms) is
-          // still running: stop the executor now, in the middle of that group.
-          yield* Effect.sleep("50 millis")
+          yield* stalled(marker)
           first.kill("SIGTERM")
           yield* Effect.promise(() => exited(first))
           expect(first.exitCode).toBe(0)
           // Results are stored before their group is acked: count them in the stream (the batch
-          // record's counters may lag by a reporter flush). Whole groups of three: the one in
-          // hand was finished, not abandoned.
+          // record's counters may lag by a reporter flush). The group in hand was finished, not
+          // abandoned, and no other was started.
           const done = Object.keys(yield* storedResultCounts("drain1")).length
-          expect(done % 3).toBe(0)
-          expect(done).toBeGreaterThanOrEqual(3)
-          expect(done).toBeLessThan(12)
+          expect(done).toBe(3)
           startWith("second")
-          const rec = yield* waitForBatch("drain1")
+          const rec = yield* waitForBatch("drain1", 480_000)
           expect(rec.counts).toEqual({ success: 12, skipped: 0, failed: 0 })
           const all = yield* readResults("drain1")
           expect(all).toHaveLength(12)
@@ -180,7 +166,7 @@ describe("executors", () => {
           expect(byFirst.length).toBe(done)
         })
       ),
-    120_000
+    600_000
   )
 
   it.scopedLive(
@@ -198,13 +184,13 @@ describe("executors", () => {
           const nc = await connect({ servers: settings.servers, user: creds.user, pass: creds.pass })
           try {
             const sub = nc.subscribe(`tf.res.${example.batch_id}.${example.scenario_id}`, { max: 1 })
-            const ack = await nc.request("tf.submit", file, { timeout: 5_000 })
+            const ack = await nc.request("tf.submit", file, { timeout: 60_000 })
             for await (const m of sub) return { ack: ack.json<{ stream: string; seq: number }>(), result: m.json<Record<string, unknown>>() }
             throw new Error("subscription closed without a result")
           } finally {
             await nc.close()
           }
-        }).pipe(Effect.timeout("40 seconds"))
+        }).pipe(Effect.timeout("480 seconds"))
         expect(reply.ack.stream).toBe("TF_PIPELINE")
         expect(reply.result).toMatchObject({ batch_id: "example-service", scenario_id: "spx-ema-10-50", status: "success", universe: ["SPX"] })
         expect((reply.result.metrics as { trades: number }).trades).toBeGreaterThan(0)

@@ -4,32 +4,23 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
-import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
+import { publishRaw } from "../src/streams/bus.js"
 import { NatsSettings } from "../src/streams/connection.js"
 import { SUBJECT } from "../src/streams/topology.js"
-import { BatchRecord } from "../src/schemas/results.js"
+import { waitForBatch } from "./support/results.js"
+import { runChild } from "./support/child.js"
 import { systemTestLayer } from "./support/system.js"
 
 const BIN = resolve(__dirname, "..", "bin", "tickflow.mjs")
 
 const run = (args: string[], env: Record<string, string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, TICKFLOW_LOG_LEVEL: "warn", TICKFLOW_LOG_FORMAT: "json" } })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (b) => (stdout += b))
-    child.stderr.on("data", (b) => (stderr += b))
-    const t = setTimeout(() => child.kill("SIGKILL"), 60_000)
-    child.on("exit", (code) => {
-      clearTimeout(t)
-      res({ code, stdout, stderr })
-    })
-  })
+  runChild(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, TICKFLOW_LOG_LEVEL: "warn", TICKFLOW_LOG_FORMAT: "json" }, timeoutMs: 480_000 }).then(
+    (r) => ({ code: r.status, stdout: r.stdout, stderr: r.stderr })
+  )
 
 describe("tickflow watch", () => {
   it.scopedLive(
@@ -44,12 +35,7 @@ describe("tickflow watch", () => {
           sweep: { id: "ema", grid: { fast: [3, 8], slow: [20, 40] } }
         }
         yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "watch1", config }), "submit:watch1")
-        const bus = yield* Bus
-        for (let i = 0; i < 300; i++) {
-          const rec = yield* kvGet(bus.batches, "watch1", BatchRecord)
-          if (rec?.value.status === "done") break
-          yield* Effect.sleep("100 millis")
-        }
+        expect((yield* waitForBatch("watch1", 480_000)).status).toBe("done")
         const s = yield* NatsSettings
         const viewer = s.embedded!.credentials.viewer
         const r = yield* Effect.promise(() =>
@@ -72,6 +58,6 @@ describe("tickflow watch", () => {
         Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))
       )
     },
-    90_000
+    600_000
   )
 })

@@ -16,6 +16,7 @@ import { requirementsActor } from "./requirements.js"
 import { deadLetterWatcher, reporterActor } from "./reporter.js"
 import { Shutdown } from "./common.js"
 import { StrategyStore } from "../strategies-store.js"
+import { workQueueJanitor } from "../streams/janitor.js"
 
 type ActorEnv = Nats | Bus | ActorSettings | Shutdown | StrategyStore
 
@@ -23,7 +24,8 @@ export const ACTOR_NAMES = ["coordinator", "availability", "requirements", "load
 export type ActorName = (typeof ACTOR_NAMES)[number]
 
 const ACTORS = {
-  coordinator: coordinatorActor,
+  // The work-queue janitor rides with the coordinator: one per system, with the right to manage streams.
+  coordinator: Effect.all([coordinatorActor, workQueueJanitor()], { concurrency: "unbounded", discard: true }),
   availability: availabilityActor,
   requirements: requirementsActor,
   loader: loaderActor,

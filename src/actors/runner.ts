@@ -18,7 +18,11 @@ import { CONSUMER, type PipelineConsumer, SUBJECT } from "../streams/topology.js
 import { ActorSettings, Shutdown, stopGroup } from "./common.js"
 import { GroupOnWire, type GroupMessage } from "../schemas/wire.js"
 import type { Nats } from "../streams/connection.js"
-import type { Phase } from "../schemas/results.js"
+import type { Phase, ScenarioResult } from "../schemas/results.js"
+import { ID_RE } from "../schemas/batch.js"
+import { FREQS, isRealDate, WIRE_VERSION } from "../schemas/common.js"
+import { ENGINE_VERSION } from "../engine/index.js"
+import { publishResults } from "./common.js"
 
 /** A fault worth retrying later (nak with delay). */
 export class TransientFault extends Data.TaggedError("TransientFault")<{ readonly reason: string; readonly cause?: unknown }> {}
@@ -41,6 +45,59 @@ export interface ActorSpec<S extends z.ZodType, R> {
   readonly annotate?: (value: z.output<S>) => Record<string, unknown>
 }
 
+/** The phase that answers for an undecodable message of a stage. */
+const STAGE_PHASE: Record<string, Phase> = {
+  coordinator: "submission",
+  availability: "availability",
+  requirements: "requirements",
+  loader: "loading",
+  quality: "quality",
+  executor: "execution"
+}
+
+/**
+ * `failed` results for an undecodable message whose ids can still be read (a scenario's
+ * batch_id + scenario_id, or a group's batch_id + item ids): its sender hears back instead of
+ * waiting for ever. Only ids and short scalar fields are taken from it; never its values.
+ */
+export const answersForUndecodable = (raw: unknown, reason: string, phase: Phase): ScenarioResult[] => {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return []
+  const r = raw as Record<string, unknown>
+  const isId = (v: unknown): v is string => typeof v === "string" && ID_RE.test(v)
+  if (!isId(r.batch_id)) return []
+  const ids = new Set<string>()
+  if (isId(r.scenario_id)) ids.add(r.scenario_id)
+  if (Array.isArray(r.items))
+    for (const it of r.items.slice(0, 100_000)) {
+      const item = (it ?? {}) as Record<string, unknown>
+      const scenario = (item.scenario ?? {}) as Record<string, unknown>
+      if (isId(item.id)) ids.add(item.id)
+      else if (isId(item.scenario_id)) ids.add(item.scenario_id)
+      else if (isId(scenario.scenario_id)) ids.add(scenario.scenario_id)
+    }
+  const short = (v: unknown, d: string) => (typeof v === "string" && v.length <= 200 ? v : d)
+  const date = (v: unknown) => (typeof v === "string" && isRealDate(v) ? v : "1970-01-01")
+  const batchId = r.batch_id
+  return [...ids].map((scenarioId) => ({
+    v: WIRE_VERSION,
+    batch_id: batchId,
+    scenario_id: scenarioId,
+    status: "failed" as const,
+    phase,
+    reason: `message could not be decoded: ${reason}`,
+    strategy: short(r.strategy, "unknown"),
+    params: {},
+    universe: [],
+    freq: FREQS.includes(r.freq as never) ? (r.freq as ScenarioResult["freq"]) : "1d",
+    start_date: date(r.start_date),
+    end_date: date(r.end_date),
+    warnings: [],
+    engine_version: ENGINE_VERSION,
+    timings: {},
+    finished_at: new Date().toISOString()
+  }))
+}
+
 /** Backoff for nak: 0.5 s, 1 s, 2 s, ... capped at 15 s. */
 const nakDelayMs = (deliveryCount: number) => Math.min(15_000, 500 * 2 ** Math.max(0, deliveryCount - 1))
 
@@ -55,7 +112,7 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
     const deadLetter = (d: Delivery<z.output<S>>, reason: string) =>
       publishRaw(
         SUBJECT.dlq(stage),
-        JSON.stringify({ stage, subject: d.subject, stream_seq: d.streamSeq, deliveries: d.deliveryCount, reason, at: new Date().toISOString(), payload: new TextDecoder().decode(d.msg.data) }),
+        JSON.stringify({ stage, subject: d.subject, stream_seq: d.streamSeq, deliveries: d.deliveryCount, reason, at: new Date().toISOString(), payload: new TextDecoder().decode(d.msg.data.subarray(0, 65_536)) }),
         `dlq:${stage}:${d.streamSeq}`
       ).pipe(Effect.catchAll((e) => Effect.logError("dead letter publish failed", e)))
 
@@ -68,6 +125,8 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
           yield* Effect.logError("poison message: not a valid message, dead-lettered").pipe(
             Effect.annotateLogs({ problems: d.decoded.left.problems, subject: d.subject })
           )
+          const answers = answersForUndecodable(d.decoded.left.raw, d.decoded.left.problems.join("; "), STAGE_PHASE[stage] ?? "execution")
+          if (answers.length > 0) yield* publishResults(answers).pipe(Effect.catchAll((e) => Effect.logError("answering an undecodable message failed", e)))
           yield* deadLetter(d, d.decoded.left.message)
           yield* d.term
           return
@@ -110,7 +169,9 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
       Stream.runDrain,
       // The consumer can fail (server gone for longer than reconnects cover): start it again.
       Effect.tapError((e) => Effect.logError(`${spec.name} consumer failed; restarting`, e)),
-      Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5)))))
+      // Capped at 500 ms: the schedule's state lives as long as the actor, and a server restart
+      // must not cost a 5 s wait once the server is back.
+      Effect.retry(Schedule.exponential(Duration.millis(100)).pipe(Schedule.union(Schedule.spaced(Duration.millis(500)))))
     )
     yield* Effect.logInfo(`${spec.name} actor stopped`)
   })

@@ -14,10 +14,9 @@ import { readdir, readFile } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import cliProgress from "cli-progress"
 import { Deferred, Effect, Fiber, Queue, Ref, Stream } from "effect"
-import YAML from "yaml"
 import { ACTOR_NAMES, RunningActors, type ActorName } from "../actors/index.js"
 import { universeFileReader } from "../actors/coordinator.js"
-import { ConfigError, expandBatch, makeBatchId, parseBatchConfig, type BatchConfig, type Scenario } from "../schemas/batch.js"
+import { ConfigError, expandBatch, makeBatchId, parseBatchConfig, parseBatchText, type BatchConfig, type Scenario } from "../schemas/batch.js"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { BatchRecord, ScenarioResult, type MetricName } from "../schemas/results.js"
 import { Bus, kvGet, publishRaw } from "../streams/bus.js"
@@ -70,13 +69,7 @@ export const loadBatchFile = async (file: string): Promise<BatchConfig> => {
   } catch (e) {
     throw new ConfigError([`cannot read ${file}: ${(e as Error).message}`], file)
   }
-  let raw: unknown
-  try {
-    raw = YAML.parse(text)
-  } catch (e) {
-    throw new ConfigError([`${file} is not valid YAML: ${(e as Error).message}`], file)
-  }
-  return parseBatchConfig(raw, file)
+  return parseBatchText(text, file)
 }
 
 export interface Prepared {

@@ -173,8 +173,13 @@ export interface Formula {
   readonly lookback: number
 }
 
+/** Bounds that keep the recursive parser and tree walks far from the stack's limit. */
+const MAX_FORMULA_LENGTH = 4_000
+const MAX_NESTING = 100
+
 class Parser {
   private pos = 0
+  private depth = 0
   constructor(private readonly tokens: Token[]) {}
 
   private peek(): Token {
@@ -235,6 +240,18 @@ class Parser {
   }
 
   private parsePrefix(): FormulaNode {
+    if (++this.depth > MAX_NESTING) {
+      const at = this.peek()?.column ?? 1
+      throw new FormulaParseError(`the formula nests deeper than ${MAX_NESTING} levels at column ${at}; simplify it`, at)
+    }
+    try {
+      return this.parsePrefixAt()
+    } finally {
+      this.depth--
+    }
+  }
+
+  private parsePrefixAt(): FormulaNode {
     const token = this.next()
     switch (token.kind) {
       case "number":
@@ -402,6 +419,8 @@ const collect = (node: FormulaNode, columns: Set<ColumnName>): number => {
 /** Parses and type-checks a formula; throws FormulaParseError with the 1-based column. */
 export const parseFormula = (source: string): Formula => {
   if (source.trim() === "") throw new FormulaParseError("empty formula at column 1", 1)
+  if (source.length > MAX_FORMULA_LENGTH)
+    throw new FormulaParseError(`the formula is ${source.length} characters long, above the maximum ${MAX_FORMULA_LENGTH} (column ${MAX_FORMULA_LENGTH + 1})`, MAX_FORMULA_LENGTH + 1)
   const root = new Parser(tokenize(source)).parseFormula()
   if (typeOf(root) !== "condition") {
     throw new FormulaParseError(

@@ -8,6 +8,8 @@
  */
 import { createHash } from "node:crypto"
 import { z } from "zod"
+import YAML from "yaml"
+import { tooDeepAt, tooDeepProblem } from "./depth.js"
 import { Costs, Freq, IsoDate, SafeName, Symbol, WIRE_VERSION } from "./common.js"
 import { formatIssues } from "./errors.js"
 
@@ -113,8 +115,25 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Parse a batch file's text (YAML, so JSON too) and validate it; throws ConfigError only. The
+ * yaml library throws more than YAMLError (an unresolved alias is a ReferenceError): every
+ * exception it throws is a "not valid YAML" problem. Aliases are capped (a billion-laughs file).
+ */
+export const parseBatchText = (text: string, source?: string): BatchConfig => {
+  let raw: unknown
+  try {
+    raw = YAML.parse(text, { maxAliasCount: 100, logLevel: "error" })
+  } catch (e) {
+    throw new ConfigError([`not valid YAML: ${String((e as Error)?.message ?? e).split("\n")[0].slice(0, 300)}`], source)
+  }
+  return parseBatchConfig(raw, source)
+}
+
 /** Parse a batch config object (from YAML or JSON); throws ConfigError listing every problem. */
 export const parseBatchConfig = (raw: unknown, source?: string): BatchConfig => {
+  const deep = tooDeepAt(raw)
+  if (deep !== undefined) throw new ConfigError([tooDeepProblem(deep)], source)
   const r = BatchConfig.safeParse(raw, { reportInput: true })
   // Duplicate ids are checked on the raw input so they are reported with every other problem
   // (zod skips refinements of an object whose fields already failed).

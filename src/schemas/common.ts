@@ -27,7 +27,9 @@ const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 export const isRealDate = (s: string): boolean => {
   const m = ISO_DATE.exec(s)
   if (!m) return false
-  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])))
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0–99 to 1900–1999 (0001-01-01 was refused)
+  const d = new Date(0)
+  d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]))
   return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])
 }
 

@@ -12,6 +12,7 @@ import { Nats } from "./connection.js"
 import { BusError, DecodeError } from "./errors.js"
 import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
 import { formatIssues } from "../schemas/errors.js"
+import { tooDeepAt, tooDeepProblem } from "../schemas/depth.js"
 import { iteratorStream } from "./follow.js"
 
 const encoder = new TextEncoder()
@@ -25,8 +26,14 @@ export const isTransient = (e: unknown): boolean => {
   )
 }
 
+/**
+ * 50 ms, 100 ms, ... capped at 500 ms, for up to 30 s: long enough to cover a server restart or
+ * a cluster leader election (5–10 s measured), and never more than 0.5 s late once the server is
+ * back (an uncapped backoff resumed work up to 6 s after the server's return).
+ */
 const retryTransient = Schedule.exponential(Duration.millis(50), 2).pipe(
-  Schedule.intersect(Schedule.recurs(8)),
+  Schedule.union(Schedule.spaced(Duration.millis(500))),
+  Schedule.upTo(Duration.seconds(30)),
   Schedule.whileInput((e: BusError) => e.transient)
 )
 
@@ -113,8 +120,10 @@ export const decodeMessage = <S extends z.ZodType>(schema: S, subject: string, b
   } catch (e) {
     return Either.left(new DecodeError({ subject, problems: [`not JSON: ${(e as Error).message}`] }))
   }
+  const deep = tooDeepAt(raw)
+  if (deep !== undefined) return Either.left(new DecodeError({ subject, problems: [tooDeepProblem(deep)], raw }))
   const r = schema.safeParse(raw, { reportInput: true })
-  return r.success ? Either.right(r.data) : Either.left(new DecodeError({ subject, problems: formatIssues(r.error) }))
+  return r.success ? Either.right(r.data) : Either.left(new DecodeError({ subject, problems: formatIssues(r.error), raw }))
 }
 
 const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output<S>> => ({
@@ -134,6 +143,13 @@ const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output
   term: Effect.sync(() => m.term()),
   working: Effect.sync(() => m.working())
 })
+
+/**
+ * How long one pull waits at the server for a message. Short, so that a pull lost with a
+ * server that went away without a "reconnect" (a cluster node's leader change) is asked again
+ * soon; an idle executor sends one tiny request per period.
+ */
+const PULL_EXPIRES_MS = 2_000
 
 export interface ConsumeOptions {
   readonly stream?: string
@@ -157,28 +173,52 @@ export interface ConsumeOptions {
 export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: ConsumeOptions = {}) =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const { js } = yield* Nats
+      const { js, nc } = yield* Nats
       const consumer = yield* Effect.tryPromise({
         try: () => js.consumers.get(opts.stream ?? STREAM.pipeline, durable),
         catch: (cause) => new BusError({ op: `get consumer ${durable}`, cause, transient: isTransient(cause) })
       })
       if (opts.oneAtATime) {
-        // A pull interrupted by shutdown stays open at the server; if a message arrives for it
-        // after we stopped listening, nak it at once so another consumer gets it now, not
-        // after ack_wait.
+        // A pull request lives at the server: when the connection drops, it is gone, and a
+        // `next()` would sit out its expiry before asking again (executors paused ~5 s after a
+        // server restart). So each pull also ends, empty, on the connection's "reconnect" status
+        // and the next one is sent at once.
+        const onReconnect = new Set<() => void>()
+        const status = nc.status()
+        yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            (async () => {
+              for await (const st of status) if (st.type === "reconnect") for (const f of [...onReconnect]) f()
+            })().catch(() => undefined)
+          ),
+          () => Effect.sync(() => (status as { stop?: () => void }).stop?.())
+        )
+        // A pull interrupted by shutdown (or by a reconnect) stays open at the server; if a
+        // message arrives for it after we stopped listening, nak it at once so a consumer gets it
+        // now, not after ack_wait.
         const pullOne = Effect.async<JsMsg | null, Option.Option<BusError>>((resume) => {
           let abandoned = false
-          consumer.next({ expires: 5_000 }).then(
+          const reconnected = () => {
+            if (abandoned) return
+            abandoned = true
+            onReconnect.delete(reconnected)
+            resume(Effect.succeed(null))
+          }
+          onReconnect.add(reconnected)
+          consumer.next({ expires: PULL_EXPIRES_MS }).then(
             (m) => {
+              onReconnect.delete(reconnected)
               if (abandoned) m?.nak()
               else resume(Effect.succeed(m))
             },
             (cause) => {
+              onReconnect.delete(reconnected)
               if (!abandoned) resume(Effect.fail(Option.some(new BusError({ op: `next ${durable}`, cause, transient: isTransient(cause) }))))
             }
           )
           return Effect.sync(() => {
             abandoned = true
+            onReconnect.delete(reconnected)
           })
         })
         return Stream.repeatEffect(pullOne).pipe(

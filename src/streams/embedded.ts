@@ -47,7 +47,7 @@ export const findNatsServer = Effect.suspend(() => {
 /** The repo's nats.conf (src/streams → ../../nats.conf). */
 export const defaultNatsConf = (): string => resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "nats.conf")
 
-const freePort = (): Promise<number> =>
+export const freePort = (): Promise<number> =>
   new Promise((res, rej) => {
     const srv = createServer()
     srv.unref()

@@ -40,7 +40,12 @@ export class BusError extends Data.TaggedError("BusError")<{
 }
 
 /** A message did not match its schema. */
-export class DecodeError extends Data.TaggedError("DecodeError")<{ readonly subject: string; readonly problems: ReadonlyArray<string> }> {
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly subject: string
+  readonly problems: ReadonlyArray<string>
+  /** the parsed JSON when it was JSON (to read ids from and answer the sender); never logged */
+  readonly raw?: unknown
+}> {
   override get message(): string {
     return `message on ${this.subject} is not valid: ${this.problems.join("; ")}`
   }

@@ -2,7 +2,7 @@
  * The wire topology of DESIGN.md, created idempotently: streams, durable consumers, KV buckets
  * and the object store. Safe to call from every process at start-up.
  */
-import { Effect } from "effect"
+import { Config, Duration, Effect, Schedule } from "effect"
 import {
   AckPolicy,
   DeliverPolicy,
@@ -76,7 +76,31 @@ export interface TopologyOptions {
   readonly resultsMaxAgeMs?: number
   /** result de-duplication window (Nats-Msg-Id) */
   readonly duplicateWindowMs?: number
+  /** copies of every stream, bucket and the object store (TICKFLOW_REPLICAS; 1, 3 or 5 on a cluster) */
   readonly replicas?: number
+  /** change the replicas of what already exists when they differ (TICKFLOW_REPLICAS_FORCE=1) */
+  readonly replicasForce?: boolean
+}
+
+/**
+ * The replica settings, from the environment through Effect's Config: TICKFLOW_REPLICAS
+ * (default 1) and TICKFLOW_REPLICAS_FORCE (default false).
+ */
+export const ReplicaConfig = Config.all({
+  replicas: Config.integer("TICKFLOW_REPLICAS").pipe(
+    Config.withDefault(1),
+    Config.validate({ message: "TICKFLOW_REPLICAS must be 1 to 5 (JetStream's limit; 3 on a three-node cluster)", validation: (n) => n >= 1 && n <= 5 })
+  ),
+  replicasForce: Config.boolean("TICKFLOW_REPLICAS_FORCE").pipe(Config.withDefault(false))
+})
+
+/** An existing stream (or the stream behind a bucket) whose replicas differ from the setting. */
+export interface ReplicaMismatch {
+  readonly stream: string
+  readonly existing: number
+  readonly wanted: number
+  /** true when TICKFLOW_REPLICAS_FORCE changed it, false when it was left as it is */
+  readonly changed: boolean
 }
 
 export const DEFAULT_TOPOLOGY: Required<TopologyOptions> = {
@@ -84,31 +108,69 @@ export const DEFAULT_TOPOLOGY: Required<TopologyOptions> = {
   maxDeliver: 5,
   resultsMaxAgeMs: 7 * 24 * 3600_000,
   duplicateWindowMs: 10 * 60_000,
-  replicas: Number(process.env.TICKFLOW_REPLICAS ?? 1)
+  replicas: 1,
+  replicasForce: false
 }
 
 const isApiError = (e: unknown, code?: number): boolean =>
   e instanceof JetStreamApiError && (code === undefined || e.code === code)
 
-const ensureStream = (cfg: Partial<StreamConfig> & { name: string }) =>
+/**
+ * Create the stream, or bring an existing one to `cfg` — except its replicas: a process whose
+ * replica setting differs from what exists does not scale it (one process started without
+ * TICKFLOW_REPLICAS silently took a three-replica cluster back to one), unless `force`.
+ */
+const ensureStream = (cfg: Partial<StreamConfig> & { name: string }, force: boolean) =>
   Effect.flatMap(Nats, ({ jsm }) =>
     Effect.tryPromise({
-      try: async () => {
+      try: async (): Promise<ReplicaMismatch | undefined> => {
+        let existing: number
         try {
-          await jsm.streams.info(cfg.name)
+          existing = (await jsm.streams.info(cfg.name)).config.num_replicas
         } catch (e) {
           if (!isApiError(e, 10059)) throw e // 10059 = stream not found
           try {
-            return await jsm.streams.add(cfg)
+            await jsm.streams.add(cfg)
+            return undefined
           } catch (e2) {
             // another process created it between our info and add
             if (!isApiError(e2, 10058)) throw e2
+            existing = (await jsm.streams.info(cfg.name)).config.num_replicas
           }
         }
-        return await jsm.streams.update(cfg.name, cfg)
+        const wanted = cfg.num_replicas ?? existing
+        const differs = existing !== wanted
+        await jsm.streams.update(cfg.name, { ...cfg, num_replicas: differs && !force ? existing : wanted })
+        return differs ? { stream: cfg.name, existing, wanted, changed: force } : undefined
       },
       catch: (cause) => new BusError({ op: `ensure stream ${cfg.name}`, cause, transient: false })
     })
+  )
+
+/** The same rule for the streams behind KV buckets and the object store (their create() leaves replicas alone). */
+const reconcileReplicas = (stream: string, wanted: number, force: boolean) =>
+  Effect.flatMap(Nats, ({ jsm }) =>
+    Effect.tryPromise({
+      try: async (): Promise<ReplicaMismatch | undefined> => {
+        const info = await jsm.streams.info(stream)
+        const existing = info.config.num_replicas
+        if (existing === wanted) return undefined
+        if (force) await jsm.streams.update(stream, { ...info.config, num_replicas: wanted })
+        return { stream, existing, wanted, changed: force }
+      },
+      catch: (cause) => new BusError({ op: `replicas of ${stream}`, cause, transient: false })
+    })
+  )
+
+const logMismatches = (mismatches: ReadonlyArray<ReplicaMismatch>) =>
+  Effect.forEach(mismatches, (m) =>
+    m.changed
+      ? Effect.logWarning(`stream ${m.stream}: replicas changed from ${m.existing} to ${m.wanted} (TICKFLOW_REPLICAS_FORCE)`).pipe(Effect.annotateLogs({ ...m }))
+      : Effect.logWarning(
+          `stream ${m.stream} has ${m.existing} replicas, this process is set to ${m.wanted} (TICKFLOW_REPLICAS): left at ${m.existing}. ` +
+            `Set TICKFLOW_REPLICAS=${m.existing} to match, or TICKFLOW_REPLICAS_FORCE=1 to change it to ${m.wanted}.`
+        ).pipe(Effect.annotateLogs({ ...m })),
+    { discard: true }
   )
 
 const ensureConsumer = (stream: string, cfg: Partial<ConsumerConfig> & { durable_name: string }) =>
@@ -134,11 +196,17 @@ const ensureConsumer = (stream: string, cfg: Partial<ConsumerConfig> & { durable
   )
 
 /** Create (or update) every stream, consumer, bucket and the object store. Idempotent. */
-export const ensureTopology = (options: TopologyOptions = {}) =>
+export const ensureTopology = (options: TopologyOptions = {}) => Effect.map(ensureTopologyReporting(options), (r) => r.topology)
+
+/** ensureTopology, also returning the replica mismatches it found (and logged). */
+export const ensureTopologyReporting = (options: TopologyOptions = {}) =>
   Effect.gen(function* () {
-    const o = { ...DEFAULT_TOPOLOGY, ...options }
+    const fromEnv = yield* ReplicaConfig.pipe(Effect.mapError((cause) => new BusError({ op: "read TICKFLOW_REPLICAS", cause, transient: false })))
+    const o = { ...DEFAULT_TOPOLOGY, ...fromEnv, ...options }
+    const force = o.replicasForce
     const { kvm, objm } = yield* Nats
-    yield* ensureStream({
+    const mismatches: Array<ReplicaMismatch | undefined> = []
+    mismatches.push(yield* ensureStream({
       name: STREAM.pipeline,
       subjects: ["tf.submit", "tf.scn.>"],
       retention: RetentionPolicy.Workqueue,
@@ -146,8 +214,8 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
       num_replicas: o.replicas,
       duplicate_window: nanos(o.duplicateWindowMs),
       discard: DiscardPolicy.Old
-    })
-    yield* ensureStream({
+    }, force))
+    mismatches.push(yield* ensureStream({
       name: STREAM.results,
       subjects: ["tf.res.>", "tf.evt.>"],
       retention: RetentionPolicy.Limits,
@@ -155,23 +223,23 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
       num_replicas: o.replicas,
       max_age: nanos(o.resultsMaxAgeMs),
       duplicate_window: nanos(o.duplicateWindowMs)
-    })
-    yield* ensureStream({
+    }, force))
+    mismatches.push(yield* ensureStream({
       name: STREAM.dlq,
       subjects: ["tf.dlq.>"],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: o.replicas,
       max_age: nanos(o.resultsMaxAgeMs)
-    })
-    yield* ensureStream({
+    }, force))
+    mismatches.push(yield* ensureStream({
       name: STREAM.sessions,
       subjects: ["tf.ses.>"],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: o.replicas,
       max_age: nanos(o.resultsMaxAgeMs)
-    })
+    }, force))
     for (const c of Object.values(CONSUMER)) {
       yield* ensureConsumer(STREAM.pipeline, {
         durable_name: c.name,
@@ -217,7 +285,13 @@ export const ensureTopology = (options: TopologyOptions = {}) =>
       },
       catch: (cause) => new BusError({ op: "ensure tf_strategies / tf_rejections", cause, transient: false })
     })
-    return { ...buckets, data } satisfies Topology
+    for (const bucket of Object.values(BUCKET)) mismatches.push(yield* reconcileReplicas(`KV_${bucket}`, o.replicas, force))
+    mismatches.push(yield* reconcileReplicas(`OBJ_${OBJECT_STORE}`, o.replicas, force))
+    mismatches.push(yield* reconcileReplicas("OBJ_tf_strategies", o.replicas, force))
+    mismatches.push(yield* reconcileReplicas("KV_tf_rejections", o.replicas, force))
+    const replicaMismatches = mismatches.filter((m): m is ReplicaMismatch => m !== undefined)
+    yield* logMismatches(replicaMismatches)
+    return { topology: { ...buckets, data } satisfies Topology, replicaMismatches }
   })
 
 /**
@@ -240,18 +314,33 @@ export const bindTopology = Effect.gen(function* () {
   })
 })
 
+/** The topology is not there (yet): a bucket's or the object store's stream does not exist. */
+const isTopologyMissing = (e: BusError): boolean =>
+  isApiError(e.cause, 10059) || /stream not found|bucket not found|not found/i.test(String((e.cause as Error)?.message ?? ""))
+
 /**
  * Ensure the topology; a role without the right to manage streams (executor) binds to what
- * exists instead.
+ * exists instead — and when nothing exists yet (executors started before the actors), it waits
+ * for the topology, polling every 500 ms, instead of exiting.
  */
 export const ensureOrBindTopology = (options: TopologyOptions = {}) =>
   ensureTopology(options).pipe(
-    Effect.catchAll((ensureError) =>
-      bindTopology.pipe(
+    Effect.catchAll((ensureError) => {
+      let warned = false
+      return bindTopology.pipe(
+        Effect.tapError((e) =>
+          isTopologyMissing(e) && !warned
+            ? Effect.logWarning("waiting for the tickflow topology: start the actors (`tickflow actors`), which create it").pipe(
+                Effect.annotateLogs({ reason: ensureError.message }),
+                Effect.zipRight(Effect.sync(() => (warned = true)))
+              )
+            : Effect.void
+        ),
+        Effect.retry({ schedule: Schedule.spaced(Duration.millis(500)), while: isTopologyMissing }),
         Effect.tap(() => Effect.logInfo("topology bound (this role does not manage streams)").pipe(Effect.annotateLogs({ reason: ensureError.message }))),
         Effect.catchAll(() => Effect.fail(ensureError))
       )
-    )
+    })
   )
 
 export interface Topology {

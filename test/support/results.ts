@@ -27,7 +27,7 @@ export const storedResultCounts = (batchId: string) =>
   })
 
 /** The batch record once the reporter marks the batch done or failed. */
-export const waitForBatch = (batchId: string, timeoutMs = 60_000) =>
+export const waitForBatch = (batchId: string, timeoutMs = 480_000) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const deadline = Date.now() + timeoutMs
