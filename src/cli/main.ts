@@ -276,5 +276,7 @@ program
   })
 
 registerDataCommands(program)
+// Sessions: loaded on demand like the rest of the client side (small, but keeps startup lean).
+;(await import("./session.js")).registerSessionCommands(program)
 
 await program.parseAsync(process.argv)
