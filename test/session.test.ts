@@ -32,11 +32,12 @@ const startSessionActor = (env: Record<string, string>, root: string): ChildProc
 
 const exited = (c: ChildProcess) => new Promise<void>((res) => (c.exitCode !== null || c.signalCode !== null ? res() : c.once("exit", () => res())))
 
-const withSessionProcess = <A>(body: (ctx: { root: string; start: () => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus | Scope.Scope>) => {
+const withSessionProcess = <A>(opts: { ticks?: boolean }, body: (ctx: { root: string; start: () => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus | Scope.Scope>) => {
   const root = mkdtempSync(join(tmpdir(), "tf-session-"))
   const children: ChildProcess[] = []
   return Effect.gen(function* () {
     yield* generateCatalog({ root, symbols: ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"], freqs: ["1d"], start: "2016-01-01", end: "2019-12-31", seed: 7 })
+    if (opts.ticks) yield* generateCatalog({ root, symbols: ["TCK"], freqs: ["tick"], start: "2020-03-02", end: "2020-03-06", seed: 7, ticksPerMinute: 2 })
     const env = childEnv(yield* NatsSettings)
     return yield* body({
       root,
@@ -103,7 +104,7 @@ describe("sessions", () => {
   it.scopedLive(
     "start with three symbols, add mid-flight (valid, no data, adhoc → full, duplicate), survive a SIGKILL of the session process",
     () =>
-      withSessionProcess(({ start }) =>
+      withSessionProcess({}, ({ start }) =>
         Effect.gen(function* () {
           let actor = start()
           const results = yield* followResults("ses1")
@@ -194,7 +195,7 @@ describe("sessions", () => {
   it.scopedLive(
     "a session whose every symbol fails ends, saying why",
     () =>
-      withSessionProcess(({ start }) =>
+      withSessionProcess({}, ({ start }) =>
         Effect.gen(function* () {
           start()
           const r = yield* cmd("ses2", { op: "start", config: config("ses2", ["NOPE1", "NOPE2"]) })
@@ -207,6 +208,32 @@ describe("sessions", () => {
           const bad = yield* cmd("ses3", { op: "start", config: { ...config("ses3", ["AAA"]), strategies: [{ strategy: "no_such_strategy" }] } })
           expect(bad.ok).toBe(false)
           expect(bad.error).toMatch(/no_such_strategy/)
+        })
+      ),
+    120_000
+  )
+
+  it.scopedLive(
+    "a bar interval for a symbol with ticks only: provisioned by resampling, the strategies run on it, the indicator computed",
+    () =>
+      withSessionProcess({ ticks: true }, ({ start }) =>
+        Effect.gen(function* () {
+          start()
+          const results = yield* followResults("ses4")
+          const cfg = { ...config("ses4", []), start_date: "2020-03-03", end_date: "2020-03-06", strategies: [{ id: "ema", strategy: "trend_baseline", params: { fast: 5, slow: 20 } }] }
+          const r = yield* cmd("ses4", { op: "start", config: cfg })
+          expect(r.ok, JSON.stringify(r)).toBe(true)
+          const add = yield* cmd("ses4", { op: "add", symbol: "TCK", interval: "5min", indicators: ["rsi:14"] })
+          expect(add, JSON.stringify(add)).toMatchObject({ ok: true, outcome: "added", scenarios: 1, validation: { can_proceed: true, intervals_supported: true } })
+          expect(add.provisioned.every((p: Reply) => p.freq === "5min" && p.resampled_from_ticks === true)).toBe(true)
+          expect(add.symbol.intervals).toEqual(["5min"])
+          expect(add.symbol.indicator_values[0]).toMatchObject({ spec: "rsi:14", freq: "5min" })
+          yield* waitUntil("the 5min result", () => results.has("TCK-5min-ema"))
+          expect(results.get("TCK-5min-ema")).toBe("success")
+          // the same symbol at 1min too: an extension, not a duplicate
+          const more = yield* cmd("ses4", { op: "add", symbol: "TCK", interval: "1min" })
+          expect(more).toMatchObject({ outcome: "extended", scenarios: 1 })
+          expect(more.symbol.intervals).toEqual(["5min", "1min"])
         })
       ),
     120_000
