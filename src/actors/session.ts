@@ -571,11 +571,14 @@ export const sessionActor = Effect.gen(function* () {
       }
     })
 
-  const stepDown = (why: string) =>
+  const stepDown = (why: string, graceful = false) =>
     Effect.gen(function* () {
       for (const s of subs) s.unsubscribe()
       subs = []
-      if (mine) yield* Effect.logWarning(`session ownership given up: ${why}`).pipe(Effect.annotateLogs({ epoch: mine.epoch }))
+      if (mine) {
+        const log = graceful ? Effect.logInfo(`session ownership handed back: ${why}`) : Effect.logWarning(`session ownership given up: ${why}`)
+        yield* log.pipe(Effect.annotateLogs({ epoch: mine.epoch }))
+      }
       mine = undefined
     })
 
@@ -609,7 +612,7 @@ export const sessionActor = Effect.gen(function* () {
   // A graceful stop lets a successor take over at once: the lease is marked expired.
   if (mine) {
     const last = mine
-    yield* stepDown("shutting down")
+    yield* stepDown("shutting down", true)
     yield* Effect.promise(() => kv.put(leaseKey(last.epoch), JSON.stringify({ ...last, renewed_at: 0 })).catch(() => undefined))
   }
 })

@@ -69,7 +69,8 @@ export const runBatch = (opts: RunOptions) =>
     })
     for (const w of lintScenarios(scenarios)) yield* Effect.logWarning(w)
     const inProcessExecutor = opts.maxWorkers <= 1
-    const actors = ACTOR_NAMES.filter((a) => inProcessExecutor || a !== "executor")
+    // A one-batch run needs no session actor (sessions are served by `tickflow actors`).
+    const actors = ACTOR_NAMES.filter((a) => a !== "session" && (inProcessExecutor || a !== "executor"))
     const outcome = yield* Effect.gen(function* () {
       const settings = yield* NatsSettings
       const bus = yield* Bus
