@@ -31,6 +31,8 @@ export interface ActorSettingsShape {
   readonly executorData: "store" | "direct"
   /** name of this process in results and logs */
   readonly instance: string
+  /** session actor lease: an owner that has not renewed for this long is replaced */
+  readonly sessionLeaseMs: number
 }
 
 export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSettings, ActorSettingsShape>() {}
@@ -42,6 +44,7 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   ackWaitMs: Number(process.env.TICKFLOW_ACK_WAIT_MS ?? 30_000),
   maxDeliver: 5,
   executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
+  sessionLeaseMs: Number(process.env.TICKFLOW_SESSION_LEASE_MS ?? 10_000),
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
 })

@@ -14,13 +14,14 @@ import { loaderActor } from "./loader.js"
 import { qualityActor } from "./quality.js"
 import { requirementsActor } from "./requirements.js"
 import { deadLetterWatcher, reporterActor } from "./reporter.js"
+import { sessionActor } from "./session.js"
 import { Shutdown } from "./common.js"
 import { StrategyStore } from "../strategies-store.js"
 import { workQueueJanitor } from "../streams/janitor.js"
 
 type ActorEnv = Nats | Bus | ActorSettings | Shutdown | StrategyStore
 
-export const ACTOR_NAMES = ["coordinator", "availability", "requirements", "loader", "quality", "executor", "reporter"] as const
+export const ACTOR_NAMES = ["coordinator", "availability", "requirements", "loader", "quality", "executor", "reporter", "session"] as const
 export type ActorName = (typeof ACTOR_NAMES)[number]
 
 const ACTORS = {
@@ -32,7 +33,8 @@ const ACTORS = {
   quality: qualityActor,
   executor: executorActor,
   // The dead-letter watcher rides with the reporter: both look after finished work.
-  reporter: Effect.all([reporterActor, deadLetterWatcher], { concurrency: "unbounded", discard: true })
+  reporter: Effect.all([reporterActor, deadLetterWatcher], { concurrency: "unbounded", discard: true }),
+  session: sessionActor
 } as const
 
 export const parseActorList = (text: string): ActorName[] => {

@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
-import type { GroupMessage, SliceRef } from "../schemas/wire.js"
+import type { GroupMessage, SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
@@ -19,7 +19,7 @@ export const loaderMetrics = { loads: 0, reused: 0, waitedForOtherLoader: 0, byt
 /** A claim older than this with no object behind it belongs to a dead loader. */
 const STALE_CLAIM_MS = 120_000
 
-class SliceLoadFailed {
+export class SliceLoadFailed {
   readonly _tag = "SliceLoadFailed"
   constructor(readonly reason: string) {}
 }
@@ -33,10 +33,18 @@ const objectInfo = (key: string) =>
   )
 
 const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance: string) =>
+  ensureSliceFor(group.slice, group.data_version, symbol, root, instance)
+
+/**
+ * One symbol's slice in the object store under its content key: reused when there, else loaded
+ * once (claimed in `tf_claims`). Sessions provision through this too, so the groups their
+ * scenarios become find the slice already cached.
+ */
+export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined, symbol: string, root: string, instance: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const req = requirementFor(group.slice, symbol)
-    const key = sliceContentKey(req, group.data_version ?? "unversioned")
+    const req = requirementFor(slice, symbol)
+    const key = sliceContentKey(req, dataVersion ?? "unversioned")
     for (let attempt = 0; ; attempt++) {
       const info = yield* objectInfo(key)
       if (info && !info.deleted) {

@@ -422,5 +422,7 @@ if (words[0] === "data" || (words[0] === "help" && words[1] === "data")) {
 } else {
   program.command("data").description("the Parquet catalog: sample | import | generate | coverage (tickflow data --help)")
 }
+// Sessions: loaded on demand like the rest of the client side (small, but keeps startup lean).
+;(await import("./session.js")).registerSessionCommands(program)
 
 await program.parseAsync(process.argv)

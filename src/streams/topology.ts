@@ -37,7 +37,12 @@ export const SUBJECT = {
   curves: (batch: string, group: string) => `tf.evt.${batch}.${group}.curves`,
   /** phase telemetry of every group of every batch: what the reporter folds into phase counts */
   allPhaseEvents: "tf.evt.*.*.phase",
-  dlq: (stage: string) => `tf.dlq.${stage}`
+  dlq: (stage: string) => `tf.dlq.${stage}`,
+  /** session commands (core request/reply), events (stored in TF_SESSIONS), listing */
+  sessionCmd: (session: string) => `tf.ses.${session}.cmd`,
+  sessionCmds: "tf.ses.*.cmd",
+  sessionEvt: (session: string) => `tf.ses.${session}.evt`,
+  sessionList: "tf.ses.list"
 } as const
 
 export const BUCKET = {
@@ -234,7 +239,9 @@ export const ensureTopologyReporting = (options: TopologyOptions = {}) =>
     }, force))
     mismatches.push(yield* ensureStream({
       name: STREAM.sessions,
-      subjects: ["tf.ses.>"],
+      // Events only: commands are core request/reply (a stream on the command subject would
+      // answer every request with its PubAck before the session actor could).
+      subjects: ["tf.ses.*.evt"],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: o.replicas,

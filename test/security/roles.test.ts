@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node"
-import { jetstream, jetstreamManager, JetStreamApiError } from "@nats-io/jetstream"
+import { AckPolicy, jetstream, jetstreamManager, JetStreamApiError } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
 import { embeddedNatsServer, ROLES, type EmbeddedServer, type Role } from "../../src/streams/embedded.js"
@@ -50,6 +50,8 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
     if (!(await (await new Objm(nc).open("tf_data")).getBlob("slice1"))) throw new Error("no slice read")
   },
   writeSlice: async (nc) => (await new Objm(nc).open("tf_data")).putBlob({ name: "forged" }, new Uint8Array([1, 2, 3])),
+  // a session command: answered by the stand-in responder below when allowed
+  sessionCommand: (nc) => nc.request("tf.ses.t1.cmd", "{}", { timeout: 5_000 }),
   readRejection: async (nc) => {
     if (!(await (await new Kvm(nc).open("tf_rejections")).get("1"))) throw new Error("no rejection read")
   }
@@ -72,7 +74,8 @@ const EXPECTED: Record<string, [Outcome, Outcome, Outcome, Outcome, Outcome, Out
   readStrategy: /*      */ [A, A, A, A, D, D],
   readSlice: /*         */ [A, A, A, D, D, D],
   writeSlice: /*        */ [A, A, D, D, D, D],
-  readRejection: /*     */ [A, A, D, A, A, D]
+  readRejection: /*     */ [A, A, D, A, A, D],
+  sessionCommand: /*    */ [A, A, D, A, D, D]
 }
 
 const isDenial = (e: unknown): boolean => {
@@ -101,6 +104,8 @@ const attempt = async (nc: NatsConnection, action: (nc: NatsConnection) => Promi
 
 let scope: Scope.CloseableScope
 let server: EmbeddedServer
+/** Stands in for the session actor: answers every session command (a role's request reaches it only if allowed). */
+let sessionResponder: NatsConnection
 const adminLayer = () =>
   Nats.Default.pipe(
     Layer.provide(Layer.succeed(NatsSettings, { servers: server.url, user: server.credentials.admin.user, pass: server.credentials.admin.pass }))
@@ -122,15 +127,26 @@ beforeAll(async () => {
         await rejections.put("1", '{"v":1}')
         await bus.data.putBlob({ name: "slice1" }, new Uint8Array([9, 9, 9]))
       })
-      const { js, objm } = yield* Nats
+      const { js, jsm, objm } = yield* Nats
       yield* Effect.promise(() => js.publish("tf.res.b1.s1", '{"v":1}'))
+      // The reporter follows results with ordered consumers now (ensureTopology removes the old
+      // durable): a durable of that name is created here so the denials are tested against a
+      // consumer that exists, not answered by "consumer not found".
+      yield* Effect.promise(() => jsm.consumers.add("TF_RESULTS", { durable_name: "reporter", ack_policy: AckPolicy.Explicit }))
       // the seed strategy under a fixed key (its content need not hash to it: reads only)
       yield* Effect.promise(async () => (await objm.open("tf_strategies")).putBlob({ name: SEED_STRATEGY }, new TextEncoder().encode("export default 1")))
     }).pipe(Effect.provide(StrategyStore.Default), Effect.provide(adminLayer()), Effect.scoped)
   )
+  sessionResponder = await connect({ servers: server.url, user: server.credentials.actor.user, pass: server.credentials.actor.pass })
+  sessionResponder.subscribe("tf.ses.*.cmd", { callback: (_e, m) => {
+      m.respond('{"ok":true}')
+    }
+  })
+  await sessionResponder.flush()
 }, 60_000)
 
 afterAll(async () => {
+  await sessionResponder?.close()
   await Effect.runPromise(Scope.close(scope, Exit.void))
 })
 
