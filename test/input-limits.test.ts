@@ -6,10 +6,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { resolve } from "node:path"
-import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
+import { publishRaw } from "../src/streams/bus.js"
 import { Nats } from "../src/streams/connection.js"
 import { STREAM, SUBJECT } from "../src/streams/topology.js"
-import { RunStatus, ScenarioResult } from "../src/schemas/results.js"
+import { REJECTION_BUCKET } from "../src/security/rejections.js"
+import { ScenarioResult } from "../src/schemas/results.js"
 import { isRealDate } from "../src/schemas/common.js"
 import { IsoDate } from "../src/schemas/common.js"
 import { systemTestLayer } from "./support/system.js"
@@ -37,27 +38,33 @@ describe("input limits", () => {
   })
 
   it.scopedLive(
-    "a scenario with a 100,000-deep parameter gets a failed result naming the field, once, and one dead letter",
+    "a submission with a 100,000-deep parameter is refused by its sequence, naming the field, once, with one dead letter and no result under the ids it names",
     () =>
       Effect.gen(function* () {
         const example = JSON.parse(readFileSync(resolve(__dirname, "..", "examples", "scenario.json"), "utf8")) as Record<string, unknown>
         const head = JSON.stringify({ ...example, batch_id: "deep1", scenario_id: "s_deep", params: {} }).replace('"params":{}', `"params":{"fast":${deep(100_000)}}`)
-        const { js } = yield* Nats
-        const sub = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: SUBJECT.result("deep1", "s_deep") }))
-        yield* publishRaw(SUBJECT.submit, head, "submit:deep1")
-        const m = yield* Effect.promise(() => sub.next({ expires: 480_000 }))
-        expect(m).not.toBeNull()
-        const r = ScenarioResult.parse(m!.json())
-        expect(r).toMatchObject({ batch_id: "deep1", scenario_id: "s_deep", status: "failed", phase: "submission" })
-        expect(r.reason).toContain("params.fast")
-        expect(r.reason).toContain("nested deeper than 64 levels")
+        const ack = yield* publishRaw(SUBJECT.submit, head, "submit:deep1")
+        const { kvm, jsm } = yield* Nats
+        const rejections = yield* Effect.promise(() => kvm.open(REJECTION_BUCKET))
+        const deadline = Date.now() + 480_000
+        let rejection: { reason?: string; batch_id?: string } | undefined
+        while (!rejection && Date.now() < deadline) {
+          const e = yield* Effect.promise(() => rejections.get(String(ack.seq)))
+          if (e && e.length > 0) rejection = e.json()
+          else yield* Effect.sleep("100 millis")
+        }
+        expect(rejection).toBeDefined()
+        expect(rejection!.reason).toContain("params.fast")
+        expect(rejection!.reason).toContain("nested deeper than 64 levels")
         // the reason does not echo the value
-        expect(r.reason!.length).toBeLessThan(1_000)
+        expect(rejection!.reason!.length).toBeLessThan(1_000)
         const dead = yield* dlq
         expect(dead).toHaveLength(1)
         expect(dead[0]).toMatchObject({ stage: "coordinator", deliveries: 1 })
-        const { jsm } = yield* Nats
         expect((yield* Effect.promise(() => jsm.streams.info(STREAM.pipeline))).state.messages).toBe(0)
+        // a refused submission writes nothing under the ids it names (they may be someone else's)
+        const result = yield* Effect.promise(() => jsm.streams.getMessage(STREAM.results, { last_by_subj: SUBJECT.result("deep1", "s_deep") }).catch(() => null))
+        expect(result).toBeNull()
       }).pipe(Effect.provide(systemTestLayer({ actors: ["coordinator", "reporter"] }))),
     600_000
   )
@@ -77,12 +84,13 @@ describe("input limits", () => {
         }
         const text = JSON.stringify(group).replace('"findings":[]', `"findings":${deep(100_000)}`)
         yield* publishRaw(SUBJECT.stage("exec", "deep2"), text, "deep2-g1")
-        const bus = yield* Bus
+        const { jsm: results } = yield* Nats
         for (const id of ["a", "b"]) {
-          let st = yield* kvGet(bus.runs, `deep2.${id}`, RunStatus)
-          for (const deadline = Date.now() + 480_000; (!st || st.value.status === "queued") && Date.now() < deadline; st = yield* kvGet(bus.runs, `deep2.${id}`, RunStatus))
-            yield* Effect.sleep("200 millis")
-          expect(st?.value).toMatchObject({ status: "failed", phase: "execution" })
+          // the result on the scenario's own subject, once there is one
+          const last = () => results.streams.getMessage(STREAM.results, { last_by_subj: SUBJECT.result("deep2", id) }).catch(() => null)
+          let m = yield* Effect.promise(last)
+          for (const deadline = Date.now() + 480_000; !m && Date.now() < deadline; m = yield* Effect.promise(last)) yield* Effect.sleep("200 millis")
+          expect(m && ScenarioResult.parse(m.json())).toMatchObject({ status: "failed", phase: "execution" })
         }
         const { jsm } = yield* Nats
         const stored = yield* Effect.promise(() => jsm.streams.info(STREAM.results, { subjects_filter: SUBJECT.resultsOf("deep2") }))

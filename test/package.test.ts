@@ -74,8 +74,10 @@ describe("npm package", () => {
     const version = ok(await run(tickflow, ["--version"], app), "tickflow --version")
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }
     expect(version.stdout.trim()).toBe(pkg.version)
+    // validate checks the runs against the catalog too: build the sample catalog first
+    ok(await run(tickflow, ["data", "sample"], app), "tickflow data sample")
     const valid = ok(await run(tickflow, ["validate", "examples/sweep.yaml"], app), "tickflow validate")
-    expect(valid.stdout).toContain("examples/sweep.yaml: ok, 18 scenarios")
+    expect(valid.stdout + valid.stderr).toContain("examples/sweep.yaml: ok, 22 scenarios")
     // a broken copy is reported with the field, the value and what is allowed
     const bad = await run(tickflow, ["validate", "examples/scenario.json"], app)
     expect(bad.code).toBe(2)
@@ -85,11 +87,11 @@ describe("npm package", () => {
   it("runs a copied example end to end: `tickflow data sample`, then `tickflow run` (private nats-server, executors from dist/)", async () => {
     ok(await run(tickflow, ["data", "sample"], app), "tickflow data sample")
     const out = ok(await run(tickflow, ["run", "examples/sweep.yaml", "-w", "2", "--top", "3"], app, { TICKFLOW_LOG_LEVEL: "warn" }), "tickflow run")
-    expect(out.stdout).toMatch(/done — 18 success, 0 skipped, 0 failed of 18/)
-    const results = out.stdout.match(/results: (\S+results\.jsonl)/)?.[1]
-    expect(results).toBeDefined()
-    const lines = readFileSync(results!, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { status: string; executor?: string })
-    expect(lines).toHaveLength(18)
+    expect(out.stdout).toMatch(/done — 22 success, 0 skipped, 0 failed of 22/)
+    const outDir = out.stdout.match(/output: +(\S+)\//)?.[1]
+    expect(outDir).toBeDefined()
+    const lines = readFileSync(join(outDir!, "results.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { status: string; executor?: string })
+    expect(lines).toHaveLength(22)
     expect(lines.every((r) => r.status === "success")).toBe(true)
   }, 120_000)
 

@@ -9,7 +9,7 @@ import { Effect, Layer } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
 import { publishRaw } from "../src/streams/bus.js"
 import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
@@ -19,14 +19,16 @@ import { systemTestLayer } from "./support/system.js"
 import { natsTestLayer } from "./support/nats.js"
 import { restartableServer } from "./support/restartable.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
+import { publishFixture } from "./support/strategies.js"
 import { stopChild, until } from "./support/child.js"
 
 const ACK_WAIT_MS = 3_000
 
-const slowBatch = (count: number) => ({
+/** A batch of slow scenarios; `strategy` is the slow fixture as published (name@hash). */
+const slowBatch = (count: number, strategy: string) => ({
   batch_name: "server_faults",
   defaults: {
-    strategy: resolve(__dirname, "fixtures", "slow-strategy.ts"),
+    strategy,
     freq: "1d",
     start_date: "2017-01-02",
     end_date: "2019-12-31",
@@ -53,7 +55,8 @@ describe("nats-server faults", () => {
           const batchId = `srv-${signal.toLowerCase()}`
           const N = 30
           yield* Effect.gen(function* () {
-            yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batchId, config: slowBatch(N) }), `submit:${batchId}`)
+            const slow = yield* publishFixture("slow-strategy.ts")
+            yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batchId, config: slowBatch(N, slow) }), `submit:${batchId}`)
             // Kill the server once some, not all, results are stored.
             const { jsm } = yield* Nats
             const stored = () =>
@@ -117,7 +120,8 @@ describe("nats-server faults", () => {
         expect(executor.exitCode).toBeNull()
         // Now the actors (without an in-process executor) create the topology and take a batch.
         yield* Effect.gen(function* () {
-          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "early1", config: slowBatch(6) }), "submit:early1")
+          const slow = yield* publishFixture("slow-strategy.ts")
+          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "early1", config: slowBatch(6, slow) }), "submit:early1")
           const rec = yield* waitForBatch("early1", 480_000)
           expect(rec.counts).toEqual({ success: 6, skipped: 0, failed: 0 })
           const all = yield* readResults("early1")
@@ -154,7 +158,7 @@ describe("nats-server faults", () => {
         const second = yield* ensureTopologyReporting({ replicas: 3 })
         const names = second.replicaMismatches.map((m) => m.stream).sort()
         expect(names).toEqual(
-          ["KV_tf_batches", "KV_tf_claims", "KV_tf_coverage", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "TF_DLQ", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
+          ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
         )
         expect(second.replicaMismatches.every((m) => m.existing === 1 && m.wanted === 3 && !m.changed)).toBe(true)
         const { jsm } = yield* Nats

@@ -313,6 +313,8 @@ export const coordinatorActor = Effect.gen(function* () {
     consumer: "coordinator",
     // Parsed in the handler so that an invalid submission is answered, not just dead-lettered.
     schema: z.unknown(),
-    handle: (raw, delivery) => handleSubmission(raw, delivery, ctx)
+    handle: (raw, delivery) => handleSubmission(raw, delivery, ctx),
+    // not even JSON within the depth limit: refused like any invalid submission, by sequence
+    onPoison: (raw, reason, delivery) => rejectSubmission(delivery.streamSeq, raw, [reason], ctx)
   })
 })

@@ -28,16 +28,9 @@ import { follow } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
 import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
+import { STAGE_PHASE } from "./runner.js"
 
 const now = () => new Date().toISOString()
-const CONSUMER_PHASE: Record<string, Phase> = {
-  coordinator: "submission",
-  availability: "availability",
-  requirements: "requirements",
-  loader: "loading",
-  quality: "quality",
-  executor: "execution"
-}
 const STATUSES = new Set<string>(["success", "skipped", "failed"])
 const PHASE_SET = new Set<string>(PHASES)
 /** A finished batch's state is dropped after this long without news (rebuilt if news comes). */
@@ -396,7 +389,7 @@ export const deadLetterWatcher = Effect.gen(function* () {
         if (!stored) return
         const decoded = decodeMessage(GroupOnWire, stored.subject, stored.data)
         const reason = `the ${adv.consumer} stage gave up after ${adv.deliveries} deliveries (its process died or timed out each time)`
-        if (Either.isRight(decoded)) yield* stopGroup(decoded.right, decoded.right.items, "failed", CONSUMER_PHASE[adv.consumer] ?? "execution", reason)
+        if (Either.isRight(decoded)) yield* stopGroup(decoded.right, decoded.right.items, "failed", STAGE_PHASE[adv.consumer] ?? "execution", reason)
         yield* publishRaw(
           SUBJECT.dlq(adv.consumer),
           JSON.stringify({ stage: adv.consumer, subject: stored.subject, stream_seq: adv.stream_seq, deliveries: adv.deliveries, reason, at: now(), payload: new TextDecoder().decode(stored.data) }),

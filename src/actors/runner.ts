@@ -33,6 +33,12 @@ export interface ActorSpec<S extends z.ZodType, R> {
   readonly consumer: PipelineConsumer | { readonly stream: string; readonly durable: string; readonly stage: string }
   readonly schema: S
   readonly handle: (value: z.output<S>, delivery: Delivery<z.output<S>>) => Effect.Effect<void, TransientFault, R>
+  /**
+   * called for a message that cannot be decoded (too deep, not JSON, wrong shape); by default
+   * its readable scenario ids get `failed` results. The coordinator answers refused submissions
+   * elsewhere instead (tf_rejections: a submission never writes under ids it names).
+   */
+  readonly onPoison?: (raw: unknown, reason: string, delivery: Delivery<z.output<S>>) => Effect.Effect<void, unknown, R>
   /** called when a message is given up on: publish failed results for what it carried */
   readonly onDead?: (value: z.output<S>, reason: string, delivery: Delivery<z.output<S>>) => Effect.Effect<void, unknown, R>
   /** messages buffered ahead of the handler */
@@ -45,8 +51,8 @@ export interface ActorSpec<S extends z.ZodType, R> {
   readonly annotate?: (value: z.output<S>) => Record<string, unknown>
 }
 
-/** The phase that answers for an undecodable message of a stage. */
-const STAGE_PHASE: Record<string, Phase> = {
+/** The phase that answers for a stage's messages it cannot handle (undecodable, or given up on). */
+export const STAGE_PHASE: Record<string, Phase> = {
   coordinator: "submission",
   availability: "availability",
   requirements: "requirements",
@@ -125,8 +131,12 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
           yield* Effect.logError("poison message: not a valid message, dead-lettered").pipe(
             Effect.annotateLogs({ problems: d.decoded.left.problems, subject: d.subject })
           )
-          const answers = answersForUndecodable(d.decoded.left.raw, d.decoded.left.problems.join("; "), STAGE_PHASE[stage] ?? "execution")
-          if (answers.length > 0) yield* publishResults(answers).pipe(Effect.catchAll((e) => Effect.logError("answering an undecodable message failed", e)))
+          const problems = d.decoded.left.problems.join("; ")
+          if (spec.onPoison) yield* spec.onPoison(d.decoded.left.raw, problems, d).pipe(Effect.catchAllCause((c) => Effect.logError("answering an undecodable message failed", c)))
+          else {
+            const answers = answersForUndecodable(d.decoded.left.raw, problems, STAGE_PHASE[stage] ?? "execution")
+            if (answers.length > 0) yield* publishResults(answers).pipe(Effect.catchAll((e) => Effect.logError("answering an undecodable message failed", e)))
+          }
           yield* deadLetter(d, d.decoded.left.message)
           yield* d.term
           return

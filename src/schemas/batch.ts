@@ -125,7 +125,7 @@ export const parseBatchText = (text: string, source?: string): BatchConfig => {
   try {
     raw = YAML.parse(text, { maxAliasCount: 100, logLevel: "error" })
   } catch (e) {
-    throw new ConfigError([`not valid YAML: ${String((e as Error)?.message ?? e).split("\n")[0].slice(0, 300)}`], source)
+    throw new ConfigError([`${source ?? "the batch file"} is not valid YAML: ${String((e as Error)?.message ?? e).split("\n")[0].slice(0, 300)}`], source)
   }
   return parseBatchConfig(raw, source)
 }
