@@ -32,6 +32,7 @@ import { SUBJECT } from "../streams/topology.js"
 import { boundReason, currentSecuritySettings, hostPathProblems, limitProblems, truncate, type SecuritySettingsShape } from "../security/limits.js"
 import { openRejectionBucket, recordRejection } from "../security/rejections.js"
 import { missingBatchRecord, publishGroup } from "./common.js"
+import { canonicalJson } from "./result-key.js"
 import { runActor, TransientFault } from "./runner.js"
 
 /**
@@ -135,12 +136,6 @@ class Refused {
   constructor(readonly problems: ReadonlyArray<string>) {}
 }
 
-/** Stable JSON (sorted keys) for fingerprints: the same content hashes the same. */
-const canonical = (v: unknown): string =>
-  JSON.stringify(v, (_k, x) =>
-    x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x
-  )
-
 /**
  * Batch ids belong to the submission that created them. A batch submission owns its id when
  * its content is the same as the creating one (a redelivery or an identical resubmission
@@ -150,7 +145,7 @@ const canonical = (v: unknown): string =>
 const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, ctx: CoordinatorContext, submission: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
-    const fingerprint = hash(canonical({ batch_id: msg.batch_id ?? null, config: msg.config }), 32)
+    const fingerprint = hash(canonicalJson({ batch_id: msg.batch_id ?? null, config: msg.config }), 32)
     const owner = `batch:${fingerprint}`
     let scenarios: ScenarioT[]
     let batchId: string
@@ -225,7 +220,7 @@ const acceptScenario = (msg: Extract<SubmitMessage, { kind: "scenario" }>, submi
     if (!parsed.success) return yield* Effect.fail(new Refused(formatIssues(parsed.error)))
     const scenario = parsed.data
     const owner = `scenarios:${owner_token !== undefined ? hash(`tickflow-owner:${owner_token}`, 32) : "open"}`
-    const fingerprint = hash(canonical(scenario), 32)
+    const fingerprint = hash(canonicalJson(scenario), 32)
     const fresh: BatchRecord = { ...missingBatchRecord(scenario.batch_id), status: "accepted", owner }
     if (!(yield* kvCreate(bus.batches, scenario.batch_id, fresh))) {
       const existing = yield* kvGet(bus.batches, scenario.batch_id, BatchRecord)

@@ -5,10 +5,7 @@
  */
 import { Effect } from "effect"
 import { z } from "zod"
-import { Nats } from "../streams/connection.js"
-import { BusError } from "../streams/errors.js"
-import { isTransient } from "../streams/bus.js"
-import { STREAM } from "../streams/topology.js"
+import { lastMessageOn } from "../streams/bus.js"
 import type { ScenarioResult } from "../schemas/results.js"
 
 export const EquityCurve = z.object({ ts: z.array(z.number()), nav: z.array(z.number()) })
@@ -17,15 +14,13 @@ export const CurvesMessage = z.object({ batch_id: z.string(), group_id: z.string
 
 /** Every curve of one chunk message, by scenario id (undefined when the message is gone). */
 export const fetchCurves = (subject: string) =>
-  Effect.flatMap(Nats, ({ jsm }) =>
-    Effect.tryPromise({
-      try: async () => {
-        const m = await jsm.streams.getMessage(STREAM.results, { last_by_subj: subject }).catch(() => null)
-        if (!m) return undefined
-        const parsed = CurvesMessage.safeParse(m.json())
-        return parsed.success ? parsed.data.curves : undefined
-      },
-      catch: (cause) => new BusError({ op: `fetch curves ${subject}`, cause, transient: isTransient(cause) })
+  lastMessageOn(subject).pipe(
+    // an unreachable or missing message reads as "no curves" (the result stands without them)
+    Effect.orElseSucceed(() => null),
+    Effect.map((m) => {
+      if (!m) return undefined
+      const parsed = CurvesMessage.safeParse(m.json())
+      return parsed.success ? parsed.data.curves : undefined
     })
   )
 

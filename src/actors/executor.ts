@@ -17,10 +17,9 @@ import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import type { GroupItem } from "../schemas/wire.js"
 import { PipelineEvent, type ScenarioResult } from "../schemas/results.js"
-import { type Bus, isTransient, publish, publishTrusted } from "../streams/bus.js"
+import { type Bus, lastMessageOn, publish, publishTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
-import { BusError } from "../streams/errors.js"
-import { STREAM, SUBJECT } from "../streams/topology.js"
+import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
 import { resultKey, sliceHash } from "./result-key.js"
@@ -173,15 +172,11 @@ const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: 
  */
 const alreadyAnswered = (group: { readonly batch_id: string; readonly submission?: string | undefined; readonly items: ReadonlyArray<GroupItem> }) =>
   Effect.gen(function* () {
-    const { jsm } = yield* Nats
     const done = new Map<string, "success" | "skipped" | "failed">()
     yield* Effect.forEach(
       group.items,
       (item) =>
-        Effect.tryPromise({
-          try: () => jsm.streams.getMessage(STREAM.results, { last_by_subj: SUBJECT.result(group.batch_id, item.scenario.scenario_id) }),
-          catch: (cause) => new BusError({ op: "last result", cause, transient: isTransient(cause) })
-        }).pipe(
+        lastMessageOn(SUBJECT.result(group.batch_id, item.scenario.scenario_id)).pipe(
           Effect.map((m) => {
             const r = m?.json<{ submission?: string; status?: string }>()
             if (r && r.submission === group.submission && (r.status === "success" || r.status === "skipped" || r.status === "failed"))

@@ -237,6 +237,22 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
     })
   )
 
+/**
+ * The last message a stream holds on a subject (or a wildcard filter): a result, a chunk's
+ * curves, the end of a replay. Null when there is none (the usual "not yet").
+ */
+export const lastMessageOn = (subject: string, stream: string = STREAM.results) =>
+  Effect.flatMap(Nats, ({ jsm }) =>
+    Effect.tryPromise({
+      try: () => jsm.streams.getMessage(stream, { last_by_subj: subject }).catch((e) => (isApiError404(e) ? null : Promise.reject(e))),
+      catch: (cause) => new BusError({ op: `last message on ${subject}`, cause, transient: isTransient(cause) })
+    })
+  )
+
+/** "no message found" (10037) and other not-found answers of a direct get. */
+const isApiError404 = (e: unknown): boolean =>
+  (e instanceof JetStreamApiError && (e.code === 10037 || e.code === 404)) || /no message found|not found/i.test(String((e as Error)?.message))
+
 // ---------- KV JSON helpers ----------
 
 export const kvGet = <S extends z.ZodType>(kv: KV, key: string, schema: S) =>
