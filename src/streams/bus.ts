@@ -151,6 +151,15 @@ const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output
  */
 const PULL_EXPIRES_MS = 2_000
 
+/**
+ * How long each of `consume()`'s pulls lives at the server (its idle heartbeat is half of it).
+ * When a cluster's consumer leader dies, the pull it held dies with it while this client stays
+ * connected to another node: the client notices only after two missed heartbeats. With the
+ * client's default (30 s) a stage sat idle ~30 s after a leader kill (measured, test/cluster.test.ts);
+ * with 5 s it asks the new leader within ~5 s. Cost: one pull request per 5 s per idle actor.
+ */
+export const CONSUME_EXPIRES_MS = 5_000
+
 export interface ConsumeOptions {
   readonly stream?: string
   /**
@@ -228,7 +237,7 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
       }
       const messages: ConsumerMessages = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => consumer.consume({ max_messages: opts.maxMessages ?? 64 }),
+          try: () => consumer.consume({ max_messages: opts.maxMessages ?? 64, expires: CONSUME_EXPIRES_MS }),
           catch: (cause) => new BusError({ op: `consume ${durable}`, cause, transient: isTransient(cause) })
         }),
         (m) => Effect.sync(() => m.stop())
@@ -296,9 +305,32 @@ const casWrite = (kv: KV, key: string, value: unknown, revision: number | undefi
     catch: (cause) => new BusError({ op: `kv write ${key}`, cause, transient: isTransient(cause) })
   })
 
-/** Create only if absent: true when this call created it (a claim), false when it existed. */
+/**
+ * Create only if absent: true when this call created it (a claim), false when it existed.
+ *
+ * A create whose answer was lost (a cluster's stream leader died after storing it, or the
+ * connection dropped) is retried, and the retry finds the key: that is this call's own write,
+ * not a rival's. So after a retry, "exists" with exactly the bytes this call wrote counts as
+ * created — otherwise a loader would wait on its own claim until it went stale (120 s).
+ */
 export const kvCreate = (kv: KV, key: string, value: unknown) =>
-  withRetry(casWrite(kv, key, value, undefined))
+  Effect.suspend(() => {
+    let attempts = 0
+    const attempt = Effect.suspend(() => {
+      attempts++
+      return casWrite(kv, key, value, undefined)
+    })
+    return withRetry(attempt).pipe(
+      Effect.flatMap((created) =>
+        created || attempts === 1
+          ? Effect.succeed(created)
+          : Effect.tryPromise({
+              try: async () => (await kv.get(key))?.string() === JSON.stringify(value),
+              catch: (cause) => new BusError({ op: `kv get ${key}`, cause, transient: isTransient(cause) })
+            }).pipe(withRetry)
+      )
+    )
+  })
 
 /**
  * Compare-and-set: read, let `decide` compute the next value (or `undefined` to leave the key

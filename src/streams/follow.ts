@@ -8,7 +8,7 @@ import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetst
 import type { z } from "zod"
 import { Nats } from "./connection.js"
 import { BusError } from "./errors.js"
-import { decodeMessage, isTransient } from "./bus.js"
+import { CONSUME_EXPIRES_MS, decodeMessage, isTransient } from "./bus.js"
 import { STREAM } from "./topology.js"
 
 /**
@@ -41,7 +41,8 @@ export const follow = (filter: string, opts: { stream?: string; lastPerSubject?:
       })
       const messages = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => consumer.consume({ max_messages: 1_000 }),
+          // short pulls: an ordered consumer lost with a cluster node is recreated within ~5 s, not ~30 s
+          try: () => consumer.consume({ max_messages: 1_000, expires: CONSUME_EXPIRES_MS }),
           catch: (cause) => new BusError({ op: `follow ${filter}`, cause, transient: isTransient(cause) })
         }),
         (m) => Effect.sync(() => m.stop())

@@ -1,0 +1,282 @@
+/**
+ * High availability on a real three-node JetStream cluster (nats-server, loopback), replicas 3:
+ * - TICKFLOW_REPLICAS=3 gives every stream, bucket and object store of the topology a replica
+ *   on each node.
+ * - Batches run while the node leading each part of the topology in turn (every stream, bucket
+ *   and object store, the pipeline's durable consumers and the JetStream meta group) is
+ *   SIGKILLed and restarted on its store: every batch completes `done` with exact counts and
+ *   exactly one stored result per scenario (lost 0, duplicated 0); nothing processed stays in
+ *   the work queue. Failover times are printed as `RECOVERY ...` lines, never asserted.
+ *
+ * The stage actors run in this process, two executors as child processes with the executor
+ * role; every client is given all three server URLs (NATS_URL=url1,url2,url3).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer } from "effect"
+import { spawn, type ChildProcess } from "node:child_process"
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { generateCatalog } from "../src/data/index.js"
+import { publishRaw } from "../src/streams/bus.js"
+import { Nats } from "../src/streams/connection.js"
+import { BUCKET, CONSUMER, OBJECT_STORE, STREAM, SUBJECT } from "../src/streams/topology.js"
+import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
+import { systemTestLayer } from "./support/system.js"
+import { startCluster, type NatsCluster } from "./support/cluster.js"
+import { readResults, storedResultCounts, waitForBatch, waitForRecord } from "./support/results.js"
+import { publishFixture } from "./support/strategies.js"
+import { stopChild, until } from "./support/child.js"
+
+const ACK_WAIT_MS = 5_000
+/** Scenarios of the first batch, and of each batch added when the one in flight nears its end. */
+const FIRST_BATCH = 90
+const TOP_UP = 45
+const REPLICAS = 3
+/** TICKFLOW_REPLICAS=3 through the one place that reads it (ReplicaConfig), the rest from the environment. */
+const replicasFromEnv = ConfigProvider.fromMap(new Map([["TICKFLOW_REPLICAS", String(REPLICAS)]])).pipe(
+  ConfigProvider.orElse(() => ConfigProvider.fromEnv())
+)
+
+/** Every stream the topology creates (streams, the streams behind KV buckets and object stores). */
+const TOPOLOGY_STREAMS = [
+  STREAM.pipeline,
+  STREAM.results,
+  ...Object.values(BUCKET).map((b) => `KV_${b}`),
+  `OBJ_${OBJECT_STORE}`,
+  "OBJ_tf_strategies",
+  "KV_tf_rejections",
+  STREAM.dlq,
+  STREAM.sessions
+]
+
+const STAGE_ACTORS = ["coordinator", "availability", "requirements", "loader", "quality", "reporter"] as const
+
+/** A batch of slow scenarios (~spin_us per bar over ~750 daily bars). */
+const slowBatch = (name: string, count: number, strategy: string) => ({
+  batch_name: name,
+  defaults: { strategy, freq: "1d", start_date: "2017-01-02", end_date: "2019-12-31", universe: ["AAA"], start_capital: 100_000 },
+  sweep: { id: "slow", grid: { fast: { from: 1, to: count, step: 1 }, spin_us: [150] } }
+})
+
+let cluster: NatsCluster
+let root: string
+
+beforeAll(async () => {
+  cluster = await startCluster(3)
+  root = mkdtempSync(join(tmpdir(), "tf-cluster-data-"))
+  await Effect.runPromise(generateCatalog({ root, symbols: ["AAA"], freqs: ["1d"], start: "2016-01-01", end: "2019-12-31", seed: 3 }))
+}, 180_000)
+
+afterAll(async () => {
+  await cluster?.stop()
+  if (root) rmSync(root, { recursive: true, force: true })
+}, 60_000)
+
+describe("three-node JetStream cluster", () => {
+  it.scopedLive(
+    "TICKFLOW_REPLICAS=3 puts a current replica of every stream, bucket and object store on each of the three nodes",
+    () =>
+      Effect.gen(function* () {
+        const nodes = cluster.nodes.map((n) => n.name).sort()
+        for (const name of TOPOLOGY_STREAMS) {
+          const info = yield* Effect.promise(() => cluster.streamInfo(name))
+          expect(info, `stream ${name}`).toBeDefined()
+          expect(info!.config.num_replicas, name).toBe(REPLICAS)
+          const c = info!.cluster!
+          expect([c.leader, ...(c.replicas ?? []).map((r) => r.name)].sort(), name).toEqual(nodes)
+        }
+        for (const c of Object.values(CONSUMER)) expect(yield* Effect.promise(() => cluster.consumerLeader(STREAM.pipeline, c.name)), c.name).toBeDefined()
+      }).pipe(
+        Effect.provide(systemTestLayer({ actors: [], nats: cluster.settings, settings: { dataRoot: root } })),
+        Effect.withConfigProvider(replicasFromEnv)
+      ),
+    300_000
+  )
+
+  it.scopedLive(
+    "batches complete with one result per scenario while the leader of each stream, consumer and the meta group in turn is SIGKILLed and restarted",
+    () => {
+      const executors: ChildProcess[] = []
+      return Effect.gen(function* () {
+        const admin = yield* Nats
+        // What is killed: the node leading each of these when its turn comes. One kill takes
+        // down every leader on that node; the next turn goes to the first target not hit yet.
+        const targets: Array<{ label: string; leader: () => Promise<string | undefined> }> = [
+          ...TOPOLOGY_STREAMS.map((s) => ({ label: s, leader: () => cluster.streamLeader(s) })),
+          ...Object.values(CONSUMER).map((c) => ({ label: `${STREAM.pipeline}/${c.name}`, leader: () => cluster.consumerLeader(STREAM.pipeline, c.name) })),
+          { label: "JetStream meta", leader: () => cluster.metaLeader() }
+        ]
+
+        // Two executors, each given every server URL, with the executor role.
+        const logFile = createWriteStream(join(root, "executors.log"))
+        for (const name of ["cx1", "cx2"]) {
+          const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
+            stdio: ["ignore", "ignore", "pipe"],
+            env: {
+              ...process.env,
+              ...cluster.roleEnv("executor"),
+              TICKFLOW_REPLICAS: String(REPLICAS),
+              TICKFLOW_DATA_ROOT: root,
+              TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS),
+              TICKFLOW_LOG_LEVEL: "info",
+              TICKFLOW_LOG_FORMAT: "json",
+              TICKFLOW_INSTANCE_SUFFIX: name
+            }
+          })
+          child.stderr!.pipe(logFile, { end: false })
+          executors.push(child)
+        }
+
+        const slow = yield* publishFixture("slow-strategy.ts")
+        const batches: Array<{ id: string; n: number }> = []
+        const submit = (n: number) =>
+          Effect.gen(function* () {
+            const id = `cl${batches.length + 1}`
+            batches.push({ id, n })
+            yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: id, config: slowBatch(`cluster_${id}`, n, slow) }), `submit:${id}`)
+          })
+        /** Results stored so far per batch (distinct subjects), through the cluster's own admin connection. */
+        const storedOf = async (id: string) => {
+          const info = await cluster.streamInfo(STREAM.results, { subjects_filter: SUBJECT.resultsOf(id) })
+          return info ? Object.keys(info.state.subjects ?? {}).length : undefined
+        }
+        const storedTotal = async () => {
+          let total = 0
+          for (const b of batches) {
+            const n = await storedOf(b.id)
+            if (n === undefined) return undefined
+            total += n
+          }
+          return total
+        }
+
+        /** What the pipeline's consumers hold, for a failure message. */
+        const diagnose = async () => {
+          const lines: string[] = []
+          for (const c of Object.values(CONSUMER)) {
+            const i = await admin.jsm.consumers.info(STREAM.pipeline, c.name).catch((e) => String(e))
+            lines.push(
+              typeof i === "string"
+                ? `${c.name}: ${i}`
+                : `${c.name}: leader ${i.cluster?.leader} pending ${i.num_pending} ack_pending ${i.num_ack_pending} waiting ${i.num_waiting} redelivered ${i.num_redelivered} delivered ${i.delivered.stream_seq} ack_floor ${i.ack_floor.stream_seq}`
+            )
+          }
+          console.log(`DIAGNOSE consumers of ${STREAM.pipeline}:\n${lines.join("\n")}`)
+        }
+
+        yield* submit(FIRST_BATCH)
+        const covered = new Map<string, string>()
+        let round = 0
+        for (const target of targets) {
+          if (covered.has(target.label)) continue
+          round++
+          // Who leads what right now: every target led by the victim is hit by this kill.
+          yield* Effect.promise(() => until(async () => (await target.leader()) !== undefined, `a leader of ${target.label}`, 120_000))
+          const leaders = yield* Effect.promise(() => Promise.all(targets.map(async (t) => [t, await t.leader()] as const)))
+          const victim = leaders.find(([t]) => t === target)![1]!
+          const hit = leaders.filter(([, l]) => l === victim).map(([t]) => t)
+
+          // A batch in flight at the kill: the newest has results stored and at least 20 to go
+          // (checked last, just before the kill; otherwise another batch is submitted).
+          let before: number | undefined
+          for (;;) {
+            const current = batches[batches.length - 1]
+            yield* Effect.promise(() => until(async () => ((await storedOf(current.id)) ?? 0) >= 1, `first result of ${current.id}`, 300_000))
+            const stored = yield* Effect.promise(() => storedOf(current.id))
+            before = yield* Effect.promise(storedTotal)
+            if (stored !== undefined && before !== undefined && current.n - stored >= 20) break
+            yield* submit(TOP_UP)
+          }
+          console.log(`cluster round ${round}: SIGKILL ${victim}, leader of ${hit.map((t) => t.label).join(", ")}; ${before} results stored`)
+          const killedAt = Date.now()
+          yield* Effect.promise(() => cluster.kill(victim, "SIGKILL"))
+          for (const t of hit) covered.set(t.label, victim)
+
+          // Progress (a new result stored anywhere) is watched from the kill on.
+          let progressMs: number | undefined
+          yield* Effect.forkScoped(
+            Effect.gen(function* () {
+              for (;;) {
+                const now = yield* Effect.promise(storedTotal)
+                if (now !== undefined && before !== undefined && now > before) return (progressMs = Date.now() - killedAt)
+                yield* Effect.sleep("200 millis")
+              }
+            })
+          )
+
+          // New leaders for everything the victim led (bounded wait: elections may need the node back).
+          const elected = new Map<string, number>()
+          const electDeadline = Date.now() + 60_000
+          while (elected.size < hit.length && Date.now() < electDeadline) {
+            // asked together: a request to a leaderless group waits out its timeout (2 s)
+            yield* Effect.promise(() =>
+              Promise.all(
+                hit
+                  .filter((t) => !elected.has(t.label))
+                  .map(async (t) => {
+                    const l = await t.leader()
+                    if (l !== undefined && l !== victim) elected.set(t.label, Date.now() - killedAt)
+                  })
+              )
+            )
+            yield* Effect.sleep("100 millis")
+          }
+          const restartAt = Date.now()
+          yield* Effect.promise(() => cluster.start(victim))
+          const healthyMs = Date.now() - restartAt
+          yield* Effect.promise(() => until(() => cluster.settled(TOPOLOGY_STREAMS), "the cluster to settle after the restart", 300_000))
+          const settledMs = Date.now() - restartAt
+          yield* Effect.promise(() => until(() => progressMs !== undefined, "a new result after the kill", 150_000)).pipe(
+            Effect.tapDefect(() => Effect.promise(diagnose))
+          )
+          const electedText = hit.map((t) => `${t.label} ${elected.has(t.label) ? `${elected.get(t.label)} ms` : "not re-elected before the restart"}`).join(", ")
+          const electedMs = [...elected.values()]
+          console.log(
+            `RECOVERY cluster round ${round}: SIGKILL ${victim} (leader of ${hit.length}); first new result ${progressMs} ms after the kill ` +
+              `(${progressMs! < restartAt - killedAt ? "before" : "after"} the node's restart at ${restartAt - killedAt} ms); ` +
+              `new leaders after ${Math.min(...electedMs)}–${Math.max(...electedMs)} ms (${electedText}); node healthy ${healthyMs} ms after its restart, all replicas current after ${settledMs} ms`
+          )
+        }
+        expect([...covered.keys()].sort()).toEqual(targets.map((t) => t.label).sort())
+
+        // Every batch done, exact counts, one stored result per scenario.
+        let scenarios = 0
+        let distinct = 0
+        let stored = 0
+        for (const b of batches) {
+          const rec = yield* waitForBatch(b.id, 480_000)
+          expect(rec.status, b.id).toBe("done")
+          const settledRec = yield* waitForRecord(b.id, (r) => r.counts.success === b.n, 120_000)
+          expect(settledRec.counts, b.id).toEqual({ success: b.n, skipped: 0, failed: 0 })
+          const perSubject = Object.values(yield* storedResultCounts(b.id))
+          scenarios += b.n
+          distinct += perSubject.length
+          stored += perSubject.reduce((a, x) => a + x, 0)
+          expect(perSubject, b.id).toHaveLength(b.n)
+          expect(perSubject.every((x) => x === 1), b.id).toBe(true)
+          const results = yield* readResults(b.id)
+          expect(results.filter((r) => r.status === "success"), b.id).toHaveLength(b.n)
+        }
+        console.log(`RECOVERY cluster totals: ${round} kills, ${batches.length} batches, ${scenarios} scenarios, lost ${scenarios - distinct}, duplicated ${stored - distinct}`)
+
+        // Nothing processed stays in the work queue (acked messages that reappear after a
+        // crash are deleted by the janitor).
+        const left = async () => (await admin.jsm.streams.info(STREAM.pipeline)).state.messages
+        yield* Effect.promise(() => until(async () => (await left()) === 0, "an empty TF_PIPELINE", 300_000))
+      }).pipe(
+        Effect.provide(
+          systemTestLayer({
+            actors: STAGE_ACTORS,
+            nats: cluster.settings,
+            settings: { dataRoot: root, execChunkSize: 3, ackWaitMs: ACK_WAIT_MS },
+            topology: { ackWaitMs: ACK_WAIT_MS }
+          })
+        ),
+        Effect.withConfigProvider(replicasFromEnv),
+        Effect.ensuring(Effect.promise(() => Promise.all(executors.map((c) => stopChild(c)))))
+      )
+    },
+    600_000
+  )
+})
