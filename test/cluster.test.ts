@@ -13,12 +13,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
+import type { KV } from "@nats-io/kv"
 import { spawn, type ChildProcess } from "node:child_process"
 import { createWriteStream, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
-import { publishRaw } from "../src/streams/bus.js"
+import { kvCreate, publishRaw } from "../src/streams/bus.js"
 import { Nats } from "../src/streams/connection.js"
 import { BUCKET, CONSUMER, OBJECT_STORE, STREAM, SUBJECT } from "../src/streams/topology.js"
 import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
@@ -278,5 +279,39 @@ describe("three-node JetStream cluster", () => {
       )
     },
     600_000
+  )
+
+  it.scopedLive(
+    "kvCreate on a replicated bucket: a create whose answer was lost is this call's own on the retry; a rival's key is not",
+    () =>
+      Effect.gen(function* () {
+        const { kvm } = yield* Nats
+        const kv = yield* Effect.promise(() => kvm.create("tf_test_create", { replicas: REPLICAS, history: 1 }))
+        // The server is real; only the answer to the first create is lost on the way back (as
+        // when a stream leader dies after storing the write), with or without the write stored.
+        const firstAnswerLost = (real: KV, stored: boolean): KV => {
+          let first = true
+          return new Proxy(real, {
+            get: (target, prop) => {
+              if (prop === "create")
+                return async (key: string, value: string) => {
+                  if (!first) return target.create(key, value)
+                  first = false
+                  if (stored) await target.create(key, value)
+                  throw new Error("TIMEOUT: the answer was lost")
+                }
+              const v = Reflect.get(target, prop, target) as unknown
+              return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v
+            }
+          })
+        }
+        expect(yield* kvCreate(firstAnswerLost(kv, true), "mine", { by: "a", at: 1 })).toBe(true)
+        expect(yield* kvCreate(kv, "fresh", { by: "a", at: 1 })).toBe(true)
+        yield* Effect.promise(() => kv.create("theirs", JSON.stringify({ by: "b", at: 1 })))
+        expect(yield* kvCreate(kv, "theirs", { by: "a", at: 1 })).toBe(false)
+        expect(yield* kvCreate(firstAnswerLost(kv, false), "theirs", { by: "a", at: 1 })).toBe(false)
+        expect((yield* Effect.promise(() => kv.get("theirs")))?.json()).toEqual({ by: "b", at: 1 })
+      }).pipe(Effect.provide(Nats.Default.pipe(Layer.provide(cluster.settings)))),
+    120_000
   )
 })

@@ -5,10 +5,15 @@
  * service runs, an executor that cannot be scaled.
  */
 import { existsSync, readFileSync } from "node:fs"
-import { join, normalize } from "node:path"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { dirname, join, normalize } from "node:path"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { parse as parseYaml } from "yaml"
 import { ACTOR_NAMES } from "../src/actors/index.js"
+import { credentialEnv, findNatsServer, randomCredentials } from "../src/streams/embedded.js"
+import { runChild } from "./support/child.js"
 
 const ROOT = join(import.meta.dirname, "..")
 const read = (p: string): string => readFileSync(join(ROOT, p), "utf8")
@@ -27,6 +32,7 @@ interface Service {
   healthcheck?: { test?: string | string[] }
   depends_on?: string[] | Record<string, { condition?: string }>
   deploy?: { replicas?: number }
+  profiles?: string[]
 }
 const compose = parseYaml(read("docker-compose.yml")) as { services: Record<string, Service>; volumes?: Record<string, unknown> }
 const services = compose.services
@@ -246,4 +252,122 @@ describe("docker-compose.yml for compose v1 and v2", () => {
     expect(test).toContain('"executor"')
     expect(test).toMatch(/http:\/\/nats:8222\/jsz\?[^"]*consumers=true/)
   })
+})
+
+describe("docker-compose.yml profile cluster (three nodes, replicas 3)", () => {
+  const clusterConf = read("nats-cluster.conf")
+  /** nats-cluster.conf without comments */
+  const clusterCode = clusterConf
+    .split("\n")
+    .map((l) => l.replace(/#.*$/, ""))
+    .join("\n")
+  const inCluster = (svc: Service) => (svc.profiles ?? []).includes("cluster")
+  const nodeNames = Object.entries(services)
+    .filter(([, svc]) => inCluster(svc) && (svc.image ?? "").startsWith("nats"))
+    .map(([name]) => name)
+    .sort()
+  const routeListen = /cluster\s*\{[^}]*listen:\s*[\d.]*:(\d+)/.exec(clusterCode)?.[1]
+  const routes = [...(/routes:\s*\[([^\]]*)\]/.exec(clusterCode)?.[1] ?? "").matchAll(/nats:\/\/([A-Za-z0-9_.-]+):(\d+)/g)].map((m) => ({ host: m[1], port: m[2] }))
+  const clientPort = /listen:\s*[\d.]*:(\d+)/.exec(natsConfCode)?.[1]
+
+  it("has three nats nodes, in profile cluster only, each on nats-cluster.conf with nats.conf beside it", () => {
+    expect(nodeNames).toHaveLength(3)
+    expect(clusterCode).toMatch(/^\s*include\s+\.\/nats\.conf\s*$/m)
+    for (const name of nodeNames) {
+      const node = services[name]
+      const args = argv(node.command)
+      const conf = args[args.indexOf("-c") + 1]
+      const mounted = mounts(node)
+      expect(normalize(mounted.find((m) => m.target === conf)?.source ?? ""), `${name}: -c ${conf}`).toBe("nats-cluster.conf")
+      // the include resolves next to the config file
+      expect(normalize(mounted.find((m) => m.target === join(dirname(conf), "nats.conf"))?.source ?? ""), `${name}: nats.conf beside ${conf}`).toBe("nats.conf")
+      expect(args).toContain("-js")
+      expect(argv(node.healthcheck?.test).join(" ")).toContain(`:${args[args.indexOf("-m") + 1]}/healthz`)
+    }
+    // the single-server stack has no profile: a plain `docker compose up` runs it as before
+    for (const name of ["nats", "actors", "executor"]) expect(services[name].profiles, name).toBeUndefined()
+  })
+
+  it("gives each node its own server name and its own named store volume", () => {
+    expect(clusterCode).toMatch(/^\s*server_name:\s*\$TF_SERVER_NAME\s*$/m)
+    const serverNames = nodeNames.map((n) => envOf(services[n]).TF_SERVER_NAME)
+    expect(new Set(serverNames).size).toBe(3)
+    const stores = nodeNames.map((n) => {
+      const args = argv(services[n].command)
+      const store = args[args.indexOf("-sd") + 1]
+      const m = mounts(services[n]).find((x) => store.startsWith(`${x.target}/`) || store === x.target)
+      expect(m, `${n}: -sd ${store} is not on a volume`).toBeDefined()
+      expect(isNamedVolume(m!.source)).toBe(true)
+      return m!.source
+    })
+    expect(new Set(stores).size).toBe(3)
+    expect(stores).not.toContain(mounts(services.nats).find((m) => m.target === "/data")?.source)
+  })
+
+  it("routes every node to all three: nats-cluster.conf names each node service at the cluster port", () => {
+    expect(/cluster\s*\{[^}]*name:\s*[A-Za-z0-9_-]+/.test(clusterCode)).toBe(true)
+    expect(routeListen).toBeDefined()
+    expect(routes.map((r) => r.host).sort()).toEqual(nodeNames)
+    for (const r of routes) expect(r.port, `route to ${r.host}`).toBe(routeListen)
+  })
+
+  it("sets on every node each password nats.conf reads, with the single server's defaults", () => {
+    const single = envOf(services.nats)
+    for (const n of nodeNames) {
+      const env = envOf(services[n])
+      for (const v of confEnvVars) expect(env[v], `${n}: ${v}`).toBe(single[v])
+    }
+  })
+
+  it("runs actors and executors with replicas 3, given every node's URL, as their nats.conf users", () => {
+    const urls = nodeNames.map((n) => `nats://${n}:${clientPort}`).sort()
+    const clusterServices = Object.entries(services).filter(([, svc]) => inCluster(svc) && svc.image === services.actors.image)
+    const byCommand = Object.fromEntries(clusterServices.map(([name, svc]) => [argv(svc.command)[0], name]))
+    expect(Object.keys(byCommand).sort()).toEqual(["actors", "executor"])
+    for (const [single, command] of [["actors", "actors"], ["executor", "executor"]] as const) {
+      const name = byCommand[command]
+      const svc = services[name]
+      const env = envOf(svc)
+      expect(env.NATS_URL.split(",").map((u) => u.trim()).sort(), `${name}: NATS_URL`).toEqual(urls)
+      expect(env.TICKFLOW_REPLICAS, `${name}: TICKFLOW_REPLICAS`).toBe("3")
+      // the same user, password and command as the single-server service
+      expect(env.NATS_USER).toBe(envOf(services[single]).NATS_USER)
+      expect(env.NATS_PASSWORD).toBe(envOf(services[single]).NATS_PASSWORD)
+      expect(argv(svc.command)).toEqual(argv(services[single].command))
+      const deps = svc.depends_on as Record<string, { condition?: string }>
+      for (const n of nodeNames) expect(deps?.[n]?.condition, `${name} depends_on ${n}`).toBe("service_healthy")
+      for (const dep of Object.keys(deps ?? {})) expect(inCluster(services[dep]), `${name} depends on ${dep} outside the profile`).toBe(true)
+    }
+    const executor = services[byCommand.executor]
+    expect(executor.container_name).toBeUndefined()
+    expect(executor.ports ?? []).toEqual([])
+    expect((executor.depends_on as Record<string, { condition?: string }>)[byCommand.actors]?.condition).toBe("service_healthy")
+  })
+
+  it("publishes the nodes' client ports on host ports the single server does not use", () => {
+    const hostPort = (p: unknown) => interpolate(String(p)).split(":").at(-2)
+    const single = (services.nats.ports ?? []).map(hostPort)
+    const nodes = nodeNames.flatMap((n) => (services[n].ports ?? []).map(hostPort))
+    expect(nodes).toHaveLength(3)
+    expect(new Set(nodes).size).toBe(3)
+    for (const p of nodes) expect(single).not.toContain(p)
+  })
+
+  it("nats-server accepts nats-cluster.conf (nats-server -t), and refuses it without a server name", async () => {
+    const bin = await Effect.runPromise(findNatsServer)
+    const dir = await mkdtemp(join(tmpdir(), "tf-cluster-conf-"))
+    try {
+      await writeFile(join(dir, "nats.conf"), natsConf)
+      await writeFile(join(dir, "nats-cluster.conf"), clusterConf)
+      const env = { ...process.env, ...credentialEnv(randomCredentials()) }
+      const ok = await runChild(bin, ["-t", "-c", join(dir, "nats-cluster.conf")], { env: { ...env, TF_SERVER_NAME: "nats-1" }, timeoutMs: 60_000 })
+      expect(ok.status, ok.stdout + ok.stderr).toBe(0)
+      const { TF_SERVER_NAME: _unset, ...without } = env
+      const bad = await runChild(bin, ["-t", "-c", join(dir, "nats-cluster.conf")], { env: without, timeoutMs: 60_000 })
+      expect(bad.status).not.toBe(0)
+      expect(bad.stdout + bad.stderr).toContain("TF_SERVER_NAME")
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

@@ -5,21 +5,21 @@
  * leader of a stream (or of the JetStream meta group), SIGKILL that node and start it again on
  * the same store, as an operator's restart would.
  *
- * Each node's config is written next to a copy of nats.conf:
+ * Each node runs the repo's nats-cluster.conf (the file the compose `cluster` profile runs:
+ * nats.conf included, `server_name` from TF_SERVER_NAME, `cluster { name, listen, routes }`),
+ * copied into its temp dir next to nats.conf, with loopback ports, the routes and the
+ * JetStream store dir given on the command line:
  *
- *   include ./nats.conf
- *   server_name: tf-n1
- *   listen: 127.0.0.1:<client port>
- *   http: 127.0.0.1:<monitor port>
- *   jetstream { store_dir: "<temp dir>/store" }
- *   cluster { name: tf-test, listen: 127.0.0.1:<route port>, routes: [<every node's route URL>] }
+ *   TF_SERVER_NAME=tf-n1 nats-server -c <dir>/nats-cluster.conf -a 127.0.0.1 -p <client port>
+ *     -m <monitor port> -js -sd <dir>/store --cluster nats://127.0.0.1:<route port>
+ *     --routes nats://127.0.0.1:<route port 1>,nats://127.0.0.1:<route port 2>,...
  *
  * Children are started asynchronously (never spawnSync: it would block the test worker).
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { Effect, Layer } from "effect"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { jetstreamManager, type JetStreamManager, type StreamInfo } from "@nats-io/jetstream"
@@ -70,7 +70,6 @@ export interface NatsCluster {
   readonly stop: () => Promise<void>
 }
 
-const CLUSTER_NAME = "tf-test"
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Distinct free ports (a probe may hand the same port out twice). */
@@ -80,21 +79,8 @@ const freePorts = async (n: number): Promise<number[]> => {
   return [...ports]
 }
 
-const nodeConfig = (n: { name: string; port: number; routePort: number; monitorPort: number; dir: string }, routes: ReadonlyArray<number>) =>
-  [
-    "# written by test/support/cluster.ts",
-    "include ./nats.conf",
-    `server_name: ${n.name}`,
-    `listen: 127.0.0.1:${n.port}`,
-    `http: 127.0.0.1:${n.monitorPort}`,
-    `jetstream { store_dir: ${JSON.stringify(join(n.dir, "store"))}, max_memory_store: 256MB, max_file_store: 4GB }`,
-    "cluster {",
-    `  name: ${CLUSTER_NAME}`,
-    `  listen: 127.0.0.1:${n.routePort}`,
-    `  routes: [${routes.map((p) => `nats://127.0.0.1:${p}`).join(", ")}]`,
-    "}",
-    ""
-  ].join("\n")
+/** nats-cluster.conf next to this file's repo root (test/support → ../..). */
+const clusterConf = () => join(dirname(defaultNatsConf()), "nats-cluster.conf")
 
 const getJson = async (url: string): Promise<unknown> => {
   const r = await fetch(url, { signal: AbortSignal.timeout(2_000) })
@@ -106,6 +92,7 @@ const getJson = async (url: string): Promise<unknown> => {
 export const startCluster = async (size = 3, readyTimeoutMs = 120_000): Promise<NatsCluster> => {
   const bin = await Effect.runPromise(findNatsServer)
   const confText = await readFile(defaultNatsConf(), "utf8")
+  const clusterConfText = await readFile(clusterConf(), "utf8")
   const credentials = randomCredentials()
   const ports = await freePorts(size * 3)
   const specs = await Promise.all(
@@ -117,19 +104,24 @@ export const startCluster = async (size = 3, readyTimeoutMs = 120_000): Promise<
       dir: await mkdtemp(join(tmpdir(), `tf-cluster-n${i + 1}-`))
     }))
   )
-  const routes = specs.map((s) => s.routePort)
+  const routes = specs.map((s) => `nats://127.0.0.1:${s.routePort}`).join(",")
   for (const s of specs) {
+    // nats-cluster.conf includes ./nats.conf: both side by side
     await writeFile(join(s.dir, "nats.conf"), confText)
-    await writeFile(join(s.dir, "node.conf"), nodeConfig(s, routes))
+    await writeFile(join(s.dir, "nats-cluster.conf"), clusterConfText)
   }
 
   const procs = new Map<string, ChildProcess | undefined>()
   const outputs = new Map<string, string>()
   const spawnNode = (s: (typeof specs)[number]) => {
-    const child = spawn(bin, ["-c", join(s.dir, "node.conf")], {
+    const args = [
+      ...["-c", join(s.dir, "nats-cluster.conf"), "-a", "127.0.0.1", "-p", String(s.port), "-m", String(s.monitorPort)],
+      ...["-js", "-sd", join(s.dir, "store"), "--cluster", `nats://127.0.0.1:${s.routePort}`, "--routes", routes]
+    ]
+    const child = spawn(bin, args, {
       cwd: s.dir,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...credentialEnv(credentials) }
+      env: { ...process.env, ...credentialEnv(credentials), TF_SERVER_NAME: s.name }
     })
     const keep = (b: Buffer) => outputs.set(s.name, ((outputs.get(s.name) ?? "") + b.toString("utf8")).slice(-6_000))
     child.stdout!.on("data", keep)
