@@ -31,8 +31,10 @@ import { stopChild, until } from "./support/child.js"
 
 const ACK_WAIT_MS = 5_000
 /** Scenarios of the first batch, and of each batch added when the one in flight nears its end. */
-const FIRST_BATCH = 90
-const TOP_UP = 45
+const FIRST_BATCH = 60
+const TOP_UP = 30
+/** scenarios a batch must still have to run at a kill (else another batch is submitted first) */
+const IN_FLIGHT = 15
 const REPLICAS = 3
 /** TICKFLOW_REPLICAS=3 through the one place that reads it (ReplicaConfig), the rest from the environment. */
 const replicasFromEnv = ConfigProvider.fromMap(new Map([["TICKFLOW_REPLICAS", String(REPLICAS)]])).pipe(
@@ -53,9 +55,13 @@ const TOPOLOGY_STREAMS = [
 
 const STAGE_ACTORS = ["coordinator", "availability", "requirements", "loader", "quality", "reporter"] as const
 
-/** A batch of slow scenarios (~spin_us per bar over ~750 daily bars). */
+/**
+ * A batch of slow scenarios (~spin_us per bar over ~750 daily bars). Without the result cache:
+ * a later batch of the same scenarios would be answered from it at once, with nothing in flight.
+ */
 const slowBatch = (name: string, count: number, strategy: string) => ({
   batch_name: name,
+  cache: false,
   defaults: { strategy, freq: "1d", start_date: "2017-01-02", end_date: "2019-12-31", universe: ["AAA"], start_capital: 100_000 },
   sweep: { id: "slow", grid: { fast: { from: 1, to: count, step: 1 }, spin_us: [150] } }
 })
@@ -178,7 +184,7 @@ describe("three-node JetStream cluster", () => {
           const victim = leaders.find(([t]) => t === target)![1]!
           const hit = leaders.filter(([, l]) => l === victim).map(([t]) => t)
 
-          // A batch in flight at the kill: the newest has results stored and at least 20 to go
+          // A batch in flight at the kill: the newest has results stored and IN_FLIGHT to go
           // (checked last, just before the kill; otherwise another batch is submitted).
           let before: number | undefined
           for (;;) {
@@ -186,7 +192,7 @@ describe("three-node JetStream cluster", () => {
             yield* Effect.promise(() => until(async () => ((await storedOf(current.id)) ?? 0) >= 1, `first result of ${current.id}`, 300_000))
             const stored = yield* Effect.promise(() => storedOf(current.id))
             before = yield* Effect.promise(storedTotal)
-            if (stored !== undefined && before !== undefined && current.n - stored >= 20) break
+            if (stored !== undefined && before !== undefined && current.n - stored >= IN_FLIGHT) break
             yield* submit(TOP_UP)
           }
           console.log(`cluster round ${round}: SIGKILL ${victim}, leader of ${hit.map((t) => t.label).join(", ")}; ${before} results stored`)
