@@ -338,6 +338,11 @@ describe("docker-compose.yml profile cluster (three nodes, replicas 3)", () => {
       for (const n of nodeNames) expect(deps?.[n]?.condition, `${name} depends_on ${n}`).toBe("service_healthy")
       for (const dep of Object.keys(deps ?? {})) expect(inCluster(services[dep]), `${name} depends on ${dep} outside the profile`).toBe(true)
     }
+    // the executors wait for the topology, as any node that is up reports it
+    const health = argv(services[byCommand.actors].healthcheck?.test).join(" ")
+    for (const n of nodeNames) expect(health, `${byCommand.actors} healthcheck asks ${n}`).toContain(`"${n}"`)
+    expect(health).toContain("OBJ_tf_data")
+    expect(health).toContain('"executor"')
     const executor = services[byCommand.executor]
     expect(executor.container_name).toBeUndefined()
     expect(executor.ports ?? []).toEqual([])
