@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import type { KV } from "@nats-io/kv"
 import { spawn, type ChildProcess } from "node:child_process"
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs"
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { generateCatalog } from "../src/data/index.js"
@@ -105,6 +105,7 @@ describe("three-node JetStream cluster", () => {
     "batches complete with one result per scenario while the leader of each stream, consumer and the meta group in turn is SIGKILLed and restarted",
     () => {
       const executors: ChildProcess[] = []
+      let logFile: WriteStream | undefined
       return Effect.gen(function* () {
         const admin = yield* Nats
         // What is killed: the node leading each of these when its turn comes. One kill takes
@@ -116,7 +117,7 @@ describe("three-node JetStream cluster", () => {
         ]
 
         // Two executors, each given every server URL, with the executor role.
-        const logFile = createWriteStream(join(root, "executors.log"))
+        logFile = createWriteStream(join(root, "executors.log"))
         for (const name of ["cx1", "cx2"]) {
           const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
             stdio: ["ignore", "ignore", "pipe"],
@@ -169,7 +170,11 @@ describe("three-node JetStream cluster", () => {
                 : `${c.name}: leader ${i.cluster?.leader} pending ${i.num_pending} ack_pending ${i.num_ack_pending} waiting ${i.num_waiting} redelivered ${i.num_redelivered} delivered ${i.delivered.stream_seq} ack_floor ${i.ack_floor.stream_seq}`
             )
           }
-          console.log(`DIAGNOSE consumers of ${STREAM.pipeline}:\n${lines.join("\n")}`)
+          const executorTrouble = readFileSync(join(root, "executors.log"), "utf8")
+            .split("\n")
+            .filter((l) => /"level":(40|50|60)/.test(l))
+            .slice(-20)
+          console.log(`DIAGNOSE consumers of ${STREAM.pipeline}:\n${lines.join("\n")}\nexecutor warnings (last 20):\n${executorTrouble.join("\n")}`)
         }
 
         yield* submit(FIRST_BATCH)
@@ -179,8 +184,17 @@ describe("three-node JetStream cluster", () => {
           if (covered.has(target.label)) continue
           round++
           // Who leads what right now: every target led by the victim is hit by this kill.
-          yield* Effect.promise(() => until(async () => (await target.leader()) !== undefined, `a leader of ${target.label}`, 120_000))
-          const leaders = yield* Effect.promise(() => Promise.all(targets.map(async (t) => [t, await t.leader()] as const)))
+          let leaders: ReadonlyArray<readonly [(typeof targets)[number], string | undefined]> = []
+          yield* Effect.promise(() =>
+            until(
+              async () => {
+                leaders = await Promise.all(targets.map(async (t) => [t, await t.leader()] as const))
+                return leaders.find(([t]) => t === target)?.[1] !== undefined
+              },
+              `a leader of ${target.label}`,
+              120_000
+            )
+          )
           const victim = leaders.find(([t]) => t === target)![1]!
           const hit = leaders.filter(([, l]) => l === victim).map(([t]) => t)
 
@@ -281,7 +295,12 @@ describe("three-node JetStream cluster", () => {
           })
         ),
         Effect.withConfigProvider(replicasFromEnv),
-        Effect.ensuring(Effect.promise(() => Promise.all(executors.map((c) => stopChild(c)))))
+        Effect.ensuring(
+          Effect.promise(async () => {
+            await Promise.all(executors.map((c) => stopChild(c)))
+            logFile?.end()
+          })
+        )
       )
     },
     600_000
