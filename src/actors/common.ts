@@ -2,7 +2,7 @@
 import { Context, Deferred, Effect, Layer } from "effect"
 import { hostname } from "node:os"
 import { ENGINE_VERSION } from "../engine/index.js"
-import { publish, publishTrusted } from "../streams/bus.js"
+import { publish, publishManyTrusted, publishTrusted } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import type { Scenario } from "../schemas/batch.js"
 import { encodeGroup, type GroupItem, type GroupMessage, type Stage } from "../schemas/wire.js"
@@ -112,13 +112,11 @@ export const stoppedResult = (
  * is checked where it enters from outside (the reporter, a foreign client's decoder).
  */
 export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) =>
-  Effect.forEach(
-    results,
-    (r) => {
+  publishManyTrusted(
+    results.map((r) => {
       const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
-      return publishTrusted(SUBJECT.result(out.batch_id, out.scenario_id), out, { msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) })
-    },
-    { concurrency: 256, discard: true }
+      return { subject: SUBJECT.result(out.batch_id, out.scenario_id), value: out, msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
+    })
   )
 
 /** Stop every scenario of a group with the same status and reason. */

@@ -5,7 +5,7 @@
  * split into execution messages small enough that executors share the work evenly.
  */
 import { Effect } from "effect"
-import { checkQuality, type QualityFinding } from "../data/index.js"
+import { qualityFindingsFor, type QualityFinding } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
@@ -36,13 +36,18 @@ export const qualityActor = groupActor({
       // the universe's slices decide quality; a benchmark only needs to be there
       const refs = (group.slices ?? []).filter((r) => group.slice.universe.includes(r.symbol))
       const series: PriceSeries[] = yield* Effect.forEach(refs, fetchSlice, { concurrency: 4 })
-      // Findings depend on (strict, warmup) only: computed once per distinct pair.
-      const memo = new Map<string, QualityFinding[]>()
+      // Findings depend on (strict, warmup) only: each slice is scanned once per strictness,
+      // and each distinct warm-up adds its one comparison (qualityFindingsFor).
+      const checkers = new Map<boolean, Array<(warmup: number) => QualityFinding[]>>()
+      const memo = new Map<string, { errors: QualityFinding[]; warnings: string[] }>()
       const findingsFor = (strict: boolean, warmup: number) => {
         const k = `${strict}:${warmup}`
         let f = memo.get(k)
         if (!f) {
-          f = series.flatMap((s) => checkQuality(s, { strict, warmupBarsRequired: warmup }))
+          let perSeries = checkers.get(strict)
+          if (!perSeries) checkers.set(strict, (perSeries = series.map((s) => qualityFindingsFor(s, { strict }))))
+          const all = perSeries.flatMap((check) => check(warmup))
+          f = { errors: all.filter((x) => x.severity === "error"), warnings: all.filter((x) => x.severity === "warning").map((x) => x.message) }
           memo.set(k, f)
         }
         return f
@@ -50,9 +55,7 @@ export const qualityActor = groupActor({
       const passed: GroupItem[] = []
       const skipped = []
       for (const item of group.items) {
-        const f = findingsFor(item.scenario.strict, item.warmup_bars ?? 0)
-        const errors = f.filter((x) => x.severity === "error")
-        const warnings = f.filter((x) => x.severity === "warning").map((x) => x.message)
+        const { errors, warnings } = findingsFor(item.scenario.strict, item.warmup_bars ?? 0)
         if (errors.length > 0)
           skipped.push(
             stoppedResult(item.scenario, "skipped", "quality", `data quality: ${summarize(errors)}`, {

@@ -24,7 +24,7 @@ import { GroupOnWire } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
 import { Bus, decodeMessage, kvGet, publishRaw, publishTrusted } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { follow } from "../streams/follow.js"
+import { followBatches } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
 import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
@@ -326,15 +326,16 @@ export const reporterActor = Effect.gen(function* () {
     // nothing new arrives (a batch that finished while no reporter ran).
     const live = Stream.mergeAll(
       [
-        follow("tf.res.>", { deliverNew: true }),
-        follow(SUBJECT.allPhaseEvents, { deliverNew: true }),
-        Stream.fromSchedule(Schedule.spaced(Duration.seconds(1))).pipe(Stream.as(undefined))
+        followBatches("tf.res.>", { deliverNew: true }),
+        followBatches(SUBJECT.allPhaseEvents, { deliverNew: true }),
+        Stream.fromSchedule(Schedule.spaced(Duration.seconds(1))).pipe(Stream.as([] as ReadonlyArray<JsMsg>))
       ],
       { concurrency: 3 }
     )
     yield* live.pipe(
       Stream.interruptWhen(Deferred.await(shutdown)),
-      Stream.groupedWithin(5_000, Duration.millis(100)),
+      // batches of messages (followBatches), gathered once more so a record is written at most every 100 ms
+      Stream.groupedWithin(64, Duration.millis(100)),
       Stream.mapEffect((c) =>
         Effect.gen(function* () {
           if (!started) {
@@ -344,8 +345,7 @@ export const reporterActor = Effect.gen(function* () {
             yield* Effect.forEach(open, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
             started = true
           }
-          const msgs = Chunk.toReadonlyArray(c).filter((m): m is JsMsg => m !== undefined)
-          yield* handleChunk(folds, msgs)
+          yield* handleChunk(folds, Chunk.toReadonlyArray(c).flat())
         })
       ),
       Stream.runDrain
