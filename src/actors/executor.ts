@@ -6,12 +6,13 @@
  * while a long group runs; a killed executor's message is redelivered to another, which skips
  * the scenarios that already have a final result (and results are de-duplicated by id).
  */
-import { Effect } from "effect"
+import { Effect, type Either } from "effect"
 import {
   EngineRunError,
   runBacktest,
   scenarioSeed,
-  validateParams
+  validateParams,
+  type StrategyDefinition
 } from "../engine/index.js"
 import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
@@ -22,6 +23,7 @@ import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
+import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
 import { StrategyStore } from "../strategies-store.js"
@@ -85,85 +87,92 @@ interface RunContext {
   readonly curvesSubject: string
 }
 
-const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: Map<string, { ts: number[]; nav: number[] }>) =>
-  Effect.gen(function* () {
-    const s = item.scenario
-    const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
-    const def = yield* Effect.either(ctx.strategies.load(s.strategy))
-    if (def._tag === "Left") {
-      const cause = (def.left as { error?: unknown }).error ?? def.left
-      return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
-    }
-    // Second parameter check: the executor may run a different build than requirements did.
-    const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
-    if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
-    const series = loaded.universe
-    const rows = series.reduce((n, x) => n + x.ts.length, 0)
-    const longRun = rows >= EVENT_ROWS
-    const events: Array<Promise<unknown>> = []
-    let seq = 0
-    const emit = (kind: EventKind, data: Record<string, unknown>) => events.push(ctx.emit(s, kind, seq++, data))
-    if (longRun) emit("started", { rows, executor: ctx.instance })
-    let lastProgress = Date.now()
-    const t0 = performance.now()
-    try {
-      const result = runBacktest(
-        {
-          strategy: def.right,
-          params: v.params,
-          startCapital: s.start_capital,
-          costs: s.costs,
-          seed: scenarioSeed(s.batch_seed, s.scenario_id),
-          startMs: dayStartMs(s.start_date),
-          endMs: dayEndMs(s.end_date),
-          // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
-          warmupBars: item.warmup_bars ?? 0,
-          ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
-          // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
-          maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
-          ...(longRun
-            ? {
-                progressEvery: 250_000,
-                onProgress: (done: number, total: number) => {
-                  if (Date.now() - lastProgress < 500) return
-                  lastProgress = Date.now()
-                  emit("progress", { done, total })
-                }
+/**
+ * One scenario, as plain code: the engine run and its result. Telemetry publishes it started
+ * (long runs only) are pushed to `events` for the caller to await.
+ */
+const runOne = (
+  item: GroupItem,
+  strategy: Either.Either<StrategyDefinition<any>, unknown>,
+  loaded: LoadedSeries,
+  ctx: RunContext,
+  curves: Map<string, { ts: number[]; nav: number[] }>,
+  events: Array<Promise<unknown>>
+): ScenarioResult => {
+  const s = item.scenario
+  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  const def = strategy
+  if (def._tag === "Left") {
+    const cause = (def.left as { error?: unknown }).error ?? def.left
+    return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
+  }
+  // Second parameter check: the executor may run a different build than requirements did.
+  const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
+  if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
+  const series = loaded.universe
+  const rows = series.reduce((n, x) => n + x.ts.length, 0)
+  const longRun = rows >= EVENT_ROWS
+  let seq = 0
+  const emit = (kind: EventKind, data: Record<string, unknown>) => events.push(ctx.emit(s, kind, seq++, data))
+  if (longRun) emit("started", { rows, executor: ctx.instance })
+  let lastProgress = Date.now()
+  const t0 = performance.now()
+  try {
+    const result = runBacktest(
+      {
+        strategy: def.right,
+        params: v.params,
+        startCapital: s.start_capital,
+        costs: s.costs,
+        seed: scenarioSeed(s.batch_seed, s.scenario_id),
+        startMs: dayStartMs(s.start_date),
+        endMs: dayEndMs(s.end_date),
+        // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
+        warmupBars: item.warmup_bars ?? 0,
+        ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
+        // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
+        maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
+        ...(longRun
+          ? {
+              progressEvery: 250_000,
+              onProgress: (done: number, total: number) => {
+                if (Date.now() - lastProgress < 500) return
+                lastProgress = Date.now()
+                emit("progress", { done, total })
               }
-            : {})
-        },
-        series
-      )
-      const execMs = performance.now() - t0
-      if (longRun && ctx.equityEvents) {
-        const chunks = Math.ceil(result.equity.ts.length / EQUITY_CHUNK)
-        for (let c = 0; c < chunks; c++)
-          emit("equity", {
-            chunk: c,
-            of: chunks,
-            ts: result.equity.ts.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK),
-            nav: result.equity.nav.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK)
-          })
-      }
-      const curve = thin(result.equity, RESULT_EQUITY_POINTS)
-      const out: ScenarioResult = {
-        ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
-        metrics: result.metrics,
-        ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
-        ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
-        cached: false,
-        executor: ctx.instance,
-        timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
-      }
-      if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
-      yield* Effect.promise(() => Promise.all(events))
-      return out
-    } catch (e) {
-      yield* Effect.promise(() => Promise.all(events))
-      const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
-      return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
+            }
+          : {})
+      },
+      series
+    )
+    const execMs = performance.now() - t0
+    if (longRun && ctx.equityEvents) {
+      const chunks = Math.ceil(result.equity.ts.length / EQUITY_CHUNK)
+      for (let c = 0; c < chunks; c++)
+        emit("equity", {
+          chunk: c,
+          of: chunks,
+          ts: result.equity.ts.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK),
+          nav: result.equity.nav.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK)
+        })
     }
-  })
+    const curve = thin(result.equity, RESULT_EQUITY_POINTS)
+    const out: ScenarioResult = {
+      ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
+      metrics: result.metrics,
+      ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
+      ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
+      cached: false,
+      executor: ctx.instance,
+      timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
+    }
+    if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
+    return out
+  } catch (e) {
+    const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
+    return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
+  }
+}
 
 /**
  * Scenarios of a redelivered group that this submission already answered: the latest result on
@@ -232,6 +241,8 @@ export const executorActor = groupActor({
       const pending: ScenarioResult[] = []
       const all: ScenarioResult[] = []
       const curves = new Map<string, { ts: number[]; nav: number[] }>()
+      // a chunk of a sweep names one strategy: resolved once, not once per scenario
+      const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
       const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
       let firstPendingAt = 0
       let lastYield = Date.now()
@@ -250,7 +261,11 @@ export const executorActor = groupActor({
           else counts[answered]++
           continue
         }
-        const r = yield* runOne(item, loaded, ctx, curves)
+        let strategy = strategies.get(item.scenario.strategy)
+        if (strategy === undefined) strategies.set(item.scenario.strategy, (strategy = yield* Effect.either(ctx.strategies.load(item.scenario.strategy))))
+        const events: Array<Promise<unknown>> = []
+        const r = runOne(item, strategy, loaded, ctx, curves, events)
+        if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
         all.push(r)
         executorMetrics.scenarios++
         if (r.status === "success") counts.pass++
@@ -270,7 +285,7 @@ export const executorActor = groupActor({
       if (curves.size > 0)
         yield* publishTrusted(
           ctx.curvesSubject,
-          { v: WIRE_VERSION, batch_id: group.batch_id, group_id: group.group_id, curves: Object.fromEntries(curves) },
+          { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) },
           { msgId: `${group.batch_id}:${group.group_id}:curves` }
         )
       // The phase result goes out before the chunk's last results, so the record is usually
