@@ -2,7 +2,7 @@
 import { Context, Deferred, Effect, Layer } from "effect"
 import { hostname } from "node:os"
 import { ENGINE_VERSION } from "../engine/index.js"
-import { publish, publishManyTrusted, publishTrusted } from "../streams/bus.js"
+import { type OutgoingMessage, publish, publishManyTrusted, publishTrusted } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import type { Scenario } from "../schemas/batch.js"
 import { encodeGroup, type GroupItem, type GroupMessage, type Stage } from "../schemas/wire.js"
@@ -21,8 +21,14 @@ export interface ActorSettingsShape {
   readonly dataRoot: string
   /** directory relative strategy module paths resolve against */
   readonly baseDir: string
-  /** most scenarios per execution message: small enough that executors share work evenly */
+  /** most scenarios per execution message (its results, curves and cache entry stay well under 1 MB) */
   readonly execChunkSize: number
+  /**
+   * rows an execution message should hold (scenarios × rows each): each message costs an
+   * executor a few bus round trips (pull, ack, results, events, cache), so short runs travel
+   * many to a message and long runs few, which still spreads them over the executors
+   */
+  readonly execChunkRows: number
   /** ack wait of the stage consumers; heartbeats (`working()`) go at a third of it */
   readonly ackWaitMs: number
   /** deliveries before a message is dead-lettered (matches the consumers' max_deliver) */
@@ -40,7 +46,8 @@ export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSe
 export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): ActorSettingsShape => ({
   dataRoot: process.env.TICKFLOW_DATA_ROOT ?? ".tickflow/data",
   baseDir: process.cwd(),
-  execChunkSize: Number(process.env.TICKFLOW_EXEC_CHUNK ?? 25),
+  execChunkSize: Number(process.env.TICKFLOW_EXEC_CHUNK ?? 250),
+  execChunkRows: Number(process.env.TICKFLOW_EXEC_CHUNK_ROWS ?? 20_000_000),
   ackWaitMs: Number(process.env.TICKFLOW_ACK_WAIT_MS ?? 30_000),
   maxDeliver: 5,
   executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
@@ -111,13 +118,14 @@ export const stoppedResult = (
  * submission. Results are built by our own code (typed), so the hot path skips zod: a result
  * is checked where it enters from outside (the reporter, a foreign client's decoder).
  */
-export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) =>
-  publishManyTrusted(
-    results.map((r) => {
-      const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
-      return { subject: SUBJECT.result(out.batch_id, out.scenario_id), value: out, msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
-    })
-  )
+export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) => publishManyTrusted(resultMessages(results, submission))
+
+/** The messages of `publishResults`, to send along with others in one bulk publish. */
+export const resultMessages = (results: ReadonlyArray<ScenarioResult>, submission?: string): OutgoingMessage[] =>
+  results.map((r) => {
+    const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
+    return { subject: SUBJECT.result(out.batch_id, out.scenario_id), value: out, msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
+  })
 
 /** Stop every scenario of a group with the same status and reason. */
 export const stopGroup = (
@@ -179,25 +187,33 @@ export const phaseResult = (
   counts: { in: number; pass: number; skipped: number; failed: number },
   extra: Record<string, unknown> = {}
 ) =>
+  Effect.flatMap(phaseResultMessage(phase, group, started, counts, extra), (m) =>
+    publish(m.subject, PipelineEvent, m.value, { msgId: m.msgId })
+  )
+
+/** The phase_result event (and its log line), for a caller that sends it in a bulk publish. */
+export const phaseResultMessage = (
+  phase: Phase,
+  group: GroupMessage,
+  started: number,
+  counts: { in: number; pass: number; skipped: number; failed: number },
+  extra: Record<string, unknown> = {}
+) =>
   Effect.gen(function* () {
     const ms = Date.now() - started
     yield* Effect.logInfo(`Phase ${PHASE_NUMBER[phase]}: ${PHASE_TITLE[phase]} done`).pipe(
       Effect.annotateLogs({ phase, batch_id: group.batch_id, group_id: group.group_id, ms, ...counts, ...extra })
     )
-    yield* publish(
-      SUBJECT.event(group.batch_id, group.group_id, "phase"),
-      PipelineEvent,
-      {
-        v: WIRE_VERSION,
-        batch_id: group.batch_id,
-        subject_id: group.group_id,
-        kind: "phase_result",
-        phase,
-        at: now(),
-        data: { ...counts, ms, ...extra }
-      },
-      { msgId: `${group.batch_id}:${group.group_id}:${phase}:result` }
-    )
+    const value: PipelineEvent = {
+      v: WIRE_VERSION,
+      batch_id: group.batch_id,
+      subject_id: group.group_id,
+      kind: "phase_result",
+      phase,
+      at: now(),
+      data: { ...counts, ms, ...extra }
+    }
+    return { subject: SUBJECT.event(group.batch_id, group.group_id, "phase"), value, msgId: `${group.batch_id}:${group.group_id}:${phase}:result` } satisfies OutgoingMessage
   })
 
 /** A record for a batch the coordinator never saw (a group published by hand): counted anyway. */

@@ -18,10 +18,10 @@ import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import type { GroupItem } from "../schemas/wire.js"
 import { PipelineEvent, type ScenarioResult } from "../schemas/results.js"
-import { type Bus, lastMessageOn, publish, publishTrusted } from "../streams/bus.js"
+import { type Bus, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
+import { ActorSettings, phaseResultMessage, phaseStart, publishResults, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
 import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
@@ -280,21 +280,22 @@ export const executorActor = groupActor({
           lastYield = Date.now()
         }
       }
-      // The chunk's curves go out before its last results, so a client that reads a result can
-      // always fetch the curve it points at.
+      // The end of a chunk is one bulk publish, in this order on the connection (so in the
+      // stream): the curves, then the phase result, then the last results — a client that reads
+      // the chunk's last result finds its curve, and the record is usually complete when that
+      // result makes the batch done (the reporter folds both either way). The cache entry goes
+      // at the same time: one wait for all of them instead of four round trips in a row.
+      const tail: OutgoingMessage[] = []
       if (curves.size > 0)
-        yield* publishTrusted(
-          ctx.curvesSubject,
-          { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) },
-          { msgId: `${group.batch_id}:${group.group_id}:curves` }
-        )
-      // The phase result goes out before the chunk's last results, so the record is usually
-      // complete when its last result makes the batch done (the reporter folds both either way).
-      yield* phaseResult("execution", group, started, counts)
-      yield* flush
-      if (sliceKey !== undefined)
-        yield* storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
-          Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
-        )
+        tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
+      tail.push(yield* phaseResultMessage("execution", group, started, counts))
+      tail.push(...resultMessages(pending.splice(0, pending.length), group.submission))
+      const cacheWrite =
+        sliceKey === undefined
+          ? Effect.void
+          : storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
+              Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
+            )
+      yield* Effect.all([publishManyTrusted(tail), cacheWrite], { concurrency: 2, discard: true })
     })
 })

@@ -2,7 +2,9 @@
  * Phase 5, quality: stretch gaps, warmup sufficiency, synthetic bars in strict mode,
  * non-monotonic timestamps, bad prices, duplicates — on the loaded slices. Errors skip the
  * scenario with the findings as reason; warnings travel on to its result. Passing scenarios are
- * split into execution messages small enough that executors share the work evenly.
+ * split into execution messages by work (rows × scenarios, `execChunkRows`), at most
+ * `execChunkSize` each: short daily runs travel hundreds to a message (a message costs an
+ * executor several bus round trips), long tick runs a handful, so executors still share evenly.
  */
 import { Effect } from "effect"
 import { qualityFindingsFor, type QualityFinding } from "../data/index.js"
@@ -67,7 +69,9 @@ export const qualityActor = groupActor({
         else passed.push({ ...item, warnings: [...item.warnings, ...warnings] })
       }
       yield* publishResults(skipped, group.submission)
-      const chunks = evenChunks(passed, settings.execChunkSize)
+      const rowsPerScenario = Math.max(1, series.reduce((n, x) => n + x.ts.length, 0))
+      const chunkSize = Math.max(1, Math.min(settings.execChunkSize, Math.floor(settings.execChunkRows / rowsPerScenario)))
+      const chunks = evenChunks(passed, chunkSize)
       yield* Effect.forEach(
         chunks,
         (items, i) => {
