@@ -15,6 +15,7 @@
  * while their process kept dying): their scenarios get `failed` results; the message moves to
  * `tf.dlq.<stage>` and leaves the work queue.
  */
+import { createHash } from "node:crypto"
 import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "effect"
 import type { Msg } from "@nats-io/transport-node"
 import type { JsMsg } from "@nats-io/jetstream"
@@ -247,7 +248,10 @@ const writeRecord = (f: BatchFold) =>
       catch: (cause) => new BusError({ op: `kv put ${f.batchId}`, cause, transient: true })
     })
     const done = doneOf(rec)
-    yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${rec.status}:${rec.total}` })
+    // de-duplicated by content (two reporters publish the same record once), phases included:
+    // a record whose phase counts moved while no result came is news too (`run --until`)
+    const content = createHash("sha256").update(JSON.stringify([rec.status, rec.total, rec.counts, rec.phases])).digest("hex").slice(0, 16)
+    yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${content}` })
     if (isFinal(rec) && !(prev && isFinal(prev)))
       yield* Effect.logInfo(`Phase 7: batch ${rec.status}: ${rec.counts.success} success, ${rec.counts.skipped} skipped, ${rec.counts.failed} failed`).pipe(
         Effect.annotateLogs({ batch_id: f.batchId, phase: "summary", ...rec.counts, total: rec.total })

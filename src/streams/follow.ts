@@ -99,7 +99,7 @@ export const followBatches = (
   )
 
 /** Follow and decode; messages that do not match the schema are dropped (and counted). */
-export const followDecoded = <S extends z.ZodType>(filter: string, schema: S, opts: { stream?: string } = {}) =>
+export const followDecoded = <S extends z.ZodType>(filter: string, schema: S, opts: { stream?: string; lastPerSubject?: boolean } = {}) =>
   follow(filter, opts).pipe(
     Stream.filterMap((m) => {
       const d = decodeMessage(schema, m.subject, m.data)
