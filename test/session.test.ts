@@ -19,6 +19,7 @@ import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { sessionRequest } from "../src/cli/session.js"
 import { BatchRecord } from "../src/schemas/results.js"
 import { fetchSlice } from "../src/actors/slices.js"
+import type { ActorMetrics, SliceCache } from "../src/actors/process-state.js"
 import { systemTestLayer } from "./support/system.js"
 
 const PIPELINE = ["coordinator", "availability", "requirements", "loader", "quality", "executor", "reporter"] as const
@@ -32,7 +33,7 @@ const startSessionActor = (env: Record<string, string>, root: string): ChildProc
 
 const exited = (c: ChildProcess) => new Promise<void>((res) => (c.exitCode !== null || c.signalCode !== null ? res() : c.once("exit", () => res())))
 
-const withSessionProcess = <A>(opts: { ticks?: boolean }, body: (ctx: { root: string; start: () => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus | Scope.Scope>) => {
+const withSessionProcess = <A>(opts: { ticks?: boolean }, body: (ctx: { root: string; start: () => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus | SliceCache | ActorMetrics | Scope.Scope>) => {
   const root = mkdtempSync(join(tmpdir(), "tf-session-"))
   const children: ChildProcess[] = []
   return Effect.gen(function* () {

@@ -2,6 +2,7 @@
 import { Context, Deferred, Effect, Layer } from "effect"
 import { hostname } from "node:os"
 import { ENGINE_VERSION } from "../engine/index.js"
+import { processStateLayer } from "./process-state.js"
 import { type OutgoingMessage, publish, publishManyTrusted, publishTrusted } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import type { Scenario } from "../schemas/batch.js"
@@ -39,6 +40,14 @@ export interface ActorSettingsShape {
   readonly instance: string
   /** session actor lease: an owner that has not renewed for this long is replaced */
   readonly sessionLeaseMs: number
+  /** bytes of loaded slices a process keeps in memory (SliceCache) */
+  readonly sliceCacheBytes: number
+  /**
+   * long runs stream their equity curve as `equity` events: `single` only when the scenario
+   * runs alone (the default: in a sweep of long runs the events were tens of MB per batch and
+   * cost 15% of pipeline efficiency), `all`, or `none`
+   */
+  readonly equityEvents: "single" | "all" | "none"
 }
 
 export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSettings, ActorSettingsShape>() {}
@@ -52,12 +61,17 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   maxDeliver: 5,
   executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
   sessionLeaseMs: Number(process.env.TICKFLOW_SESSION_LEASE_MS ?? 10_000),
+  sliceCacheBytes: Number(process.env.TICKFLOW_SLICE_CACHE_MB ?? 1024) * 1024 * 1024,
+  equityEvents: process.env.TICKFLOW_EQUITY_EVENTS === "all" ? "all" : process.env.TICKFLOW_EQUITY_EVENTS === "none" ? "none" : "single",
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
 })
 
-export const actorSettingsLayer = (over: Partial<ActorSettingsShape> = {}) =>
-  Layer.succeed(ActorSettings, defaultActorSettings(over))
+/** The settings, with the process-local state they size (slice cache, counters). */
+export const actorSettingsLayer = (over: Partial<ActorSettingsShape> = {}) => {
+  const settings = defaultActorSettings(over)
+  return Layer.merge(Layer.succeed(ActorSettings, settings), processStateLayer(settings.sliceCacheBytes))
+}
 
 /**
  * Graceful shutdown: completing it makes every actor stop taking messages; the one in hand

@@ -23,6 +23,7 @@ import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, phaseResultMessage, phaseStart, publishResults, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
+import { ActorMetrics, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
@@ -37,18 +38,8 @@ const YIELD_EVERY_MS = 50
 const FLUSH_COUNT = 64
 const FLUSH_MS = 100
 
-export const executorMetrics = { groups: 0, scenarios: 0, skippedAsDone: 0 }
-
 const now = () => new Date().toISOString()
 
-/**
- * Long runs also stream their equity curve, in chunks, as `equity` events (DESIGN.md) — by
- * default only when the scenario runs alone (a single submitted scenario): in a sweep of long
- * runs the events were tens of MB per batch and cost 15% of pipeline efficiency
- * (bench/pipeline.ts: 0.73 → 0.85 without them). TICKFLOW_EQUITY_EVENTS=all streams them always,
- * =none never.
- */
-const EQUITY_EVENTS = (process.env.TICKFLOW_EQUITY_EVENTS ?? "single") as "single" | "all" | "none"
 const EVENT_EQUITY_POINTS = 2_000
 const EQUITY_CHUNK = 500
 const RESULT_EQUITY_POINTS = 120
@@ -208,6 +199,7 @@ export const executorActor = groupActor({
   handle: (group, delivery) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
+      const metrics = yield* ActorMetrics
       const natsContext = yield* Effect.context<Nats>()
       const sliceKey = group.data_version !== undefined ? sliceHash(group.slice, group.data_version) : undefined
       const ctx: RunContext = {
@@ -218,7 +210,8 @@ export const executorActor = groupActor({
         instance: settings.instance,
         attempt: delivery.deliveryCount,
         strategies: yield* StrategyStore,
-        equityEvents: EQUITY_EVENTS === "all" || (EQUITY_EVENTS === "single" && group.items.length === 1),
+        // long runs stream their curve as events (settings.equityEvents): by default only alone
+        equityEvents: settings.equityEvents === "all" || (settings.equityEvents === "single" && group.items.length === 1),
         emit: (s, kind, seq, data) =>
           Effect.runPromise(
             publish(
@@ -232,12 +225,12 @@ export const executorActor = groupActor({
       const started = yield* phaseStart("execution", group)
       const root = group.slice.data_root ?? settings.dataRoot
       const refs = group.slices ?? []
-      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus> =>
+      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
       const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
       const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))
       const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
-      executorMetrics.groups++
+      metrics.groups++
       const pending: ScenarioResult[] = []
       const all: ScenarioResult[] = []
       const curves = new Map<string, { ts: number[]; nav: number[] }>()
@@ -256,7 +249,7 @@ export const executorActor = groupActor({
         if (answered !== undefined) {
           // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
           // but count in this group's phase result as they ended, so phase counts stay exact.
-          executorMetrics.skippedAsDone++
+          metrics.skippedAsDone++
           if (answered === "success") counts.pass++
           else counts[answered]++
           continue
@@ -267,7 +260,7 @@ export const executorActor = groupActor({
         const r = runOne(item, strategy, loaded, ctx, curves, events)
         if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
         all.push(r)
-        executorMetrics.scenarios++
+        metrics.scenarios++
         if (r.status === "success") counts.pass++
         else if (r.status === "skipped") counts.skipped++
         else counts.failed++

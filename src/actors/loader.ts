@@ -11,10 +11,8 @@ import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
+import { ActorMetrics } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
-
-/** What this process's loader did: the pipeline tests assert one load per distinct slice. */
-export const loaderMetrics = { loads: 0, reused: 0, waitedForOtherLoader: 0, bytesStored: 0, loadMs: 0 }
 
 /** A claim older than this with no object behind it belongs to a dead loader. */
 const STALE_CLAIM_MS = 120_000
@@ -43,12 +41,13 @@ const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance
 export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined, symbol: string, root: string, instance: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
+    const metrics = yield* ActorMetrics
     const req = requirementFor(slice, symbol)
     const key = sliceContentKey(req, dataVersion ?? "unversioned")
     for (let attempt = 0; ; attempt++) {
       const info = yield* objectInfo(key)
       if (info && !info.deleted) {
-        loaderMetrics.reused++
+        metrics.reused++
         const meta = JSON.parse(info.description ?? "{}") as Partial<SliceRef>
         return { symbol, key, rows: meta.rows ?? 0, warmup_rows: meta.warmup_rows ?? 0, resampled_from_ticks: meta.resampled_from_ticks ?? false, bytes: info.size } satisfies SliceRef
       }
@@ -62,7 +61,7 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
         const at = claim ? (claim.json() as { at?: number }).at ?? 0 : 0
         if (Date.now() - at > STALE_CLAIM_MS) yield* Effect.promise(() => bus.claims.delete(key).catch(() => undefined))
         else {
-          if (attempt === 0) loaderMetrics.waitedForOtherLoader++
+          if (attempt === 0) metrics.waitedForOtherLoader++
           yield* Effect.sleep("100 millis")
         }
         continue
@@ -82,10 +81,10 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
         try: () => bus.data.putBlob({ name: key, description: JSON.stringify(ref) }, bytes),
         catch: (cause) => new BusError({ op: `object put ${key}`, cause, transient: isTransient(cause) })
       })
-      rememberSlice(key, loaded.series)
-      loaderMetrics.loads++
-      loaderMetrics.bytesStored += bytes.byteLength
-      loaderMetrics.loadMs += Date.now() - t0
+      yield* rememberSlice(key, loaded.series)
+      metrics.loads++
+      metrics.bytesStored += bytes.byteLength
+      metrics.loadMs += Date.now() - t0
       yield* Effect.logInfo("slice loaded").pipe(
         Effect.annotateLogs({ symbol, key: key.slice(0, 16), rows: ref.rows, warmup_rows: ref.warmup_rows, bytes: ref.bytes, ms: Date.now() - t0 })
       )

@@ -54,6 +54,7 @@ import { ActorSettings, Shutdown } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { ensureSliceFor } from "./loader.js"
 import { fetchSlice } from "./slices.js"
+import type { ActorMetrics, SliceCache } from "./process-state.js"
 
 const now = () => new Date().toISOString()
 const hash = (s: string, n: number) => createHash("sha256").update(s).digest("hex").slice(0, n)
@@ -505,7 +506,7 @@ export const sessionActor = Effect.gen(function* () {
   const bus = yield* Bus
   const { nc } = yield* Nats
   const shutdown = yield* Shutdown
-  const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore>()
+  const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore | SliceCache | ActorMetrics>()
   const kv = bus.sessions
   const leaseMs = settings.sessionLeaseMs
   let mine: Lease | undefined
