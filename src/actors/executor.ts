@@ -9,18 +9,22 @@
 import { Effect } from "effect"
 import {
   EngineRunError,
+  parseFormula,
   runBacktest,
+  SCAN_STRATEGY,
+  scanWithValues,
   scenarioSeed,
   validateParams
 } from "../engine/index.js"
+import { scenarioWindow } from "../engine/window.js"
 import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import type { GroupItem } from "../schemas/wire.js"
-import { PipelineEvent, type ScenarioResult } from "../schemas/results.js"
+import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas/results.js"
 import { type Bus, lastMessageOn, publish, publishTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
@@ -85,9 +89,45 @@ interface RunContext {
   readonly curvesSubject: string
 }
 
+/**
+ * One symbol of a scan job: the formula over the symbol's own window (its warm-up = the
+ * formula's lookback, its dates), the matching rows with the values the formula compared. A
+ * failure is this symbol's result; the group goes on.
+ */
+const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): ScenarioResult => {
+  const s = item.scenario
+  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  const symbol = s.universe[0]
+  const series = loaded.bySymbol.get(symbol)
+  if (s.universe.length !== 1 || series === undefined)
+    return { ...stoppedResult(s, "failed", "execution", `a scan scenario reads exactly one loaded symbol; this one names ${s.universe.join(", ")}`, base), executor: ctx.instance }
+  const t0 = performance.now()
+  try {
+    const formula = parseFormula(String((item.params ?? s.params).formula ?? ""))
+    const own = scenarioWindow({ warmupBars: item.warmup_bars ?? 0, startMs: dayStartMs(s.start_date), endMs: dayEndMs(s.end_date) }, [series]).series[0]
+    const found = scanWithValues(formula, own, MAX_SCAN_MATCHES)
+    return {
+      ...resultFor(s, "success", base),
+      scan: {
+        symbol,
+        formula: formula.source,
+        match_count: found.matchCount,
+        truncated: found.truncated,
+        matches: found.matches.map((m) => ({ ts: m.ts, time: new Date(m.ts).toISOString(), values: m.values })),
+        rows: own.ts.length - own.startIndex
+      },
+      executor: ctx.instance,
+      timings: { exec_ms: Math.round((performance.now() - t0) * 1000) / 1000 }
+    }
+  } catch (e) {
+    return { ...stoppedResult(s, "failed", "execution", `scan of ${symbol} failed: ${(e as Error)?.message ?? String(e)}`, base), executor: ctx.instance }
+  }
+}
+
 const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: Map<string, { ts: number[]; nav: number[] }>) =>
   Effect.gen(function* () {
     const s = item.scenario
+    if (s.strategy === SCAN_STRATEGY) return runScan(item, loaded, ctx)
     const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
     const def = yield* Effect.either(ctx.strategies.load(s.strategy))
     if (def._tag === "Left") {
@@ -222,7 +262,11 @@ export const executorActor = groupActor({
       }
       const started = yield* phaseStart("execution", group)
       const root = group.slice.data_root ?? settings.dataRoot
-      const refs = group.slices ?? []
+      // Only the slices this message's scenarios read: an execution chunk of a scan group holds
+      // some of the group's symbols, not all of them.
+      const perItem = ownUniverses(group)
+      const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
+      const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
       const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
       const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
@@ -250,7 +294,8 @@ export const executorActor = groupActor({
           else counts[answered]++
           continue
         }
-        const r = yield* runOne(item, loaded, ctx, curves)
+        const own: LoadedSeries = perItem ? { universe: item.scenario.universe.flatMap((sym) => bySymbol.get(sym) ?? []), bySymbol } : loaded
+        const r = yield* runOne(item, own, ctx, curves)
         all.push(r)
         executorMetrics.scenarios++
         if (r.status === "success") counts.pass++
@@ -277,8 +322,9 @@ export const executorActor = groupActor({
       // complete when its last result makes the batch done (the reporter folds both either way).
       yield* phaseResult("execution", group, started, counts)
       yield* flush
-      if (sliceKey !== undefined)
-        yield* storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
+      const cacheable = all.filter((r) => r.strategy !== SCAN_STRATEGY)
+      if (sliceKey !== undefined && cacheable.length > 0)
+        yield* storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
           Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
         )
     })

@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import { checkQuality, type QualityFinding } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
 import { fetchSlice } from "./slices.js"
 import { groupActor } from "./runner.js"
 
@@ -36,13 +36,16 @@ export const qualityActor = groupActor({
       // the universe's slices decide quality; a benchmark only needs to be there
       const refs = (group.slices ?? []).filter((r) => group.slice.universe.includes(r.symbol))
       const series: PriceSeries[] = yield* Effect.forEach(refs, fetchSlice, { concurrency: 4 })
-      // Findings depend on (strict, warmup) only: computed once per distinct pair.
+      // Findings depend on (strict, warmup) only: computed once per distinct pair. An item that
+      // reads its own symbols (a scan group) is judged on those symbols' series only.
+      const perItem = ownUniverses(group)
       const memo = new Map<string, QualityFinding[]>()
-      const findingsFor = (strict: boolean, warmup: number) => {
-        const k = `${strict}:${warmup}`
+      const findingsFor = (strict: boolean, warmup: number, universe: ReadonlyArray<string>) => {
+        const k = perItem ? `${strict}:${warmup}:${universe.join(",")}` : `${strict}:${warmup}`
         let f = memo.get(k)
         if (!f) {
-          f = series.flatMap((s) => checkQuality(s, { strict, warmupBarsRequired: warmup }))
+          const judged = perItem ? series.filter((_, i) => universe.includes(refs[i].symbol)) : series
+          f = judged.flatMap((s) => checkQuality(s, { strict, warmupBarsRequired: warmup }))
           memo.set(k, f)
         }
         return f
@@ -50,7 +53,7 @@ export const qualityActor = groupActor({
       const passed: GroupItem[] = []
       const skipped = []
       for (const item of group.items) {
-        const f = findingsFor(item.scenario.strict, item.warmup_bars ?? 0)
+        const f = findingsFor(item.scenario.strict, item.warmup_bars ?? 0, item.scenario.universe)
         const errors = f.filter((x) => x.severity === "error")
         const warnings = f.filter((x) => x.severity === "warning").map((x) => x.message)
         if (errors.length > 0)
