@@ -32,7 +32,7 @@ export const SubmitScan = z.strictObject({
   v: z.literal(WIRE_VERSION).default(WIRE_VERSION),
   kind: z.literal("scan"),
   job_id: Id.optional(),
-  symbols: z.union([z.array(Symbol).min(1), z.literal("all")], {
+  symbols: z.union([z.array(Symbol).min(1, { error: 'is empty; list at least one symbol, or send "all"' }), z.literal("all")], {
     error: (i) => `${JSON.stringify(i.input)?.slice(0, 80)} is not a symbol list; send a non-empty list of symbols or "all"`
   }),
   freq: Freq,
