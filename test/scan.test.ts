@@ -23,6 +23,8 @@ import { addMatchesToSession, checkSession, matchingSymbols, scanJob } from "../
 import { sessionRequest } from "../src/cli/session.js"
 import type { Scenario } from "../src/schemas/batch.js"
 import { systemTestLayer } from "./support/system.js"
+import { runChild } from "./support/child.js"
+import { resolve } from "node:path"
 
 const PIPELINE = ["coordinator", "availability", "requirements", "loader", "quality", "executor", "reporter"] as const
 const FORMULA = "close < sma(close, 50) and rsi(close, 14) < 30"
@@ -224,6 +226,37 @@ describe("scan jobs through the pipeline", () => {
         Effect.provide(systemTestLayer({ actors: [...PIPELINE, "session"], settings: { dataRoot: root, scanGroups: 2, sessionLeaseMs: 1_000 } })),
         Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))
       )
+    },
+    600_000
+  )
+})
+
+describe("tickflow scan (the command, as a child process)", () => {
+  it(
+    "prints progress and one JSON object per symbol (exit 1: one symbol has no data); a bad formula is refused with its column (exit 2)",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "tf-scan-cli-"))
+      try {
+        await Effect.runPromise(generateCatalog({ root: join(dir, "catalog"), symbols: ["AAA", "BBB"], freqs: ["1d"], start: "2016-01-01", end: "2019-12-31", seed: 3 }))
+        const env: Record<string, string | undefined> = { ...process.env, TICKFLOW_LOG_FORMAT: "json", TICKFLOW_LOG_LEVEL: "warn" }
+        delete env.NATS_URL
+        const bin = resolve(__dirname, "..", "bin", "tickflow.mjs")
+        const args = ["scan", "--symbols", "AAA,NOPE,BBB", "--freq", "1d", "--start", "2017-01-03", "--end", "2019-12-31", "--data-root", "catalog"]
+        const r = await runChild(process.execPath, [bin, ...args, "--formula", "crossover(close, sma(close, 20))", "--json"], { cwd: dir, env, timeoutMs: 300_000 })
+        expect(r.status, r.stderr).toBe(1)
+        const out = JSON.parse(r.stdout) as Array<Record<string, any>>
+        expect(out.map((o) => [o.symbol, o.status])).toEqual([["AAA", "success"], ["NOPE", "skipped"], ["BBB", "success"]])
+        expect(out[0].match_count).toBeGreaterThan(0)
+        expect(out[0].matches[0]).toEqual(expect.objectContaining({ time: expect.any(String), close: expect.any(Number), "sma(close, 20)": expect.any(Number) }))
+        expect(out[1].error).toMatch(/no 1d data for NOPE/)
+        expect(r.stderr).toMatch(/progress: 3\/3 /)
+        expect(r.stderr).toMatch(/scan scan-\S+ done: 3 processed, 1 errors, \d+ matches in/)
+        const bad = await runChild(process.execPath, [bin, ...args, "--formula", "close > sma(close)"], { cwd: dir, env, timeoutMs: 120_000 })
+        expect(bad.status).toBe(2)
+        expect(bad.stderr).toMatch(/--formula: sma takes 2 arguments \(sma\(x, n\)\), got 1 at column 12/)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
     },
     600_000
   )
