@@ -12,7 +12,8 @@ import { Effect, Layer, Logger } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ensureSampleCatalog, generateCatalog, loadSlice } from "../src/data/index.js"
+import { catalogRelPath, ensureSampleCatalog, generateCatalog, loadSlice } from "../src/data/index.js"
+import { readFile, writeFile } from "node:fs/promises"
 import { dayEndMs, dayStartMs } from "../src/schemas/common.js"
 import { publishRaw } from "../src/streams/bus.js"
 import { SUBJECT } from "../src/streams/topology.js"
@@ -99,6 +100,14 @@ describe("scan jobs through the pipeline", () => {
       })
       return Effect.gen(function* () {
         yield* ensureSampleCatalog(root)
+        // three more symbols, BBB's 2016 file truncated: outside the scanned dates (availability
+        // passes) but inside a long formula's warm-up (the loader fails it)
+        yield* generateCatalog({ root, symbols: ["AAA", "BBB", "CCC"], freqs: ["1d"], start: "2014-01-01", end: "2019-12-31", seed: 5 })
+        yield* Effect.promise(async () => {
+          const file = join(root, catalogRelPath("1d", "BBB", "2016-01-01"))
+          const bytes = await readFile(file)
+          await writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 2)))
+        })
 
         // 3 symbols: 3 results, no errors; SPX's matches are the oracle's.
         const three = yield* scanJob({ symbols: ["SPX", "SYN1", "SYN2"], freq: "1d", start: START, end: END, formula: FORMULA, jobId: "scan-three" })
@@ -136,6 +145,12 @@ describe("scan jobs through the pipeline", () => {
         expect(missing.record).toMatchObject({ status: "done", groups: 1, scan: { processed: 3, errors: 1 } })
         expect(missing.results.map((r) => [r.universe[0], r.status])).toEqual([["SYN1", "success"], ["NOPE", "skipped"], ["SYN2", "success"]])
         expect(missing.results[1].reason).toMatch(/no 1d data for NOPE/)
+
+        // A symbol the loader cannot load, between two it can, in one group: only its own result fails.
+        const broken = yield* scanJob({ symbols: ["AAA", "BBB", "CCC"], freq: "1d", start: "2017-01-03", end: END, formula: "close > sma(close, 300)", jobId: "scan-broken" })
+        expect(broken.results.map((r) => [r.universe[0], r.status, r.phase])).toEqual([["AAA", "success", undefined], ["BBB", "failed", "loading"], ["CCC", "success", undefined]])
+        expect(broken.results[1].reason).toMatch(/1d\/BBB\/2016\.parquet/)
+        expect(broken.record).toMatchObject({ status: "done", groups: 1, scan: { processed: 3, errors: 1 } })
 
         // 5 symbols: the summary in the record and in the summary phase's log line.
         const five = yield* scanJob({ symbols: ["SPX", "SYN1", "SYN2", "SYN3", "SYN4"], freq: "1d", start: START, end: END, formula: FORMULA, jobId: "scan-five" })
@@ -218,6 +233,10 @@ describe("scan jobs through the pipeline", () => {
         expect(Object.keys(inSession).sort()).toEqual(["AAA", ...expected].sort())
         for (const s of expected) expect(inSession[s]).toMatchObject({ added_by: "scanner", status: "active" })
         expect(inSession.AAA.added_by).toBe("config")
+        // `all`: every symbol of the actors' catalog at the frequency
+        const all = yield* scanJob({ symbols: "all", freq: "1d", start: "2017-01-02", end: "2019-12-31", formula: "close > 0", jobId: "scan-all" })
+        expect(all.results.map((r) => [r.universe[0], r.status])).toEqual(["AAA", ...symbols].map((s) => [s, "success"]))
+        expect(all.record.groups).toBe(2)
         // the session's events record the scanner as the source
         const evts = yield* replayAll(SUBJECT.sessionEvt("watch1"), { stream: "TF_SESSIONS" })
         const addedEvents = evts.map((m) => m.json<{ kind: string; data: { symbol: string; source: string } }>()).filter((e) => e.kind === "symbol_added" && e.data.source === "scanner")
