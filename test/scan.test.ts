@@ -102,7 +102,8 @@ describe("scan jobs through the pipeline", () => {
         yield* ensureSampleCatalog(root)
         // three more symbols, BBB's 2016 file truncated: outside the scanned dates (availability
         // passes) but inside a long formula's warm-up (the loader fails it)
-        yield* generateCatalog({ root, symbols: ["AAA", "BBB", "CCC"], freqs: ["1d"], start: "2014-01-01", end: "2019-12-31", seed: 5 })
+        // and DDD with a month missing in the scanned dates (a quality error in strict mode)
+        yield* generateCatalog({ root, symbols: ["AAA", "BBB", "CCC", "DDD"], freqs: ["1d"], start: "2014-01-01", end: "2019-12-31", seed: 5, gaps: [{ symbol: "DDD", from: "2018-03-01", to: "2018-03-31" }] })
         yield* Effect.promise(async () => {
           const file = join(root, catalogRelPath("1d", "BBB", "2016-01-01"))
           const bytes = await readFile(file)
@@ -147,10 +148,12 @@ describe("scan jobs through the pipeline", () => {
         expect(missing.results[1].reason).toMatch(/no 1d data for NOPE/)
 
         // A symbol the loader cannot load, between two it can, in one group: only its own result fails.
-        const broken = yield* scanJob({ symbols: ["AAA", "BBB", "CCC"], freq: "1d", start: "2017-01-03", end: END, formula: "close > sma(close, 300)", jobId: "scan-broken" })
-        expect(broken.results.map((r) => [r.universe[0], r.status, r.phase])).toEqual([["AAA", "success", undefined], ["BBB", "failed", "loading"], ["CCC", "success", undefined]])
+        // So does one whose data fails the quality checks.
+        const broken = yield* scanJob({ symbols: ["AAA", "BBB", "CCC", "DDD"], freq: "1d", start: "2017-01-03", end: END, formula: "close > sma(close, 300)", jobId: "scan-broken" })
+        expect(broken.results.map((r) => [r.universe[0], r.status, r.phase])).toEqual([["AAA", "success", undefined], ["BBB", "failed", "loading"], ["CCC", "success", undefined], ["DDD", "skipped", "quality"]])
         expect(broken.results[1].reason).toMatch(/1d\/BBB\/2016\.parquet/)
-        expect(broken.record).toMatchObject({ status: "done", groups: 1, scan: { processed: 3, errors: 1 } })
+        expect(broken.results[3].reason).toMatch(/data quality: DDD/)
+        expect(broken.record).toMatchObject({ status: "done", groups: 1, scan: { processed: 4, errors: 2 } })
 
         // 5 symbols: the summary in the record and in the summary phase's log line.
         const five = yield* scanJob({ symbols: ["SPX", "SYN1", "SYN2", "SYN3", "SYN4"], freq: "1d", start: START, end: END, formula: FORMULA, jobId: "scan-five" })
