@@ -48,6 +48,12 @@ export interface ActorSettingsShape {
    * cost 15% of pipeline efficiency), `all`, or `none`
    */
   readonly equityEvents: "single" | "all" | "none"
+  /**
+   * groups a scan job of S symbols is cut into: ceil(S / scanGroups) symbols per group (at
+   * least 1), so a job spreads over about 4 groups per executor while each stage handles a few
+   * messages, not five per symbol
+   */
+  readonly scanGroups: number
 }
 
 export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSettings, ActorSettingsShape>() {}
@@ -63,6 +69,7 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   sessionLeaseMs: Number(process.env.TICKFLOW_SESSION_LEASE_MS ?? 10_000),
   sliceCacheBytes: Number(process.env.TICKFLOW_SLICE_CACHE_MB ?? 1024) * 1024 * 1024,
   equityEvents: process.env.TICKFLOW_EQUITY_EVENTS === "all" ? "all" : process.env.TICKFLOW_EQUITY_EVENTS === "none" ? "none" : "single",
+  scanGroups: Math.max(1, Number(process.env.TICKFLOW_SCAN_GROUPS ?? 8) || 8),
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
 })
@@ -243,6 +250,14 @@ export const missingBatchRecord = (batchId: string): BatchRecord => ({
   created_at: now(),
   updated_at: now()
 })
+
+/**
+ * True when some item reads its own symbols rather than the whole slice's (a scan group: one
+ * symbol per item, the slice holds them all). Such groups are judged per item where a backtest
+ * group is judged as a whole: one symbol's missing or bad data stops only its own scenario.
+ */
+export const ownUniverses = (group: GroupMessage) =>
+  group.items.some((it) => it.scenario.universe !== group.slice.universe && it.scenario.universe.join() !== group.slice.universe.join())
 
 /** Messages for the next stage get a stable id: a redelivered input republishes the same ids. */
 export const stageMsgId = (group: GroupMessage, stage: string) => `${group.batch_id}:${group.group_id}:${stage}`

@@ -9,19 +9,23 @@
 import { Effect, type Either } from "effect"
 import {
   EngineRunError,
+  parseFormula,
   runBacktest,
+  SCAN_STRATEGY,
+  scanWithValues,
   scenarioSeed,
   validateParams,
   type StrategyDefinition
 } from "../engine/index.js"
+import { scenarioWindow } from "../engine/window.js"
 import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import type { GroupItem } from "../schemas/wire.js"
-import { PipelineEvent, type ScenarioResult } from "../schemas/results.js"
+import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas/results.js"
 import { type Bus, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResultMessage, phaseStart, publishResults, resultFor, resultMessages, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResults, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
 import { ActorMetrics, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
@@ -79,6 +83,41 @@ interface RunContext {
 }
 
 /**
+ * One symbol of a scan job: the formula over the symbol's own window (its warm-up = the
+ * formula's lookback, its dates), the matching rows with the values the formula compared. A
+ * failure is this symbol's result; the group goes on.
+ */
+const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): ScenarioResult => {
+  const s = item.scenario
+  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  const symbol = s.universe[0]
+  const series = loaded.bySymbol.get(symbol)
+  if (s.universe.length !== 1 || series === undefined)
+    return { ...stoppedResult(s, "failed", "execution", `a scan scenario reads exactly one loaded symbol; this one names ${s.universe.join(", ")}`, base), executor: ctx.instance }
+  const t0 = performance.now()
+  try {
+    const formula = parseFormula(String((item.params ?? s.params).formula ?? ""))
+    const own = scenarioWindow({ warmupBars: item.warmup_bars ?? 0, startMs: dayStartMs(s.start_date), endMs: dayEndMs(s.end_date) }, [series]).series[0]
+    const found = scanWithValues(formula, own, MAX_SCAN_MATCHES)
+    return {
+      ...resultFor(s, "success", base),
+      scan: {
+        symbol,
+        formula: formula.source,
+        match_count: found.matchCount,
+        truncated: found.truncated,
+        matches: found.matches.map((m) => ({ ts: m.ts, time: new Date(m.ts).toISOString(), values: m.values })),
+        rows: own.ts.length - own.startIndex
+      },
+      executor: ctx.instance,
+      timings: { exec_ms: Math.round((performance.now() - t0) * 1000) / 1000 }
+    }
+  } catch (e) {
+    return { ...stoppedResult(s, "failed", "execution", `scan of ${symbol} failed: ${(e as Error)?.message ?? String(e)}`, base), executor: ctx.instance }
+  }
+}
+
+/**
  * One scenario, as plain code: the engine run and its result. Telemetry publishes it started
  * (long runs only) are pushed to `events` for the caller to await.
  */
@@ -91,6 +130,7 @@ const runOne = (
   events: Array<Promise<unknown>>
 ): ScenarioResult => {
   const s = item.scenario
+  if (s.strategy === SCAN_STRATEGY) return runScan(item, loaded, ctx)
   const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
   const def = strategy
   if (def._tag === "Left") {
@@ -224,7 +264,11 @@ export const executorActor = groupActor({
       }
       const started = yield* phaseStart("execution", group)
       const root = group.slice.data_root ?? settings.dataRoot
-      const refs = group.slices ?? []
+      // Only the slices this message's scenarios read: an execution chunk of a scan group holds
+      // some of the group's symbols, not all of them.
+      const perItem = ownUniverses(group)
+      const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
+      const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
       const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
       const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
@@ -256,8 +300,9 @@ export const executorActor = groupActor({
         }
         let strategy = strategies.get(item.scenario.strategy)
         if (strategy === undefined) strategies.set(item.scenario.strategy, (strategy = yield* Effect.either(ctx.strategies.load(item.scenario.strategy))))
+        const own: LoadedSeries = perItem ? { universe: item.scenario.universe.flatMap((sym) => bySymbol.get(sym) ?? []), bySymbol } : loaded
         const events: Array<Promise<unknown>> = []
-        const r = runOne(item, strategy, loaded, ctx, curves, events)
+        const r = runOne(item, strategy, own, ctx, curves, events)
         if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
         all.push(r)
         metrics.scenarios++
@@ -283,10 +328,12 @@ export const executorActor = groupActor({
         tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
       tail.push(yield* phaseResultMessage("execution", group, started, counts))
       tail.push(...resultMessages(pending.splice(0, pending.length), group.submission))
+      // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
+      const cacheable = all.filter((r) => r.strategy !== SCAN_STRATEGY)
       const cacheWrite =
-        sliceKey === undefined
+        sliceKey === undefined || cacheable.length === 0
           ? Effect.void
-          : storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
+          : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
               Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
             )
       yield* Effect.all([publishManyTrusted(tail), cacheWrite], { concurrency: 2, discard: true })

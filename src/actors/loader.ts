@@ -9,7 +9,7 @@ import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
 import type { GroupMessage, SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
 import { ActorMetrics } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
@@ -99,6 +99,36 @@ export const symbolsToLoad = (group: GroupMessage): string[] => {
   return out
 }
 
+/**
+ * A group whose items read their own symbols (a scan group): each symbol is loaded on its own,
+ * and a symbol that cannot be loaded fails only the items that read it; the rest go on.
+ */
+const loadPerItem = (group: GroupMessage, root: string, instance: string, started: number) =>
+  Effect.gen(function* () {
+    const outcomes = yield* Effect.forEach(
+      symbolsToLoad(group),
+      (symbol) =>
+        ensureSlice(group, symbol, root, instance).pipe(
+          Effect.map((ref) => ({ symbol, ref, failure: undefined })),
+          Effect.catchIf((e): e is SliceLoadFailed => e instanceof SliceLoadFailed, (e) => Effect.succeed({ symbol, ref: undefined, failure: e.reason }))
+        ),
+      { concurrency: 4 }
+    )
+    const failures = new Map(outcomes.filter((o) => o.failure !== undefined).map((o) => [o.symbol, o.failure!] as const))
+    const refs = outcomes.flatMap((o) => (o.ref ? [o.ref] : []))
+    const passing = group.items.filter((it) => it.scenario.universe.every((sym) => !failures.has(sym)))
+    for (const it of group.items) {
+      const bad = it.scenario.universe.find((sym) => failures.has(sym))
+      if (bad !== undefined) yield* stopGroup(group, [it], "failed", "loading", `data could not be loaded: ${failures.get(bad)}`)
+    }
+    if (passing.length > 0) {
+      const universe = group.slice.universe.filter((sym) => !failures.has(sym))
+      yield* publishGroup("quality", { ...group, slice: { ...group.slice, universe }, items: passing, slices: refs.filter((r) => universe.includes(r.symbol)) })
+    }
+    const failed = group.items.length - passing.length
+    yield* phaseResult("loading", group, started, { in: group.items.length, pass: passing.length, skipped: 0, failed }, { slices: refs.length })
+  })
+
 export const loaderActor = groupActor({
   name: "loader",
   consumer: "loader",
@@ -111,6 +141,7 @@ export const loaderActor = groupActor({
       const started = yield* phaseStart("loading", group)
       const root = group.slice.data_root ?? settings.dataRoot
       const n = group.items.length
+      if (ownUniverses(group)) return yield* loadPerItem(group, root, settings.instance, started)
       const refs = yield* Effect.either(
         // the universe, then any benchmark a scenario names: loaded like any symbol, same cache
         Effect.forEach(symbolsToLoad(group), (symbol) => ensureSlice(group, symbol, root, settings.instance), { concurrency: 4 })

@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import { qualityFindingsFor, type QualityFinding } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
 import { fetchSlice } from "./slices.js"
 import { groupActor } from "./runner.js"
 
@@ -39,16 +39,19 @@ export const qualityActor = groupActor({
       const refs = (group.slices ?? []).filter((r) => group.slice.universe.includes(r.symbol))
       const series: PriceSeries[] = yield* Effect.forEach(refs, fetchSlice, { concurrency: 4 })
       // Findings depend on (strict, warmup) only: each slice is scanned once per strictness,
-      // and each distinct warm-up adds its one comparison (qualityFindingsFor).
+      // and each distinct warm-up adds its one comparison (qualityFindingsFor). An item that
+      // reads its own symbols (a scan group) is judged on those symbols' series only.
+      const perItem = ownUniverses(group)
       const checkers = new Map<boolean, Array<(warmup: number) => QualityFinding[]>>()
       const memo = new Map<string, { errors: QualityFinding[]; warnings: string[] }>()
-      const findingsFor = (strict: boolean, warmup: number) => {
-        const k = `${strict}:${warmup}`
+      const findingsFor = (strict: boolean, warmup: number, universe: ReadonlyArray<string>) => {
+        const k = perItem ? `${strict}:${warmup}:${universe.join(",")}` : `${strict}:${warmup}`
         let f = memo.get(k)
         if (!f) {
           let perSeries = checkers.get(strict)
           if (!perSeries) checkers.set(strict, (perSeries = series.map((s) => qualityFindingsFor(s, { strict }))))
-          const all = perSeries.flatMap((check) => check(warmup))
+          const judged = perItem ? perSeries.filter((_, i) => universe.includes(refs[i]!.symbol)) : perSeries
+          const all = judged.flatMap((check) => check(warmup))
           f = { errors: all.filter((x) => x.severity === "error"), warnings: all.filter((x) => x.severity === "warning").map((x) => x.message) }
           memo.set(k, f)
         }
@@ -57,7 +60,7 @@ export const qualityActor = groupActor({
       const passed: GroupItem[] = []
       const skipped = []
       for (const item of group.items) {
-        const { errors, warnings } = findingsFor(item.scenario.strict, item.warmup_bars ?? 0)
+        const { errors, warnings } = findingsFor(item.scenario.strict, item.warmup_bars ?? 0, item.scenario.universe)
         if (errors.length > 0)
           skipped.push(
             stoppedResult(item.scenario, "skipped", "quality", `data quality: ${summarize(errors)}`, {
@@ -69,7 +72,9 @@ export const qualityActor = groupActor({
         else passed.push({ ...item, warnings: [...item.warnings, ...warnings] })
       }
       yield* publishResults(skipped, group.submission)
-      const rowsPerScenario = Math.max(1, series.reduce((n, x) => n + x.ts.length, 0))
+      // a scenario reads the whole universe, a scan item its own symbol: rows of one on average
+      const allRows = series.reduce((n, x) => n + x.ts.length, 0)
+      const rowsPerScenario = Math.max(1, perItem ? allRows / Math.max(1, series.length) : allRows)
       const chunkSize = Math.max(1, Math.min(settings.execChunkSize, Math.floor(settings.execChunkRows / rowsPerScenario)))
       const chunks = evenChunks(passed, chunkSize)
       yield* Effect.forEach(
