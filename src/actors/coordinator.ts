@@ -151,7 +151,6 @@ class Refused {
  */
 const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, ctx: CoordinatorContext, submission: string) =>
   Effect.gen(function* () {
-    const bus = yield* Bus
     const fingerprint = hash(canonicalJson({ batch_id: msg.batch_id ?? null, config: msg.config }), 32)
     const owner = `batch:${fingerprint}`
     let scenarios: ScenarioT[]
@@ -171,36 +170,51 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, ctx: Coordi
       return yield* Effect.fail(new Refused(e instanceof ConfigError ? e.problems : [String((e as Error)?.message ?? e)]))
     }
     const groups = groupScenarios(scenarios, submission, cacheAllowed)
-    const record: BatchRecord = {
-      ...missingBatchRecord(batchId),
-      status: "accepted",
-      batch_name: batchName,
-      total: scenarios.length,
-      groups: groups.length,
-      owner
-    }
-    const created = yield* kvCreate(bus.batches, batchId, record)
-    if (!created) {
-      const existing = yield* kvGet(bus.batches, batchId, BatchRecord)
-      if (existing?.value.owner !== owner)
-        return yield* Effect.fail(
-          new Refused([`batch_id: ${JSON.stringify(batchId)} is already used by another submission; choose a new batch id (a batch belongs to the submission that created it)`])
+    yield* openBatch({
+      record: { ...missingBatchRecord(batchId), status: "accepted", batch_name: batchName, total: scenarios.length, groups: groups.length, owner },
+      taken: `batch_id: ${JSON.stringify(batchId)} is already used by another submission; choose a new batch id (a batch belongs to the submission that created it)`,
+      submission,
+      event: { batch_name: batchName },
+      groups,
+      log: (redelivered) =>
+        Effect.logInfo(`batch accepted: ${scenarios.length} scenarios in ${groups.length} groups`).pipe(
+          Effect.annotateLogs({ batch_id: batchId, batch_name: batchName, redelivered })
         )
+    })
+  })
+
+/**
+ * Create a batch (or scan job) record owned by this submission, or find it already made by the
+ * same submission (a redelivery); announce the submission (the reporter derives the total from
+ * this event: from here on it alone updates the record) and publish the groups.
+ */
+const openBatch = (o: {
+  record: BatchRecord
+  taken: string
+  submission: string
+  event: Record<string, unknown>
+  groups: ReadonlyArray<GroupMessageT>
+  log: (redelivered: boolean) => Effect.Effect<void>
+}) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const { record } = o
+    const created = yield* kvCreate(bus.batches, record.batch_id, record)
+    if (!created) {
+      const existing = yield* kvGet(bus.batches, record.batch_id, BatchRecord)
+      if (existing?.value.owner !== record.owner) return yield* Effect.fail(new Refused([o.taken]))
     }
-    // From here on only the reporter updates the record: it derives the total from this event.
-    yield* submissionEvent(batchId, submission, {
-      in: scenarios.length,
-      pass: scenarios.length,
+    yield* submissionEvent(record.batch_id, o.submission, {
+      in: record.total,
+      pass: record.total,
       skipped: 0,
       failed: 0,
-      total: scenarios.length,
-      groups: groups.length,
-      batch_name: batchName
+      total: record.total,
+      groups: o.groups.length,
+      ...o.event
     })
-    yield* Effect.logInfo(`batch accepted: ${scenarios.length} scenarios in ${groups.length} groups`).pipe(
-      Effect.annotateLogs({ batch_id: batchId, batch_name: batchName, redelivered: !created })
-    )
-    yield* publishGroups(groups)
+    yield* o.log(!created)
+    yield* publishGroups(o.groups)
   })
 
 /** A scan scenario's id: its symbol, with what a subject token cannot hold ('.') as '_'. */
@@ -247,7 +261,6 @@ export const groupScan = (scenarios: ReadonlyArray<ScenarioT>, submission: strin
  */
 const acceptScan = (msg: SubmitScan, ctx: CoordinatorContext, submission: string) =>
   Effect.gen(function* () {
-    const bus = yield* Bus
     try {
       parseFormula(msg.formula)
     } catch (e) {
@@ -290,37 +303,26 @@ const acceptScan = (msg: SubmitScan, ctx: CoordinatorContext, submission: string
       batch_seed: 0
     }))
     const groups = groupScan(scenarios, submission, ctx.scanGroups)
-    const record: BatchRecord = {
-      ...missingBatchRecord(jobId),
-      status: "accepted",
-      batch_name: jobId,
-      total: scenarios.length,
-      groups: groups.length,
-      owner,
-      kind: "scan",
-      scan: { formula: msg.formula, processed: 0, errors: 0, matches: 0 }
-    }
-    const created = yield* kvCreate(bus.batches, jobId, record)
-    if (!created) {
-      const existing = yield* kvGet(bus.batches, jobId, BatchRecord)
-      if (existing?.value.owner !== owner)
-        return yield* Effect.fail(new Refused([`job_id: ${JSON.stringify(jobId)} is already used by another submission; choose a new job id`]))
-    }
-    yield* submissionEvent(jobId, submission, {
-      in: scenarios.length,
-      pass: scenarios.length,
-      skipped: 0,
-      failed: 0,
-      total: scenarios.length,
-      groups: groups.length,
-      batch_name: jobId,
-      kind: "scan",
-      formula: msg.formula
+    yield* openBatch({
+      record: {
+        ...missingBatchRecord(jobId),
+        status: "accepted",
+        batch_name: jobId,
+        total: scenarios.length,
+        groups: groups.length,
+        owner,
+        kind: "scan",
+        scan: { formula: msg.formula, processed: 0, errors: 0, matches: 0 }
+      },
+      taken: `job_id: ${JSON.stringify(jobId)} is already used by another submission; choose a new job id`,
+      submission,
+      event: { batch_name: jobId, kind: "scan", formula: msg.formula },
+      groups,
+      log: (redelivered) =>
+        Effect.logInfo(`scan accepted: ${scenarios.length} symbols in ${groups.length} groups`).pipe(
+          Effect.annotateLogs({ batch_id: jobId, formula: truncate(msg.formula, 200), freq: msg.freq, redelivered })
+        )
     })
-    yield* Effect.logInfo(`scan accepted: ${scenarios.length} symbols in ${groups.length} groups`).pipe(
-      Effect.annotateLogs({ batch_id: jobId, formula: truncate(msg.formula, 200), freq: msg.freq, redelivered: !created })
-    )
-    yield* publishGroups(groups)
   })
 
 /** Stable ids for a scenario sent without them: the same JSON gets the same ids. */
