@@ -1,10 +1,12 @@
 /**
  * What one actors or executor process keeps in memory between messages, as services (no
- * module-level state): the loaded-slice cache and the counters tests and logs read. Both come
+ * module-level state): the loaded-slice cache, the catalog coverage index and the counters
+ * tests and logs read. Both come
  * with the actor settings (`actorSettingsLayer`), one instance per layer, so two systems in one
  * process (tests) never share them.
  */
 import { Context, Layer } from "effect"
+import type { CoverageMemory, CoverageReport } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 
 const seriesBytes = (s: PriceSeries) =>
@@ -66,8 +68,17 @@ export interface ActorMetricsShape {
 
 export class ActorMetrics extends Context.Tag("tickflow/ActorMetrics")<ActorMetrics, ActorMetricsShape>() {}
 
+/** Coverage reports by catalog root (kept a few seconds) and the file summaries behind them. */
+export interface CoverageIndexShape {
+  readonly reports: Map<string, { at: number; report: CoverageReport }>
+  readonly summaries: CoverageMemory
+}
+
+export class CoverageIndex extends Context.Tag("tickflow/CoverageIndex")<CoverageIndex, CoverageIndexShape>() {}
+
 export const processStateLayer = (sliceCacheBytes: number) =>
   Layer.mergeAll(
+    Layer.sync(CoverageIndex, () => ({ reports: new Map(), summaries: new Map() })),
     Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
     Layer.sync(ActorMetrics, () => ({
       loads: 0,

@@ -16,7 +16,7 @@ import { ensureSampleCatalogAsync } from "./sample.js"
 
 export * from "./types.js"
 export * from "./errors.js"
-export { coverageFor, problemsFor, catalogVersion, DEFAULT_GAP_DAYS, type CoverageOptions } from "./coverage.js"
+export { coverageFor, problemsFor, catalogVersion, DEFAULT_GAP_DAYS, type CoverageOptions, type CoverageMemory } from "./coverage.js"
 export { checkQuality, qualityFindingsFor, qualityPasses, defaultMaxGapMinutes } from "./quality.js"
 export { sliceContentKey, encodeSlice, decodeSlice, SLICE_FORMAT_VERSION } from "./slice-codec.js"
 export { resampleTicks, type BarColumns } from "./resample.js"
