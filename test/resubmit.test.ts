@@ -4,6 +4,7 @@
  * from the result cache; single scenarios sent to one batch never collide; a batch counts a
  * scenario once however often it is submitted.
  */
+import { ActorMetrics } from "../src/actors/process-state.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -11,8 +12,6 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { connect } from "@nats-io/transport-node"
 import { ensureSampleCatalog } from "../src/data/index.js"
-import { loaderMetrics } from "../src/actors/loader.js"
-import { executorMetrics } from "../src/actors/executor.js"
 import { NatsSettings } from "../src/streams/connection.js"
 import { systemTestLayer } from "./support/system.js"
 import { waitForBatch } from "./support/results.js"
@@ -43,6 +42,7 @@ describe("every submission answers", () => {
     () => {
       const root = mkdtempSync(join(tmpdir(), "tf-resubmit-"))
       return Effect.gen(function* () {
+        const metrics = yield* ActorMetrics
         yield* ensureSampleCatalog(root)
         const settings = yield* NatsSettings
         const creds = settings.embedded!.credentials.submitter
@@ -51,8 +51,8 @@ describe("every submission answers", () => {
 
         const first = yield* submitAndWait(settings.servers, creds, file, subject, 1)
         expect(first.results[0]).toMatchObject({ status: "success", cached: false })
-        const loads = loaderMetrics.loads
-        const runs = executorMetrics.scenarios
+        const loads = metrics.loads
+        const runs = metrics.scenarios
 
         const second = yield* submitAndWait(settings.servers, creds, file, subject, 1)
         // the same bytes are a new submission (a new stream message), not a duplicate
@@ -64,8 +64,8 @@ describe("every submission answers", () => {
         expect(b.timings).toEqual(a.timings)
         expect(b.equity).toEqual(a.equity)
         // answered without loading data or running the engine
-        expect(loaderMetrics.loads).toBe(loads)
-        expect(executorMetrics.scenarios).toBe(runs)
+        expect(metrics.loads).toBe(loads)
+        expect(metrics.scenarios).toBe(runs)
 
         // The batch counts the scenario once.
         const rec = yield* waitForBatch("example-service")
@@ -76,7 +76,7 @@ describe("every submission answers", () => {
         const third = yield* submitAndWait(settings.servers, creds, fresh, subject, 1)
         expect(third.results[0]).toMatchObject({ status: "success", cached: false, result_key: a.result_key })
         expect(JSON.stringify(third.results[0].metrics)).toBe(JSON.stringify(a.metrics))
-        expect(executorMetrics.scenarios).toBe(runs + 1)
+        expect(metrics.scenarios).toBe(runs + 1)
       }).pipe(
         Effect.provide(systemTestLayer({ settings: { dataRoot: root } })),
         Effect.ensuring(Effect.sync(() => rmSync(root, { recursive: true, force: true })))

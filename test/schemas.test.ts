@@ -370,12 +370,19 @@ describe("SubmitMessage", () => {
     expect(m).toMatchObject({ strategy: "sma_cross", universe: ["AAPL"] })
   })
 
+  it("accepts a scan job with a symbol list or all (the formula is parsed by the coordinator)", () => {
+    const scan = { kind: "scan", symbols: ["spx", "brk.b"], freq: "1d", start_date: "2020-01-01", end_date: "2020-02-01", formula: "close > sma(close, 5)" }
+    expect(SubmitMessage.parse(scan)).toMatchObject({ v: 1, kind: "scan", symbols: ["SPX", "BRK.B"] })
+    expect(SubmitMessage.parse({ ...scan, symbols: "all" })).toMatchObject({ symbols: "all" })
+  })
+
   it("accepts kind batch with any config (validated later by the coordinator)", () => {
     expect(SubmitMessage.parse({ kind: "batch", config: { batch_name: "x" } })).toEqual({ v: 1, kind: "batch", config: { batch_name: "x" } })
   })
 
   it.each<[string, unknown, string[]]>([
-    ["unknown kind", { kind: "job" }, ['kind: "job" is not one of batch, scenario']],
+    ["unknown kind", { kind: "job" }, ['kind: "job" is not one of batch, scenario, scan']],
+    ["scan without symbols", { kind: "scan", symbols: [], freq: "1d", start_date: "2020-01-01", end_date: "2020-02-01", formula: "close > 1" }, ["symbols: is empty; list at least one symbol, or send \"all\""]],
     ["scenario with a bad freq", { ...SCENARIO, kind: "scenario", freq: "1w" }, ['freq: "1w" is not one of tick, 1min, 5min, 1h, 1d']],
     ["not an object", "run it", ['(root): "run it" (string) is not an object']]
   ])("%s", (_name, raw, expected) => {
@@ -563,6 +570,13 @@ describe("groups on the wire", () => {
     expect(wire.base.name).toBeUndefined()
     expect(decodeGroup(wire)).toEqual(g)
     expect(GroupOnWire.parse(encodeGroup(g))).toEqual(g)
+  })
+
+  it("carries an item's own universe only when it differs from the slice's (a scan group)", () => {
+    const g = full([scenario("a", { universe: ["AAPL"] }), scenario("b", { universe: ["MSFT"] }), scenario("c")])
+    const wire = GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g))))
+    expect(wire.items.map((it) => it.universe)).toEqual([["AAPL"], ["MSFT"], undefined])
+    expect(decodeGroup(wire).items.map((it) => it.scenario.universe)).toEqual([["AAPL"], ["MSFT"], ["AAPL", "MSFT"]])
   })
 
   it("is much smaller than the full form for a sweep", () => {

@@ -19,7 +19,10 @@ import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { sessionRequest } from "../src/cli/session.js"
 import { BatchRecord } from "../src/schemas/results.js"
 import { fetchSlice } from "../src/actors/slices.js"
+import type { ActorMetrics, SliceCache } from "../src/actors/process-state.js"
 import { systemTestLayer } from "./support/system.js"
+import { publishFixture } from "./support/strategies.js"
+import { replayAll } from "../src/streams/replay.js"
 
 const PIPELINE = ["coordinator", "availability", "requirements", "loader", "quality", "executor", "reporter"] as const
 const LEASE_MS = 1_500
@@ -32,7 +35,7 @@ const startSessionActor = (env: Record<string, string>, root: string): ChildProc
 
 const exited = (c: ChildProcess) => new Promise<void>((res) => (c.exitCode !== null || c.signalCode !== null ? res() : c.once("exit", () => res())))
 
-const withSessionProcess = <A>(opts: { ticks?: boolean }, body: (ctx: { root: string; start: () => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus | Scope.Scope>) => {
+const withSessionProcess = <A>(opts: { ticks?: boolean }, body: (ctx: { root: string; start: () => ChildProcess }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus | SliceCache | ActorMetrics | Scope.Scope>) => {
   const root = mkdtempSync(join(tmpdir(), "tf-session-"))
   const children: ChildProcess[] = []
   return Effect.gen(function* () {
@@ -208,6 +211,39 @@ describe("sessions", () => {
           const bad = yield* cmd("ses3", { op: "start", config: { ...config("ses3", ["AAA"]), strategies: [{ strategy: "no_such_strategy" }] } })
           expect(bad.ok).toBe(false)
           expect(bad.error).toMatch(/no_such_strategy/)
+        })
+      ),
+    120_000
+  )
+
+  it.scopedLive(
+    "a symbol whose runs all fail in execution goes from active to failed with the reason; the session ends when every symbol failed",
+    () =>
+      withSessionProcess({}, ({ start }) =>
+        Effect.gen(function* () {
+          start()
+          const throwing = yield* publishFixture("throwing-strategy.ts")
+          const cfg = { ...config("ses5", ["AAA", "BBB"]), strategies: [{ id: "thr", strategy: throwing, grid: { after: [5, 20] } }] }
+          const r = yield* cmd("ses5", { op: "start", config: cfg })
+          expect(r.ok, JSON.stringify(r)).toBe(true)
+          // validated and provisioned: the symbols start active, their runs are submitted
+          expect(r.additions.map((a: Reply) => [a.outcome, a.symbol.status])).toEqual([["added", "active"], ["added", "active"]])
+          let shown: Reply = {}
+          const deadline = Date.now() + 90_000
+          while (Date.now() < deadline) {
+            shown = yield* cmd("ses5", { op: "show" })
+            if (shown.session.status === "failed") break
+            yield* Effect.sleep("200 millis")
+          }
+          for (const sym of ["AAA", "BBB"]) {
+            expect(shown.session.symbols[sym].status).toBe("failed")
+            expect(shown.session.symbols[sym].reason).toMatch(new RegExp(`every run of ${sym} ended without success \\(2 runs\\); first failure in execution: .*deliberate failure at bar`))
+          }
+          expect(shown.session.status).toBe("failed")
+          expect(shown.session.reason).toMatch(/every symbol failed: AAA: every run of AAA .*; BBB: every run of BBB/)
+          const events = (yield* replayAll(SUBJECT.sessionEvt("ses5"), { stream: STREAM.sessions })).map((m) => m.json<{ kind: string; data: Reply }>())
+          expect(events.filter((e) => e.kind === "symbol_failed").map((e) => [e.data.symbol, e.data.phase, e.data.runs]).sort()).toEqual([["AAA", "execution", 2], ["BBB", "execution", 2]])
+          expect(events.some((e) => e.kind === "session_failed")).toBe(true)
         })
       ),
     120_000

@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { coverageFor, problemsFor, type CoverageReport } from "../data/index.js"
 import type { GroupMessage, SliceSpec } from "../schemas/wire.js"
-import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { groupActor } from "./runner.js"
 
@@ -39,6 +39,23 @@ export const availabilityProblem = (slice: SliceSpec, report: CoverageReport, ro
   return undefined
 }
 
+/**
+ * A group whose items read their own symbols and whose slice failed as a whole: each item is
+ * judged on its own symbols, so one symbol without data stops only its own scenario; the
+ * passing ones go on with a slice of just their symbols.
+ */
+const perItemAvailability = (group: GroupMessage, report: CoverageReport, root: string, started: number) =>
+  Effect.gen(function* () {
+    const passing = group.items.filter((it) => availabilityProblem({ ...group.slice, universe: it.scenario.universe }, report, root) === undefined)
+    const stopped = group.items.filter((it) => !passing.includes(it))
+    for (const it of stopped) yield* stopGroup(group, [it], "skipped", "availability", availabilityProblem({ ...group.slice, universe: it.scenario.universe }, report, root)!)
+    if (passing.length > 0) {
+      const universe = [...new Set(passing.flatMap((it) => it.scenario.universe))]
+      yield* publishGroup("reqs", { ...group, slice: { ...group.slice, universe }, items: passing, data_version: report.dataVersion } satisfies GroupMessage)
+    }
+    yield* phaseResult("availability", group, started, { in: group.items.length, pass: passing.length, skipped: stopped.length, failed: 0 })
+  })
+
 /** Bars can be made from ticks: a symbol with tick coverage can run at any bar frequency. */
 const derivable = (report: CoverageReport, symbol: string) => coverageFor(report, symbol, "tick")
 
@@ -63,6 +80,7 @@ export const availabilityActor = groupActor({
         return
       }
       const problem = availabilityProblem(group.slice, report.right, root)
+      if (problem && ownUniverses(group)) return yield* perItemAvailability(group, report.right, root, started)
       if (problem) {
         yield* stopGroup(group, group.items, "skipped", "availability", problem)
         yield* phaseResult("availability", group, started, { in: n, pass: 0, skipped: n, failed: 0 })

@@ -2,7 +2,8 @@
 import { Context, Deferred, Effect, Layer } from "effect"
 import { hostname } from "node:os"
 import { ENGINE_VERSION } from "../engine/index.js"
-import { publish, publishTrusted } from "../streams/bus.js"
+import { processStateLayer } from "./process-state.js"
+import { type OutgoingMessage, publish, publishManyTrusted, publishTrusted } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import type { Scenario } from "../schemas/batch.js"
 import { encodeGroup, type GroupItem, type GroupMessage, type Stage } from "../schemas/wire.js"
@@ -21,8 +22,14 @@ export interface ActorSettingsShape {
   readonly dataRoot: string
   /** directory relative strategy module paths resolve against */
   readonly baseDir: string
-  /** most scenarios per execution message: small enough that executors share work evenly */
+  /** most scenarios per execution message (its results, curves and cache entry stay well under 1 MB) */
   readonly execChunkSize: number
+  /**
+   * rows an execution message should hold (scenarios × rows each): each message costs an
+   * executor a few bus round trips (pull, ack, results, events, cache), so short runs travel
+   * many to a message and long runs few, which still spreads them over the executors
+   */
+  readonly execChunkRows: number
   /** ack wait of the stage consumers; heartbeats (`working()`) go at a third of it */
   readonly ackWaitMs: number
   /** deliveries before a message is dead-lettered (matches the consumers' max_deliver) */
@@ -33,6 +40,20 @@ export interface ActorSettingsShape {
   readonly instance: string
   /** session actor lease: an owner that has not renewed for this long is replaced */
   readonly sessionLeaseMs: number
+  /** bytes of loaded slices a process keeps in memory (SliceCache) */
+  readonly sliceCacheBytes: number
+  /**
+   * long runs stream their equity curve as `equity` events: `single` only when the scenario
+   * runs alone (the default: in a sweep of long runs the events were tens of MB per batch and
+   * cost 15% of pipeline efficiency), `all`, or `none`
+   */
+  readonly equityEvents: "single" | "all" | "none"
+  /**
+   * groups a scan job of S symbols is cut into: ceil(S / scanGroups) symbols per group (at
+   * least 1), so a job spreads over about 4 groups per executor while each stage handles a few
+   * messages, not five per symbol
+   */
+  readonly scanGroups: number
 }
 
 export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSettings, ActorSettingsShape>() {}
@@ -40,17 +61,24 @@ export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSe
 export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): ActorSettingsShape => ({
   dataRoot: process.env.TICKFLOW_DATA_ROOT ?? ".tickflow/data",
   baseDir: process.cwd(),
-  execChunkSize: Number(process.env.TICKFLOW_EXEC_CHUNK ?? 25),
+  execChunkSize: Number(process.env.TICKFLOW_EXEC_CHUNK ?? 250),
+  execChunkRows: Number(process.env.TICKFLOW_EXEC_CHUNK_ROWS ?? 20_000_000),
   ackWaitMs: Number(process.env.TICKFLOW_ACK_WAIT_MS ?? 30_000),
   maxDeliver: 5,
   executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
   sessionLeaseMs: Number(process.env.TICKFLOW_SESSION_LEASE_MS ?? 10_000),
+  sliceCacheBytes: Number(process.env.TICKFLOW_SLICE_CACHE_MB ?? 1024) * 1024 * 1024,
+  equityEvents: process.env.TICKFLOW_EQUITY_EVENTS === "all" ? "all" : process.env.TICKFLOW_EQUITY_EVENTS === "none" ? "none" : "single",
+  scanGroups: Math.max(1, Number(process.env.TICKFLOW_SCAN_GROUPS ?? 8) || 8),
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
 })
 
-export const actorSettingsLayer = (over: Partial<ActorSettingsShape> = {}) =>
-  Layer.succeed(ActorSettings, defaultActorSettings(over))
+/** The settings, with the process-local state they size (slice cache, counters). */
+export const actorSettingsLayer = (over: Partial<ActorSettingsShape> = {}) => {
+  const settings = defaultActorSettings(over)
+  return Layer.merge(Layer.succeed(ActorSettings, settings), processStateLayer(settings.sliceCacheBytes))
+}
 
 /**
  * Graceful shutdown: completing it makes every actor stop taking messages; the one in hand
@@ -111,15 +139,14 @@ export const stoppedResult = (
  * submission. Results are built by our own code (typed), so the hot path skips zod: a result
  * is checked where it enters from outside (the reporter, a foreign client's decoder).
  */
-export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) =>
-  Effect.forEach(
-    results,
-    (r) => {
-      const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
-      return publishTrusted(SUBJECT.result(out.batch_id, out.scenario_id), out, { msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) })
-    },
-    { concurrency: 256, discard: true }
-  )
+export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) => publishManyTrusted(resultMessages(results, submission))
+
+/** The messages of `publishResults`, to send along with others in one bulk publish. */
+export const resultMessages = (results: ReadonlyArray<ScenarioResult>, submission?: string): OutgoingMessage[] =>
+  results.map((r) => {
+    const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
+    return { subject: SUBJECT.result(out.batch_id, out.scenario_id), value: out, msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
+  })
 
 /** Stop every scenario of a group with the same status and reason. */
 export const stopGroup = (
@@ -181,25 +208,33 @@ export const phaseResult = (
   counts: { in: number; pass: number; skipped: number; failed: number },
   extra: Record<string, unknown> = {}
 ) =>
+  Effect.flatMap(phaseResultMessage(phase, group, started, counts, extra), (m) =>
+    publish(m.subject, PipelineEvent, m.value, { msgId: m.msgId })
+  )
+
+/** The phase_result event (and its log line), for a caller that sends it in a bulk publish. */
+export const phaseResultMessage = (
+  phase: Phase,
+  group: GroupMessage,
+  started: number,
+  counts: { in: number; pass: number; skipped: number; failed: number },
+  extra: Record<string, unknown> = {}
+) =>
   Effect.gen(function* () {
     const ms = Date.now() - started
     yield* Effect.logInfo(`Phase ${PHASE_NUMBER[phase]}: ${PHASE_TITLE[phase]} done`).pipe(
       Effect.annotateLogs({ phase, batch_id: group.batch_id, group_id: group.group_id, ms, ...counts, ...extra })
     )
-    yield* publish(
-      SUBJECT.event(group.batch_id, group.group_id, "phase"),
-      PipelineEvent,
-      {
-        v: WIRE_VERSION,
-        batch_id: group.batch_id,
-        subject_id: group.group_id,
-        kind: "phase_result",
-        phase,
-        at: now(),
-        data: { ...counts, ms, ...extra }
-      },
-      { msgId: `${group.batch_id}:${group.group_id}:${phase}:result` }
-    )
+    const value: PipelineEvent = {
+      v: WIRE_VERSION,
+      batch_id: group.batch_id,
+      subject_id: group.group_id,
+      kind: "phase_result",
+      phase,
+      at: now(),
+      data: { ...counts, ms, ...extra }
+    }
+    return { subject: SUBJECT.event(group.batch_id, group.group_id, "phase"), value, msgId: `${group.batch_id}:${group.group_id}:${phase}:result` } satisfies OutgoingMessage
   })
 
 /** A record for a batch the coordinator never saw (a group published by hand): counted anyway. */
@@ -215,6 +250,14 @@ export const missingBatchRecord = (batchId: string): BatchRecord => ({
   created_at: now(),
   updated_at: now()
 })
+
+/**
+ * True when some item reads its own symbols rather than the whole slice's (a scan group: one
+ * symbol per item, the slice holds them all). Such groups are judged per item where a backtest
+ * group is judged as a whole: one symbol's missing or bad data stops only its own scenario.
+ */
+export const ownUniverses = (group: GroupMessage) =>
+  group.items.some((it) => it.scenario.universe !== group.slice.universe && it.scenario.universe.join() !== group.slice.universe.join())
 
 /** Messages for the next stage get a stable id: a redelivered input republishes the same ids. */
 export const stageMsgId = (group: GroupMessage, stage: string) => `${group.batch_id}:${group.group_id}:${stage}`

@@ -26,12 +26,15 @@ import {
 import { WIRE_VERSION } from "../schemas/common.js"
 import { formatIssues } from "../schemas/errors.js"
 import { BatchRecord, PipelineEvent, RunStatus } from "../schemas/results.js"
-import { SubmitMessage, type GroupMessage as GroupMessageT } from "../schemas/wire.js"
+import { SubmitMessage, type GroupMessage as GroupMessageT, type SubmitScan } from "../schemas/wire.js"
+import { FormulaParseError, parseFormula, SCAN_STRATEGY } from "../engine/index.js"
+import { coverageFor } from "../data/index.js"
 import { Bus, kvCreate, kvGet, publish, type Delivery } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import { boundReason, currentSecuritySettings, hostPathProblems, limitProblems, truncate, type SecuritySettingsShape } from "../security/limits.js"
 import { openRejectionBucket, recordRejection } from "../security/rejections.js"
-import { missingBatchRecord, publishGroup } from "./common.js"
+import { ActorSettings, missingBatchRecord, publishGroup } from "./common.js"
+import { coverageOf } from "./coverage.js"
 import { canonicalJson } from "./result-key.js"
 import { runActor, TransientFault } from "./runner.js"
 
@@ -124,10 +127,14 @@ const submissionEvent = (batchId: string, submission: string, data: Record<strin
     { msgId: `${batchId}:sub-${submission}:submission:result` }
   )
 
-/** What the handler needs besides the message: limits and where rejections go. */
+/** What the handler needs besides the message: limits, where rejections go, the scan grouping. */
 interface CoordinatorContext {
   readonly limits: SecuritySettingsShape
   readonly rejections: KV
+  /** groups a scan job is cut into (ActorSettings.scanGroups) */
+  readonly scanGroups: number
+  /** the actors' catalog: `symbols: "all"` of a scan job means its symbols */
+  readonly dataRoot: string
 }
 
 /** A submission refused: answered under its own stream sequence, never in the batch it named. */
@@ -144,7 +151,6 @@ class Refused {
  */
 const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, ctx: CoordinatorContext, submission: string) =>
   Effect.gen(function* () {
-    const bus = yield* Bus
     const fingerprint = hash(canonicalJson({ batch_id: msg.batch_id ?? null, config: msg.config }), 32)
     const owner = `batch:${fingerprint}`
     let scenarios: ScenarioT[]
@@ -164,36 +170,159 @@ const acceptBatch = (msg: Extract<SubmitMessage, { kind: "batch" }>, ctx: Coordi
       return yield* Effect.fail(new Refused(e instanceof ConfigError ? e.problems : [String((e as Error)?.message ?? e)]))
     }
     const groups = groupScenarios(scenarios, submission, cacheAllowed)
-    const record: BatchRecord = {
-      ...missingBatchRecord(batchId),
-      status: "accepted",
-      batch_name: batchName,
-      total: scenarios.length,
-      groups: groups.length,
-      owner
-    }
-    const created = yield* kvCreate(bus.batches, batchId, record)
-    if (!created) {
-      const existing = yield* kvGet(bus.batches, batchId, BatchRecord)
-      if (existing?.value.owner !== owner)
-        return yield* Effect.fail(
-          new Refused([`batch_id: ${JSON.stringify(batchId)} is already used by another submission; choose a new batch id (a batch belongs to the submission that created it)`])
+    yield* openBatch({
+      record: { ...missingBatchRecord(batchId), status: "accepted", batch_name: batchName, total: scenarios.length, groups: groups.length, owner },
+      taken: `batch_id: ${JSON.stringify(batchId)} is already used by another submission; choose a new batch id (a batch belongs to the submission that created it)`,
+      submission,
+      event: { batch_name: batchName },
+      groups,
+      log: (redelivered) =>
+        Effect.logInfo(`batch accepted: ${scenarios.length} scenarios in ${groups.length} groups`).pipe(
+          Effect.annotateLogs({ batch_id: batchId, batch_name: batchName, redelivered })
         )
+    })
+  })
+
+/**
+ * Create a batch (or scan job) record owned by this submission, or find it already made by the
+ * same submission (a redelivery); announce the submission (the reporter derives the total from
+ * this event: from here on it alone updates the record) and publish the groups.
+ */
+const openBatch = (o: {
+  record: BatchRecord
+  taken: string
+  submission: string
+  event: Record<string, unknown>
+  groups: ReadonlyArray<GroupMessageT>
+  log: (redelivered: boolean) => Effect.Effect<void>
+}) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const { record } = o
+    const created = yield* kvCreate(bus.batches, record.batch_id, record)
+    if (!created) {
+      const existing = yield* kvGet(bus.batches, record.batch_id, BatchRecord)
+      if (existing?.value.owner !== record.owner) return yield* Effect.fail(new Refused([o.taken]))
     }
-    // From here on only the reporter updates the record: it derives the total from this event.
-    yield* submissionEvent(batchId, submission, {
-      in: scenarios.length,
-      pass: scenarios.length,
+    yield* submissionEvent(record.batch_id, o.submission, {
+      in: record.total,
+      pass: record.total,
       skipped: 0,
       failed: 0,
-      total: scenarios.length,
-      groups: groups.length,
-      batch_name: batchName
+      total: record.total,
+      groups: o.groups.length,
+      ...o.event
     })
-    yield* Effect.logInfo(`batch accepted: ${scenarios.length} scenarios in ${groups.length} groups`).pipe(
-      Effect.annotateLogs({ batch_id: batchId, batch_name: batchName, redelivered: !created })
-    )
-    yield* publishGroups(groups)
+    yield* o.log(!created)
+    yield* publishGroups(o.groups)
+  })
+
+/** A scan scenario's id: its symbol, with what a subject token cannot hold ('.') as '_'. */
+export const scanScenarioId = (symbol: string) => symbol.replace(/[^A-Za-z0-9_-]/g, "_")
+
+/** Symbols per scan group: S symbols over `groups` groups, at least 1, at most a group's limit. */
+export const scanGroupSize = (symbols: number, groups: number) => Math.min(MAX_GROUP_ITEMS, Math.max(1, Math.ceil(symbols / Math.max(1, groups))))
+
+/**
+ * A scan job's scenarios (one symbol each) in groups of `scanGroupSize` symbols: the group's
+ * slice holds the group's symbols, each item reads only its own (GroupItemWire.universe), so
+ * availability, loading and quality judge each symbol on its own while a stage handles one
+ * message per group instead of one per symbol. Quality then cuts each group into execution
+ * messages of `execChunkSize`, as for sweeps.
+ */
+export const groupScan = (scenarios: ReadonlyArray<ScenarioT>, submission: string, groups: number): GroupMessageT[] => {
+  if (scenarios.length === 0) return []
+  const first = scenarios[0]
+  const size = scanGroupSize(scenarios.length, groups)
+  const base = `g${hash(JSON.stringify([first.batch_id, first.freq, first.start_date, first.end_date, first.params]), 10)}-${submission}`
+  const out: GroupMessageT[] = []
+  for (let i = 0, n = 0; i < scenarios.length; i += size, n++) {
+    const chunk = scenarios.slice(i, i + size)
+    out.push({
+      v: WIRE_VERSION,
+      batch_id: first.batch_id,
+      group_id: `${base}-${n}`,
+      slice: { universe: chunk.map((s) => s.universe[0]), freq: first.freq, start_date: first.start_date, end_date: first.end_date, warmup_bars: 0 },
+      items: chunk.map((scenario) => ({ scenario, warnings: [] })),
+      findings: [],
+      submission,
+      // a scan's answer is cheap and has no result key: never from or into the result cache
+      cache: false
+    })
+  }
+  return out
+}
+
+/**
+ * A scanner job: the formula is parsed and type-checked first (a bad one is refused with its
+ * column, before anything is loaded), `all` becomes the symbols the actors' catalog holds at the
+ * frequency, then one scenario per symbol (strategy `scan`) goes through the same phases as a
+ * backtest, grouped by `groupScan`. The job id belongs to the submission's content, as a batch's.
+ */
+const acceptScan = (msg: SubmitScan, ctx: CoordinatorContext, submission: string) =>
+  Effect.gen(function* () {
+    try {
+      parseFormula(msg.formula)
+    } catch (e) {
+      return yield* Effect.fail(new Refused([`formula: ${e instanceof FormulaParseError ? e.message : String((e as Error)?.message ?? e)}`]))
+    }
+    let symbols: string[]
+    if (msg.symbols === "all") {
+      const report = yield* Effect.either(coverageOf(ctx.dataRoot))
+      if (report._tag === "Left") return yield* Effect.fail(new Refused([`symbols: "all" needs the catalog's index, which is unreadable: ${report.left.message}`]))
+      const all = new Set(report.right.entries.map((e) => e.symbol))
+      symbols = [...all].filter((sym) => coverageFor(report.right, sym, msg.freq) !== undefined || (msg.freq !== "tick" && coverageFor(report.right, sym, "tick") !== undefined)).sort()
+      if (symbols.length === 0) return yield* Effect.fail(new Refused([`symbols: "all" found no symbol with ${msg.freq} data in the catalog; import data or list the symbols`]))
+    } else symbols = [...new Set(msg.symbols)]
+    if (symbols.length > ctx.limits.maxScenariosPerBatch)
+      return yield* Effect.fail(new Refused([`symbols: ${symbols.length} symbols, above the limit ${ctx.limits.maxScenariosPerBatch} per job (TICKFLOW_MAX_SCENARIOS); split the job`]))
+    const ids = new Map<string, string>()
+    for (const sym of symbols) {
+      const id = scanScenarioId(sym)
+      const other = ids.get(id)
+      if (other !== undefined) return yield* Effect.fail(new Refused([`symbols: ${other} and ${sym} both become result subject ${id}; scan them in separate jobs`]))
+      ids.set(id, sym)
+    }
+    const fingerprint = hash(canonicalJson({ job_id: msg.job_id ?? null, symbols: msg.symbols, freq: msg.freq, start_date: msg.start_date, end_date: msg.end_date, formula: msg.formula }), 32)
+    const owner = `scan:${fingerprint}`
+    const jobId = msg.job_id ?? `scan-${fingerprint.slice(0, 12)}`
+    const scenarios: ScenarioT[] = symbols.map((symbol) => ({
+      v: WIRE_VERSION,
+      batch_id: jobId,
+      scenario_id: scanScenarioId(symbol),
+      strategy: SCAN_STRATEGY,
+      params: { formula: msg.formula },
+      strict: true,
+      freq: msg.freq,
+      start_date: msg.start_date,
+      end_date: msg.end_date,
+      universe: [symbol],
+      // required by the scenario shape; a scan trades nothing
+      start_capital: 1,
+      costs: { commission_bps: 0, spread_w: 0, impact_w: 0, slippage_bps: 0 },
+      batch_seed: 0
+    }))
+    const groups = groupScan(scenarios, submission, ctx.scanGroups)
+    yield* openBatch({
+      record: {
+        ...missingBatchRecord(jobId),
+        status: "accepted",
+        batch_name: jobId,
+        total: scenarios.length,
+        groups: groups.length,
+        owner,
+        kind: "scan",
+        scan: { formula: msg.formula, processed: 0, errors: 0, matches: 0 }
+      },
+      taken: `job_id: ${JSON.stringify(jobId)} is already used by another submission; choose a new job id`,
+      submission,
+      event: { batch_name: jobId, kind: "scan", formula: msg.formula },
+      groups,
+      log: (redelivered) =>
+        Effect.logInfo(`scan accepted: ${scenarios.length} symbols in ${groups.length} groups`).pipe(
+          Effect.annotateLogs({ batch_id: jobId, formula: truncate(msg.formula, 200), freq: msg.freq, redelivered })
+        )
+    })
   })
 
 /** Stable ids for a scenario sent without them: the same JSON gets the same ids. */
@@ -289,7 +418,11 @@ const handleSubmission = (raw: unknown, delivery: Delivery<unknown>, ctx: Coordi
     const msg = parsed.data
     // The submission's identity: its place in the stream (the same when redelivered).
     const submission = `s${delivery.streamSeq}`
-    return yield* msg.kind === "batch" ? acceptBatch(msg, ctx, submission) : acceptScenario(msg, submission)
+    return yield* msg.kind === "batch"
+      ? acceptBatch(msg, ctx, submission)
+      : msg.kind === "scan"
+        ? acceptScan(msg, ctx, submission)
+        : acceptScenario(msg, submission)
   }).pipe(
     Effect.catchAll((e) =>
       e instanceof Refused ? rejectSubmission(delivery.streamSeq, raw, e.problems, ctx) : Effect.fail(e)
@@ -302,7 +435,8 @@ export const coordinatorActor = Effect.gen(function* () {
   const rejections = yield* openRejectionBucket(limits.rejectionTtlMs).pipe(
     Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.intersect(Schedule.recurs(8))))
   )
-  const ctx: CoordinatorContext = { limits, rejections }
+  const settings = yield* ActorSettings
+  const ctx: CoordinatorContext = { limits, rejections, scanGroups: settings.scanGroups, dataRoot: settings.dataRoot }
   yield* runActor({
     name: "coordinator",
     consumer: "coordinator",

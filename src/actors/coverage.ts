@@ -1,6 +1,7 @@
 /**
  * Phase 1, index & coverage: built on demand for a catalog root, kept in memory for a few
- * seconds (a sweep's groups arrive together) and in KV `tf_coverage` for anyone to read.
+ * seconds (a sweep's groups arrive together; the CoverageIndex service) and in KV
+ * `tf_coverage` for anyone to read.
  * The data plane caches footers on disk by file mtime/size, so a rebuild of an unchanged
  * catalog costs milliseconds.
  */
@@ -9,20 +10,23 @@ import { resolve } from "node:path"
 import { Effect } from "effect"
 import { buildCoverage, type CoverageReport } from "../data/index.js"
 import { Bus, kvPut } from "../streams/bus.js"
+import { CoverageIndex } from "./process-state.js"
 
 const MEMO_MS = 5_000
-const memo = new Map<string, { at: number; report: CoverageReport }>()
 
 export const coverageKey = (root: string) => `root-${createHash("sha256").update(resolve(root)).digest("hex").slice(0, 16)}`
 
 export const coverageOf = (root: string) =>
   Effect.gen(function* () {
+    const index = yield* CoverageIndex
     const abs = resolve(root)
-    const hit = memo.get(abs)
+    const hit = index.reports.get(abs)
     if (hit && Date.now() - hit.at < MEMO_MS) return hit.report
     const started = Date.now()
-    const report = yield* buildCoverage(abs)
-    memo.set(abs, { at: Date.now(), report })
+    // the file list is read again (a changed catalog is a new data version); the summaries of
+    // unchanged files come from memory, not from the cache file on disk
+    const report = yield* buildCoverage(abs, { memory: index.summaries })
+    index.reports.set(abs, { at: Date.now(), report })
     yield* Effect.logInfo("Phase 1: Building coverage index done").pipe(
       Effect.annotateLogs({ phase: "coverage", root: abs, entries: report.entries.length, data_version: report.dataVersion, ms: Date.now() - started })
     )

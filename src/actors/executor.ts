@@ -6,22 +6,29 @@
  * while a long group runs; a killed executor's message is redelivered to another, which skips
  * the scenarios that already have a final result (and results are de-duplicated by id).
  */
-import { Effect } from "effect"
+import { Effect, type Either } from "effect"
 import {
   EngineRunError,
+  parseFormula,
   runBacktest,
+  SCAN_STRATEGY,
+  scanWithValues,
   scenarioSeed,
-  validateParams
+  validateParams,
+  type StrategyDefinition
 } from "../engine/index.js"
+import { scenarioWindow } from "../engine/window.js"
 import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
 import type { GroupItem } from "../schemas/wire.js"
-import { PipelineEvent, type ScenarioResult } from "../schemas/results.js"
-import { type Bus, lastMessageOn, publish, publishTrusted } from "../streams/bus.js"
+import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas/results.js"
+import { type Bus, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, resultFor, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResults, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
+import { ActorMetrics, type SliceCache } from "./process-state.js"
+import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
 import { StrategyStore } from "../strategies-store.js"
@@ -35,18 +42,8 @@ const YIELD_EVERY_MS = 50
 const FLUSH_COUNT = 64
 const FLUSH_MS = 100
 
-export const executorMetrics = { groups: 0, scenarios: 0, skippedAsDone: 0 }
-
 const now = () => new Date().toISOString()
 
-/**
- * Long runs also stream their equity curve, in chunks, as `equity` events (DESIGN.md) — by
- * default only when the scenario runs alone (a single submitted scenario): in a sweep of long
- * runs the events were tens of MB per batch and cost 15% of pipeline efficiency
- * (bench/pipeline.ts: 0.73 → 0.85 without them). TICKFLOW_EQUITY_EVENTS=all streams them always,
- * =none never.
- */
-const EQUITY_EVENTS = (process.env.TICKFLOW_EQUITY_EVENTS ?? "single") as "single" | "all" | "none"
 const EVENT_EQUITY_POINTS = 2_000
 const EQUITY_CHUNK = 500
 const RESULT_EQUITY_POINTS = 120
@@ -85,85 +82,128 @@ interface RunContext {
   readonly curvesSubject: string
 }
 
-const runOne = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext, curves: Map<string, { ts: number[]; nav: number[] }>) =>
-  Effect.gen(function* () {
-    const s = item.scenario
-    const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
-    const def = yield* Effect.either(ctx.strategies.load(s.strategy))
-    if (def._tag === "Left") {
-      const cause = (def.left as { error?: unknown }).error ?? def.left
-      return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
+/**
+ * One symbol of a scan job: the formula over the symbol's own window (its warm-up = the
+ * formula's lookback, its dates), the matching rows with the values the formula compared. A
+ * failure is this symbol's result; the group goes on.
+ */
+const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): ScenarioResult => {
+  const s = item.scenario
+  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  const symbol = s.universe[0]
+  const series = loaded.bySymbol.get(symbol)
+  if (s.universe.length !== 1 || series === undefined)
+    return { ...stoppedResult(s, "failed", "execution", `a scan scenario reads exactly one loaded symbol; this one names ${s.universe.join(", ")}`, base), executor: ctx.instance }
+  const t0 = performance.now()
+  try {
+    const formula = parseFormula(String((item.params ?? s.params).formula ?? ""))
+    const own = scenarioWindow({ warmupBars: item.warmup_bars ?? 0, startMs: dayStartMs(s.start_date), endMs: dayEndMs(s.end_date) }, [series]).series[0]
+    const found = scanWithValues(formula, own, MAX_SCAN_MATCHES)
+    return {
+      ...resultFor(s, "success", base),
+      scan: {
+        symbol,
+        formula: formula.source,
+        match_count: found.matchCount,
+        truncated: found.truncated,
+        matches: found.matches.map((m) => ({ ts: m.ts, time: new Date(m.ts).toISOString(), values: m.values })),
+        rows: own.ts.length - own.startIndex
+      },
+      executor: ctx.instance,
+      timings: { exec_ms: Math.round((performance.now() - t0) * 1000) / 1000 }
     }
-    // Second parameter check: the executor may run a different build than requirements did.
-    const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
-    if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
-    const series = loaded.universe
-    const rows = series.reduce((n, x) => n + x.ts.length, 0)
-    const longRun = rows >= EVENT_ROWS
-    const events: Array<Promise<unknown>> = []
-    let seq = 0
-    const emit = (kind: EventKind, data: Record<string, unknown>) => events.push(ctx.emit(s, kind, seq++, data))
-    if (longRun) emit("started", { rows, executor: ctx.instance })
-    let lastProgress = Date.now()
-    const t0 = performance.now()
-    try {
-      const result = runBacktest(
-        {
-          strategy: def.right,
-          params: v.params,
-          startCapital: s.start_capital,
-          costs: s.costs,
-          seed: scenarioSeed(s.batch_seed, s.scenario_id),
-          startMs: dayStartMs(s.start_date),
-          endMs: dayEndMs(s.end_date),
-          // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
-          warmupBars: item.warmup_bars ?? 0,
-          ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
-          // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
-          maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
-          ...(longRun
-            ? {
-                progressEvery: 250_000,
-                onProgress: (done: number, total: number) => {
-                  if (Date.now() - lastProgress < 500) return
-                  lastProgress = Date.now()
-                  emit("progress", { done, total })
-                }
+  } catch (e) {
+    return { ...stoppedResult(s, "failed", "execution", `scan of ${symbol} failed: ${(e as Error)?.message ?? String(e)}`, base), executor: ctx.instance }
+  }
+}
+
+/**
+ * One scenario, as plain code: the engine run and its result. Telemetry publishes it started
+ * (long runs only) are pushed to `events` for the caller to await.
+ */
+const runOne = (
+  item: GroupItem,
+  strategy: Either.Either<StrategyDefinition<any>, unknown>,
+  loaded: LoadedSeries,
+  ctx: RunContext,
+  curves: Map<string, { ts: number[]; nav: number[] }>,
+  events: Array<Promise<unknown>>
+): ScenarioResult => {
+  const s = item.scenario
+  if (s.strategy === SCAN_STRATEGY) return runScan(item, loaded, ctx)
+  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  const def = strategy
+  if (def._tag === "Left") {
+    const cause = (def.left as { error?: unknown }).error ?? def.left
+    return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
+  }
+  // Second parameter check: the executor may run a different build than requirements did.
+  const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
+  if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
+  const series = loaded.universe
+  const rows = series.reduce((n, x) => n + x.ts.length, 0)
+  const longRun = rows >= EVENT_ROWS
+  let seq = 0
+  const emit = (kind: EventKind, data: Record<string, unknown>) => events.push(ctx.emit(s, kind, seq++, data))
+  if (longRun) emit("started", { rows, executor: ctx.instance })
+  let lastProgress = Date.now()
+  const t0 = performance.now()
+  try {
+    const result = runBacktest(
+      {
+        strategy: def.right,
+        params: v.params,
+        startCapital: s.start_capital,
+        costs: s.costs,
+        seed: scenarioSeed(s.batch_seed, s.scenario_id),
+        startMs: dayStartMs(s.start_date),
+        endMs: dayEndMs(s.end_date),
+        // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
+        warmupBars: item.warmup_bars ?? 0,
+        ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
+        // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
+        maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
+        ...(longRun
+          ? {
+              progressEvery: 250_000,
+              onProgress: (done: number, total: number) => {
+                if (Date.now() - lastProgress < 500) return
+                lastProgress = Date.now()
+                emit("progress", { done, total })
               }
-            : {})
-        },
-        series
-      )
-      const execMs = performance.now() - t0
-      if (longRun && ctx.equityEvents) {
-        const chunks = Math.ceil(result.equity.ts.length / EQUITY_CHUNK)
-        for (let c = 0; c < chunks; c++)
-          emit("equity", {
-            chunk: c,
-            of: chunks,
-            ts: result.equity.ts.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK),
-            nav: result.equity.nav.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK)
-          })
-      }
-      const curve = thin(result.equity, RESULT_EQUITY_POINTS)
-      const out: ScenarioResult = {
-        ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
-        metrics: result.metrics,
-        ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
-        ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
-        cached: false,
-        executor: ctx.instance,
-        timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
-      }
-      if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
-      yield* Effect.promise(() => Promise.all(events))
-      return out
-    } catch (e) {
-      yield* Effect.promise(() => Promise.all(events))
-      const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
-      return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
+            }
+          : {})
+      },
+      series
+    )
+    const execMs = performance.now() - t0
+    if (longRun && ctx.equityEvents) {
+      const chunks = Math.ceil(result.equity.ts.length / EQUITY_CHUNK)
+      for (let c = 0; c < chunks; c++)
+        emit("equity", {
+          chunk: c,
+          of: chunks,
+          ts: result.equity.ts.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK),
+          nav: result.equity.nav.slice(c * EQUITY_CHUNK, (c + 1) * EQUITY_CHUNK)
+        })
     }
-  })
+    const curve = thin(result.equity, RESULT_EQUITY_POINTS)
+    const out: ScenarioResult = {
+      ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
+      metrics: result.metrics,
+      ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
+      ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
+      cached: false,
+      executor: ctx.instance,
+      timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
+    }
+    if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
+    return out
+  } catch (e) {
+    const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
+    return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
+  }
+}
 
 /**
  * Scenarios of a redelivered group that this submission already answered: the latest result on
@@ -199,6 +239,7 @@ export const executorActor = groupActor({
   handle: (group, delivery) =>
     Effect.gen(function* () {
       const settings = yield* ActorSettings
+      const metrics = yield* ActorMetrics
       const natsContext = yield* Effect.context<Nats>()
       const sliceKey = group.data_version !== undefined ? sliceHash(group.slice, group.data_version) : undefined
       const ctx: RunContext = {
@@ -209,7 +250,8 @@ export const executorActor = groupActor({
         instance: settings.instance,
         attempt: delivery.deliveryCount,
         strategies: yield* StrategyStore,
-        equityEvents: EQUITY_EVENTS === "all" || (EQUITY_EVENTS === "single" && group.items.length === 1),
+        // long runs stream their curve as events (settings.equityEvents): by default only alone
+        equityEvents: settings.equityEvents === "all" || (settings.equityEvents === "single" && group.items.length === 1),
         emit: (s, kind, seq, data) =>
           Effect.runPromise(
             publish(
@@ -222,16 +264,22 @@ export const executorActor = groupActor({
       }
       const started = yield* phaseStart("execution", group)
       const root = group.slice.data_root ?? settings.dataRoot
-      const refs = group.slices ?? []
-      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus> =>
+      // Only the slices this message's scenarios read: an execution chunk of a scan group holds
+      // some of the group's symbols, not all of them.
+      const perItem = ownUniverses(group)
+      const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
+      const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
+      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
       const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
       const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))
       const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
-      executorMetrics.groups++
+      metrics.groups++
       const pending: ScenarioResult[] = []
       const all: ScenarioResult[] = []
       const curves = new Map<string, { ts: number[]; nav: number[] }>()
+      // a chunk of a sweep names one strategy: resolved once, not once per scenario
+      const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
       const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
       let firstPendingAt = 0
       let lastYield = Date.now()
@@ -245,14 +293,19 @@ export const executorActor = groupActor({
         if (answered !== undefined) {
           // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
           // but count in this group's phase result as they ended, so phase counts stay exact.
-          executorMetrics.skippedAsDone++
+          metrics.skippedAsDone++
           if (answered === "success") counts.pass++
           else counts[answered]++
           continue
         }
-        const r = yield* runOne(item, loaded, ctx, curves)
+        let strategy = strategies.get(item.scenario.strategy)
+        if (strategy === undefined) strategies.set(item.scenario.strategy, (strategy = yield* Effect.either(ctx.strategies.load(item.scenario.strategy))))
+        const own: LoadedSeries = perItem ? { universe: item.scenario.universe.flatMap((sym) => bySymbol.get(sym) ?? []), bySymbol } : loaded
+        const events: Array<Promise<unknown>> = []
+        const r = runOne(item, strategy, own, ctx, curves, events)
+        if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
         all.push(r)
-        executorMetrics.scenarios++
+        metrics.scenarios++
         if (r.status === "success") counts.pass++
         else if (r.status === "skipped") counts.skipped++
         else counts.failed++
@@ -265,21 +318,24 @@ export const executorActor = groupActor({
           lastYield = Date.now()
         }
       }
-      // The chunk's curves go out before its last results, so a client that reads a result can
-      // always fetch the curve it points at.
+      // The end of a chunk is one bulk publish, in this order on the connection (so in the
+      // stream): the curves, then the phase result, then the last results — a client that reads
+      // the chunk's last result finds its curve, and the record is usually complete when that
+      // result makes the batch done (the reporter folds both either way). The cache entry goes
+      // at the same time: one wait for all of them instead of four round trips in a row.
+      const tail: OutgoingMessage[] = []
       if (curves.size > 0)
-        yield* publishTrusted(
-          ctx.curvesSubject,
-          { v: WIRE_VERSION, batch_id: group.batch_id, group_id: group.group_id, curves: Object.fromEntries(curves) },
-          { msgId: `${group.batch_id}:${group.group_id}:curves` }
-        )
-      // The phase result goes out before the chunk's last results, so the record is usually
-      // complete when its last result makes the batch done (the reporter folds both either way).
-      yield* phaseResult("execution", group, started, counts)
-      yield* flush
-      if (sliceKey !== undefined)
-        yield* storeCached(sliceKey, group.batch_id, group.group_id, all).pipe(
-          Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
-        )
+        tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
+      tail.push(yield* phaseResultMessage("execution", group, started, counts))
+      tail.push(...resultMessages(pending.splice(0, pending.length), group.submission))
+      // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
+      const cacheable = all.filter((r) => r.strategy !== SCAN_STRATEGY)
+      const cacheWrite =
+        sliceKey === undefined || cacheable.length === 0
+          ? Effect.void
+          : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
+              Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
+            )
+      yield* Effect.all([publishManyTrusted(tail), cacheWrite], { concurrency: 2, discard: true })
     })
 })

@@ -9,12 +9,10 @@ import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
 import type { GroupMessage, SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { ActorSettings, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
+import { ActorMetrics } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
-
-/** What this process's loader did: the pipeline tests assert one load per distinct slice. */
-export const loaderMetrics = { loads: 0, reused: 0, waitedForOtherLoader: 0, bytesStored: 0, loadMs: 0 }
 
 /** A claim older than this with no object behind it belongs to a dead loader. */
 const STALE_CLAIM_MS = 120_000
@@ -43,12 +41,13 @@ const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance
 export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined, symbol: string, root: string, instance: string) =>
   Effect.gen(function* () {
     const bus = yield* Bus
+    const metrics = yield* ActorMetrics
     const req = requirementFor(slice, symbol)
     const key = sliceContentKey(req, dataVersion ?? "unversioned")
     for (let attempt = 0; ; attempt++) {
       const info = yield* objectInfo(key)
       if (info && !info.deleted) {
-        loaderMetrics.reused++
+        metrics.reused++
         const meta = JSON.parse(info.description ?? "{}") as Partial<SliceRef>
         return { symbol, key, rows: meta.rows ?? 0, warmup_rows: meta.warmup_rows ?? 0, resampled_from_ticks: meta.resampled_from_ticks ?? false, bytes: info.size } satisfies SliceRef
       }
@@ -62,7 +61,7 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
         const at = claim ? (claim.json() as { at?: number }).at ?? 0 : 0
         if (Date.now() - at > STALE_CLAIM_MS) yield* Effect.promise(() => bus.claims.delete(key).catch(() => undefined))
         else {
-          if (attempt === 0) loaderMetrics.waitedForOtherLoader++
+          if (attempt === 0) metrics.waitedForOtherLoader++
           yield* Effect.sleep("100 millis")
         }
         continue
@@ -82,10 +81,10 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
         try: () => bus.data.putBlob({ name: key, description: JSON.stringify(ref) }, bytes),
         catch: (cause) => new BusError({ op: `object put ${key}`, cause, transient: isTransient(cause) })
       })
-      rememberSlice(key, loaded.series)
-      loaderMetrics.loads++
-      loaderMetrics.bytesStored += bytes.byteLength
-      loaderMetrics.loadMs += Date.now() - t0
+      yield* rememberSlice(key, loaded.series)
+      metrics.loads++
+      metrics.bytesStored += bytes.byteLength
+      metrics.loadMs += Date.now() - t0
       yield* Effect.logInfo("slice loaded").pipe(
         Effect.annotateLogs({ symbol, key: key.slice(0, 16), rows: ref.rows, warmup_rows: ref.warmup_rows, bytes: ref.bytes, ms: Date.now() - t0 })
       )
@@ -100,6 +99,36 @@ export const symbolsToLoad = (group: GroupMessage): string[] => {
   return out
 }
 
+/**
+ * A group whose items read their own symbols (a scan group): each symbol is loaded on its own,
+ * and a symbol that cannot be loaded fails only the items that read it; the rest go on.
+ */
+const loadPerItem = (group: GroupMessage, root: string, instance: string, started: number) =>
+  Effect.gen(function* () {
+    const outcomes = yield* Effect.forEach(
+      symbolsToLoad(group),
+      (symbol) =>
+        ensureSlice(group, symbol, root, instance).pipe(
+          Effect.map((ref) => ({ symbol, ref, failure: undefined })),
+          Effect.catchIf((e): e is SliceLoadFailed => e instanceof SliceLoadFailed, (e) => Effect.succeed({ symbol, ref: undefined, failure: e.reason }))
+        ),
+      { concurrency: 4 }
+    )
+    const failures = new Map(outcomes.filter((o) => o.failure !== undefined).map((o) => [o.symbol, o.failure!] as const))
+    const refs = outcomes.flatMap((o) => (o.ref ? [o.ref] : []))
+    const passing = group.items.filter((it) => it.scenario.universe.every((sym) => !failures.has(sym)))
+    for (const it of group.items) {
+      const bad = it.scenario.universe.find((sym) => failures.has(sym))
+      if (bad !== undefined) yield* stopGroup(group, [it], "failed", "loading", `data could not be loaded: ${failures.get(bad)}`)
+    }
+    if (passing.length > 0) {
+      const universe = group.slice.universe.filter((sym) => !failures.has(sym))
+      yield* publishGroup("quality", { ...group, slice: { ...group.slice, universe }, items: passing, slices: refs.filter((r) => universe.includes(r.symbol)) })
+    }
+    const failed = group.items.length - passing.length
+    yield* phaseResult("loading", group, started, { in: group.items.length, pass: passing.length, skipped: 0, failed }, { slices: refs.length })
+  })
+
 export const loaderActor = groupActor({
   name: "loader",
   consumer: "loader",
@@ -112,6 +141,7 @@ export const loaderActor = groupActor({
       const started = yield* phaseStart("loading", group)
       const root = group.slice.data_root ?? settings.dataRoot
       const n = group.items.length
+      if (ownUniverses(group)) return yield* loadPerItem(group, root, settings.instance, started)
       const refs = yield* Effect.either(
         // the universe, then any benchmark a scenario names: loaded like any symbol, same cache
         Effect.forEach(symbolsToLoad(group), (symbol) => ensureSlice(group, symbol, root, settings.instance), { concurrency: 4 })

@@ -2,13 +2,15 @@
  * Phase 5, quality: stretch gaps, warmup sufficiency, synthetic bars in strict mode,
  * non-monotonic timestamps, bad prices, duplicates — on the loaded slices. Errors skip the
  * scenario with the findings as reason; warnings travel on to its result. Passing scenarios are
- * split into execution messages small enough that executors share the work evenly.
+ * split into execution messages by work (rows × scenarios, `execChunkRows`), at most
+ * `execChunkSize` each: short daily runs travel hundreds to a message (a message costs an
+ * executor several bus round trips), long tick runs a handful, so executors still share evenly.
  */
 import { Effect } from "effect"
-import { checkQuality, type QualityFinding } from "../data/index.js"
+import { qualityFindingsFor, type QualityFinding } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
-import { ActorSettings, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
 import { fetchSlice } from "./slices.js"
 import { groupActor } from "./runner.js"
 
@@ -36,13 +38,21 @@ export const qualityActor = groupActor({
       // the universe's slices decide quality; a benchmark only needs to be there
       const refs = (group.slices ?? []).filter((r) => group.slice.universe.includes(r.symbol))
       const series: PriceSeries[] = yield* Effect.forEach(refs, fetchSlice, { concurrency: 4 })
-      // Findings depend on (strict, warmup) only: computed once per distinct pair.
-      const memo = new Map<string, QualityFinding[]>()
-      const findingsFor = (strict: boolean, warmup: number) => {
-        const k = `${strict}:${warmup}`
+      // Findings depend on (strict, warmup) only: each slice is scanned once per strictness,
+      // and each distinct warm-up adds its one comparison (qualityFindingsFor). An item that
+      // reads its own symbols (a scan group) is judged on those symbols' series only.
+      const perItem = ownUniverses(group)
+      const checkers = new Map<boolean, Array<(warmup: number) => QualityFinding[]>>()
+      const memo = new Map<string, { errors: QualityFinding[]; warnings: string[] }>()
+      const findingsFor = (strict: boolean, warmup: number, universe: ReadonlyArray<string>) => {
+        const k = perItem ? `${strict}:${warmup}:${universe.join(",")}` : `${strict}:${warmup}`
         let f = memo.get(k)
         if (!f) {
-          f = series.flatMap((s) => checkQuality(s, { strict, warmupBarsRequired: warmup }))
+          let perSeries = checkers.get(strict)
+          if (!perSeries) checkers.set(strict, (perSeries = series.map((s) => qualityFindingsFor(s, { strict }))))
+          const judged = perItem ? perSeries.filter((_, i) => universe.includes(refs[i]!.symbol)) : perSeries
+          const all = judged.flatMap((check) => check(warmup))
+          f = { errors: all.filter((x) => x.severity === "error"), warnings: all.filter((x) => x.severity === "warning").map((x) => x.message) }
           memo.set(k, f)
         }
         return f
@@ -50,9 +60,7 @@ export const qualityActor = groupActor({
       const passed: GroupItem[] = []
       const skipped = []
       for (const item of group.items) {
-        const f = findingsFor(item.scenario.strict, item.warmup_bars ?? 0)
-        const errors = f.filter((x) => x.severity === "error")
-        const warnings = f.filter((x) => x.severity === "warning").map((x) => x.message)
+        const { errors, warnings } = findingsFor(item.scenario.strict, item.warmup_bars ?? 0, item.scenario.universe)
         if (errors.length > 0)
           skipped.push(
             stoppedResult(item.scenario, "skipped", "quality", `data quality: ${summarize(errors)}`, {
@@ -64,7 +72,11 @@ export const qualityActor = groupActor({
         else passed.push({ ...item, warnings: [...item.warnings, ...warnings] })
       }
       yield* publishResults(skipped, group.submission)
-      const chunks = evenChunks(passed, settings.execChunkSize)
+      // a scenario reads the whole universe, a scan item its own symbol: rows of one on average
+      const allRows = series.reduce((n, x) => n + x.ts.length, 0)
+      const rowsPerScenario = Math.max(1, perItem ? allRows / Math.max(1, series.length) : allRows)
+      const chunkSize = Math.max(1, Math.min(settings.execChunkSize, Math.floor(settings.execChunkRows / rowsPerScenario)))
+      const chunks = evenChunks(passed, chunkSize)
       yield* Effect.forEach(
         chunks,
         (items, i) => {

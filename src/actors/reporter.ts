@@ -15,6 +15,7 @@
  * while their process kept dying): their scenarios get `failed` results; the message moves to
  * `tf.dlq.<stage>` and leaves the work queue.
  */
+import { createHash } from "node:crypto"
 import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "effect"
 import type { Msg } from "@nats-io/transport-node"
 import type { JsMsg } from "@nats-io/jetstream"
@@ -24,7 +25,7 @@ import { GroupOnWire } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
 import { Bus, decodeMessage, kvGet, publishRaw, publishTrusted } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { follow } from "../streams/follow.js"
+import { followBatches } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
 import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
@@ -42,6 +43,8 @@ interface ScenarioState {
   readonly phase: string | undefined
   readonly reason: string | undefined
   readonly sharpe: number | undefined
+  /** a scan result's matching rows */
+  readonly matches: number | undefined
 }
 
 interface PhaseState {
@@ -54,6 +57,9 @@ interface PhaseState {
   readonly batchName?: string
   readonly outputRoot?: string
   readonly groups?: number
+  /** `scan` when the submission was a scanner job, with its formula */
+  readonly kind?: string
+  readonly formula?: string
 }
 
 /** Everything known of one batch; the record is a pure function of it. */
@@ -63,9 +69,13 @@ export interface BatchFold {
   readonly phases: Map<string, PhaseState>
   dirty: boolean
   lastNewsAt: number
+  /** scenario ids in the order their first result arrived: the k-th is progress (k, total) */
+  readonly completedOrder: string[]
+  /** progress events published so far (scan jobs): the next is completedOrder[progressSent] */
+  progressSent: number
 }
 
-const newFold = (batchId: string): BatchFold => ({ batchId, scenarios: new Map(), phases: new Map(), dirty: true, lastNewsAt: Date.now() })
+const newFold = (batchId: string): BatchFold => ({ batchId, scenarios: new Map(), phases: new Map(), dirty: true, lastNewsAt: Date.now(), completedOrder: [], progressSent: 0 })
 
 /** The cheapest check that still catches a wrong shape (results are ~1 KB, thousands a second). */
 const readResult = (m: JsMsg): { batch: string; scenario: string; state: ScenarioState } | undefined => {
@@ -78,6 +88,7 @@ const readResult = (m: JsMsg): { batch: string; scenario: string; state: Scenari
   if (r === null || typeof r !== "object" || typeof r.batch_id !== "string" || typeof r.scenario_id !== "string" || !STATUSES.has(r.status as string)) return undefined
   if (m.subject !== SUBJECT.result(r.batch_id, r.scenario_id)) return undefined
   const metrics = r.metrics as { sharpe?: unknown } | undefined
+  const scan = r.scan as { match_count?: unknown } | undefined
   return {
     batch: r.batch_id,
     scenario: r.scenario_id,
@@ -86,7 +97,8 @@ const readResult = (m: JsMsg): { batch: string; scenario: string; state: Scenari
       status: r.status as ResultStatus,
       phase: typeof r.phase === "string" ? r.phase : undefined,
       reason: typeof r.reason === "string" ? r.reason.slice(0, 500) : undefined,
-      sharpe: typeof metrics?.sharpe === "number" ? metrics.sharpe : undefined
+      sharpe: typeof metrics?.sharpe === "number" ? metrics.sharpe : undefined,
+      matches: typeof scan?.match_count === "number" ? scan.match_count : undefined
     }
   }
 }
@@ -115,7 +127,9 @@ const readPhaseEvent = (m: JsMsg): { batch: string; key: string; state: PhaseSta
       ...(ids ? { scenarioIds: ids } : {}),
       ...(typeof d.batch_name === "string" ? { batchName: d.batch_name } : {}),
       ...(typeof d.output_root === "string" ? { outputRoot: d.output_root } : {}),
-      ...(typeof d.groups === "number" ? { groups: count(d.groups) } : {})
+      ...(typeof d.groups === "number" ? { groups: count(d.groups) } : {}),
+      ...(typeof d.kind === "string" ? { kind: d.kind } : {}),
+      ...(typeof d.formula === "string" ? { formula: d.formula.slice(0, 4_000) } : {})
     }
   }
 }
@@ -131,6 +145,7 @@ export const foldMessage = (folds: Map<string, BatchFold>, m: JsMsg, create: boo
       folds.set(r.batch, (f = newFold(r.batch)))
     }
     const cur = f.scenarios.get(r.scenario)
+    if (!cur) f.completedOrder.push(r.scenario)
     if (!cur || cur.seq < r.state.seq) {
       f.scenarios.set(r.scenario, r.state)
       f.dirty = true
@@ -161,8 +176,10 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
   let best: BatchRecord["best"] = undefined
   let coverageError: string | undefined
   let loadingFailures = 0
+  let matches = 0
   for (const [id, s] of f.scenarios) {
     counts[s.status]++
+    matches += s.matches ?? 0
     if (s.status === "failed" && s.phase === "loading") loadingFailures++
     if (s.status === "failed" && s.phase === "coverage" && coverageError === undefined) coverageError = s.reason
     if (s.sharpe !== undefined && (!best || s.sharpe > best.value || (s.sharpe === best.value && id < best.scenario_id)))
@@ -175,6 +192,7 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
   let batchName: string | undefined
   let outputRoot: string | undefined
   let sawSubmission = false
+  let scanFormula: string | undefined
   for (const p of f.phases.values()) {
     const c = (phases[p.phase] ??= { in: 0, pass: 0, skipped: 0, failed: 0 })
     c.in += p.counts.in
@@ -183,6 +201,7 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
     c.failed += p.counts.failed
     if (p.phase !== "submission") continue
     sawSubmission = true
+    if (p.kind === "scan") scanFormula = p.formula ?? scanFormula ?? ""
     if (p.scenarioIds) for (const id of p.scenarioIds) adhoc.add(id)
     else if (p.total !== undefined && p.total > batchTotal) {
       // a batch config (re)submitted: its expansion is the batch's set of scenarios
@@ -220,6 +239,17 @@ export const recordOf = (f: BatchFold, created: BatchRecord | undefined): BatchR
   }
   if (status === "done" || status === "failed") rec.finished_at = base.finished_at ?? now()
   else delete rec.finished_at
+  if (scanFormula !== undefined || base.kind === "scan") {
+    // a scanner job's summary: processed, errors (skipped or failed symbols), matches, total time
+    rec.kind = "scan"
+    rec.scan = {
+      formula: scanFormula ?? base.scan?.formula ?? "",
+      processed: done,
+      errors: counts.skipped + counts.failed,
+      matches,
+      ...(rec.finished_at !== undefined ? { total_ms: Math.max(0, Date.parse(rec.finished_at) - Date.parse(base.created_at)) } : {})
+    }
+  }
   return rec
 }
 
@@ -247,11 +277,58 @@ const writeRecord = (f: BatchFold) =>
       catch: (cause) => new BusError({ op: `kv put ${f.batchId}`, cause, transient: true })
     })
     const done = doneOf(rec)
-    yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${rec.status}:${rec.total}` })
-    if (isFinal(rec) && !(prev && isFinal(prev)))
-      yield* Effect.logInfo(`Phase 7: batch ${rec.status}: ${rec.counts.success} success, ${rec.counts.skipped} skipped, ${rec.counts.failed} failed`).pipe(
-        Effect.annotateLogs({ batch_id: f.batchId, phase: "summary", ...rec.counts, total: rec.total })
+    // de-duplicated by content (two reporters publish the same record once), phases included:
+    // a record whose phase counts moved while no result came is news too (`run --until`)
+    const content = createHash("sha256").update(JSON.stringify([rec.status, rec.total, rec.counts, rec.phases])).digest("hex").slice(0, 16)
+    yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${content}` })
+    if (isFinal(rec) && !(prev && isFinal(prev))) {
+      const scan = rec.scan
+      const line = scan
+        ? `Phase 7: scan ${rec.status}: ${scan.processed} processed, ${scan.errors} errors, ${scan.matches} matches in ${((scan.total_ms ?? 0) / 1000).toFixed(2)} s`
+        : `Phase 7: batch ${rec.status}: ${rec.counts.success} success, ${rec.counts.skipped} skipped, ${rec.counts.failed} failed`
+      yield* Effect.logInfo(line).pipe(
+        Effect.annotateLogs({
+          batch_id: f.batchId,
+          phase: "summary",
+          ...rec.counts,
+          total: rec.total,
+          ...(scan ? { processed: scan.processed, errors: scan.errors, matches: scan.matches, total_ms: scan.total_ms } : {})
+        })
       )
+    }
+  })
+
+/**
+ * A scanner job's progress: one event `tf.evt.<job>.job.progress` {completed, total, symbol} per
+ * finished symbol, in the order results reached the stream, so a job of 4 symbols says (1,4),
+ * (2,4), (3,4), (4,4) however results were batched. Ids are per step (`<job>:progress:<k>`): a
+ * rebuilt reporter or a second one republishes the same steps, stored once.
+ */
+const publishProgress = (f: BatchFold) =>
+  Effect.gen(function* () {
+    let kind: string | undefined
+    let total = 0
+    for (const p of f.phases.values()) if (p.phase === "submission" && p.kind === "scan") (kind = "scan"), (total = Math.max(total, p.total ?? 0))
+    if (kind !== "scan" || total === 0) return
+    while (f.progressSent < f.completedOrder.length) {
+      const k = f.progressSent + 1
+      const scenario = f.completedOrder[k - 1]
+      const state = f.scenarios.get(scenario)
+      yield* publishTrusted(
+        SUBJECT.event(f.batchId, "job", "progress"),
+        {
+          v: WIRE_VERSION,
+          batch_id: f.batchId,
+          subject_id: "job",
+          kind: "progress",
+          phase: "summary",
+          at: now(),
+          data: { completed: k, total, scenario_id: scenario, status: state?.status, ...(state?.matches !== undefined ? { matches: state.matches } : {}) }
+        },
+        { msgId: `${f.batchId}:progress:${k}` }
+      )
+      f.progressSent = k
+    }
   })
 
 /** Rebuild one batch's fold from everything the results stream holds for it. */
@@ -308,7 +385,7 @@ const handleChunk = (folds: Map<string, BatchFold>, chunk: ReadonlyArray<JsMsg>)
     yield* Effect.forEach(unknown, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
     const dirty = [...folds.values()].filter((f) => f.dirty)
     for (const f of dirty) f.dirty = false
-    yield* Effect.forEach(dirty, (f) => writeRecord(f).pipe(Effect.tapError(() => Effect.sync(() => (f.dirty = true)))), {
+    yield* Effect.forEach(dirty, (f) => Effect.zipRight(publishProgress(f), writeRecord(f)).pipe(Effect.tapError(() => Effect.sync(() => (f.dirty = true)))), {
       concurrency: 8,
       discard: true
     })
@@ -326,15 +403,16 @@ export const reporterActor = Effect.gen(function* () {
     // nothing new arrives (a batch that finished while no reporter ran).
     const live = Stream.mergeAll(
       [
-        follow("tf.res.>", { deliverNew: true }),
-        follow(SUBJECT.allPhaseEvents, { deliverNew: true }),
-        Stream.fromSchedule(Schedule.spaced(Duration.seconds(1))).pipe(Stream.as(undefined))
+        followBatches("tf.res.>", { deliverNew: true }),
+        followBatches(SUBJECT.allPhaseEvents, { deliverNew: true }),
+        Stream.fromSchedule(Schedule.spaced(Duration.seconds(1))).pipe(Stream.as([] as ReadonlyArray<JsMsg>))
       ],
       { concurrency: 3 }
     )
     yield* live.pipe(
       Stream.interruptWhen(Deferred.await(shutdown)),
-      Stream.groupedWithin(5_000, Duration.millis(100)),
+      // batches of messages (followBatches), gathered once more so a record is written at most every 100 ms
+      Stream.groupedWithin(64, Duration.millis(100)),
       Stream.mapEffect((c) =>
         Effect.gen(function* () {
           if (!started) {
@@ -344,8 +422,7 @@ export const reporterActor = Effect.gen(function* () {
             yield* Effect.forEach(open, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
             started = true
           }
-          const msgs = Chunk.toReadonlyArray(c).filter((m): m is JsMsg => m !== undefined)
-          yield* handleChunk(folds, msgs)
+          yield* handleChunk(folds, Chunk.toReadonlyArray(c).flat())
         })
       ),
       Stream.runDrain

@@ -7,7 +7,8 @@
  * Then the result cache: a scenario whose result key (result-key.ts) has a stored result is
  * answered from it here — no load, no engine — unless the submission said `cache: false`.
  */
-import { Effect } from "effect"
+import { Effect, type Either } from "effect"
+import type { StrategyDefinition } from "../engine/index.js"
 import { StrategyStore } from "../strategies-store.js"
 import { checkRequirements } from "./checks.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
@@ -37,9 +38,12 @@ export const requirementsActor = groupActor({
       const started = yield* phaseStart("requirements", group)
       const passed: GroupItem[] = []
       const skipped = []
+      // a sweep names one strategy: resolved once per group, not once per scenario
+      const resolved = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
       for (const item of group.items) {
         const s = item.scenario
-        const def = yield* Effect.either(strategies.load(s.strategy))
+        let def = resolved.get(s.strategy)
+        if (def === undefined) resolved.set(s.strategy, (def = yield* Effect.either(strategies.load(s.strategy))))
         if (def._tag === "Left") {
           const cause = (def.left as { error?: unknown }).error ?? def.left
           skipped.push(stoppedResult(s, "skipped", "requirements", `strategy: ${(cause as Error).message ?? String(cause)}`))

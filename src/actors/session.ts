@@ -23,7 +23,7 @@
  * Only the holder subscribes to the command subjects and writes session state.
  */
 import { createHash, randomBytes } from "node:crypto"
-import { Deferred, Effect, Fiber, Runtime } from "effect"
+import { Deferred, Duration, Effect, Fiber, Runtime, Stream } from "effect"
 import type { Msg, Subscription } from "@nats-io/transport-node"
 import type { KV } from "@nats-io/kv"
 import { checkQuality, coverageFor, type CoverageReport } from "../data/index.js"
@@ -54,6 +54,8 @@ import { ActorSettings, Shutdown } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { ensureSliceFor } from "./loader.js"
 import { fetchSlice } from "./slices.js"
+import type { ActorMetrics, CoverageIndex, SliceCache } from "./process-state.js"
+import { follow } from "../streams/follow.js"
 
 const now = () => new Date().toISOString()
 const hash = (s: string, n: number) => createHash("sha256").update(s).digest("hex").slice(0, n)
@@ -184,6 +186,8 @@ interface Ctx {
   readonly kv: KV
   readonly sessions: Map<string, SessionState>
   readonly locks: Map<string, Effect.Semaphore>
+  /** follow a session's results (once per session while this process owns it): see watchRuns */
+  readonly watch: (s: SessionState) => void
 }
 
 const stateKey = (id: string) => `s.${id}`
@@ -413,6 +417,7 @@ const startSession = (ctx: Ctx, raw: unknown, subjectId: string) =>
     if (!(yield* kvCreate(ctx.kv, stateKey(id), state).pipe(Effect.mapError((e) => new CommandError(e.message)))))
       return yield* Effect.fail(new CommandError(`session ${id} already exists; choose a new session_id`))
     ctx.sessions.set(id, state)
+    ctx.watch(state)
     yield* event(state, "started", { session_name: cfg.session_name, symbols: cfg.symbols, freqs: cfg.freqs, strategies: cfg.strategies.length })
     yield* Effect.logInfo("session started").pipe(Effect.annotateLogs({ session_id: id, symbols: cfg.symbols.length }))
     const additions = []
@@ -452,6 +457,94 @@ const handleCommand = (ctx: Ctx, sessionId: string, raw: unknown) =>
           source: cmd.source ?? (cmd.adhoc ? "adhoc" : "config")
         })
     }
+  })
+
+// ---------- runs: a symbol whose every run ended without success has failed ----------
+
+/** What the session knows of one run from its result on `tf.res.<session>.<scenario>`. */
+interface RunOutcome {
+  readonly status: string
+  readonly phase: string | undefined
+  readonly reason: string | undefined
+}
+
+/**
+ * Symbols whose submitted runs have all ended and none succeeded (they failed in execution, or
+ * were skipped or failed by a phase) go from `active` to `failed`, with the first failure's phase
+ * and reason; then the session ends if every symbol has failed. Returns true when it changed
+ * the state.
+ */
+export const judgeRuns = (s: SessionState, outcomes: ReadonlyMap<string, RunOutcome>, idsOf: (symbol: SessionSymbol) => ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    let changed = false
+    for (const sym of Object.values(s.symbols)) {
+      if (sym.status !== "active" || sym.adhoc || sym.scenarios === 0) continue
+      const ids = idsOf(sym)
+      if (ids.length === 0) continue
+      const ended = ids.map((id) => outcomes.get(id))
+      if (ended.some((o) => o === undefined || o.status === "success")) continue
+      const first = (ended.find((o) => o!.status === "failed") ?? ended[0])!
+      const reason = `every run of ${sym.symbol} ended without success (${ids.length} runs); first failure in ${first.phase ?? "execution"}: ${first.reason ?? first.status}`.slice(0, 1000)
+      sym.status = "failed"
+      sym.reason = reason
+      changed = true
+      yield* event(s, "symbol_failed", { symbol: sym.symbol, reason, phase: first.phase ?? "execution", runs: ids.length })
+      yield* Effect.logWarning(`session symbol failed: ${reason}`).pipe(Effect.annotateLogs({ session_id: s.session_id, symbol: sym.symbol }))
+    }
+    if (changed) yield* checkAllFailed(s)
+    return changed
+  })
+
+/**
+ * Follows a session's results (replayed from the start, so a successor sees what happened
+ * before it took over) and judges its symbols after each burst of results, under the
+ * session's lock like any command.
+ */
+const watchRuns = (c: Ctx, sessionId: string) =>
+  Effect.gen(function* () {
+    const outcomes = new Map<string, RunOutcome>()
+    const idCache = new Map<string, ReadonlyArray<string>>()
+    const idsOf = (s: SessionState) => (sym: SessionSymbol) => {
+      const k = `${sym.symbol}|${sym.intervals.join(",")}`
+      let ids = idCache.get(k)
+      if (!ids) {
+        ids = sym.intervals.flatMap((f) => {
+          try {
+            return scenariosFor(s, sym.symbol, f).map((x) => x.scenario_id)
+          } catch {
+            return []
+          }
+        })
+        idCache.set(k, ids)
+      }
+      return ids
+    }
+    yield* follow(SUBJECT.resultsOf(sessionId)).pipe(
+      Stream.groupedWithin(1_000, Duration.millis(200)),
+      Stream.runForEach((chunk) =>
+        Effect.gen(function* () {
+          for (const m of chunk) {
+            try {
+              const r = m.json<{ scenario_id?: unknown; status?: unknown; phase?: unknown; reason?: unknown }>()
+              if (typeof r.scenario_id !== "string" || typeof r.status !== "string") continue
+              outcomes.set(r.scenario_id, {
+                status: r.status,
+                phase: typeof r.phase === "string" ? r.phase : undefined,
+                reason: typeof r.reason === "string" ? r.reason.slice(0, 500) : undefined
+              })
+            } catch {
+              // not JSON: not a result this session can read
+            }
+          }
+          const s = c.sessions.get(sessionId)
+          const lock = c.locks.get(sessionId)
+          if (!s || !lock || s.status !== "running") return
+          yield* lock.withPermits(1)(
+            judgeRuns(s, outcomes, idsOf(s)).pipe(Effect.flatMap((changed) => (changed ? save(c, s) : Effect.void)))
+          )
+        })
+      )
+    )
   })
 
 /** Resume what a predecessor left half-done: symbols still `provisioning` go through again. */
@@ -505,11 +598,25 @@ export const sessionActor = Effect.gen(function* () {
   const bus = yield* Bus
   const { nc } = yield* Nats
   const shutdown = yield* Shutdown
-  const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore>()
+  const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore | SliceCache | ActorMetrics | CoverageIndex>()
   const kv = bus.sessions
   const leaseMs = settings.sessionLeaseMs
   let mine: Lease | undefined
   let subs: Subscription[] = []
+  /** one results follower per session while this process owns the sessions */
+  const watchers = new Map<string, Fiber.RuntimeFiber<void, never>>()
+  const watch = (c: Ctx) => (s: SessionState) => {
+    if (watchers.has(s.session_id)) return
+    watchers.set(
+      s.session_id,
+      Runtime.runFork(runtime)(
+        watchRuns(c, s.session_id).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("session results follower stopped", cause)),
+          Effect.annotateLogs({ actor: "session", session_id: s.session_id })
+        )
+      )
+    )
+  }
 
   const reply = (m: Msg, body: unknown) => {
     if (m.reply) m.respond(encoder.encode(JSON.stringify(body)))
@@ -544,7 +651,7 @@ export const sessionActor = Effect.gen(function* () {
   const becomeOwner = (lease: Lease) =>
     Effect.gen(function* () {
       mine = lease
-      const c: Ctx = { kv, sessions: new Map(), locks: new Map() }
+      const c: Ctx = { kv, sessions: new Map(), locks: new Map(), watch: (s) => watch(c)(s) }
       for (const s of yield* loadSessions(c)) c.sessions.set(s.session_id, s)
       subs = [
         nc.subscribe(SUBJECT.sessionCmds, {
@@ -568,6 +675,7 @@ export const sessionActor = Effect.gen(function* () {
         c.locks.set(s.session_id, lock)
         yield* event(s, "owner_changed", { epoch: lease.epoch, instance: settings.instance })
         yield* Effect.forkDaemon(lock.withPermits(1)(resume(c, s)))
+        c.watch(s)
       }
     })
 
@@ -575,6 +683,8 @@ export const sessionActor = Effect.gen(function* () {
     Effect.gen(function* () {
       for (const s of subs) s.unsubscribe()
       subs = []
+      for (const f of watchers.values()) yield* Fiber.interrupt(f)
+      watchers.clear()
       if (mine) {
         const log = graceful ? Effect.logInfo(`session ownership handed back: ${why}`) : Effect.logWarning(`session ownership given up: ${why}`)
         yield* log.pipe(Effect.annotateLogs({ epoch: mine.epoch }))

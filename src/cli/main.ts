@@ -322,6 +322,25 @@ program
       )
   })
 
+program
+  .command("scan")
+  .description("scan symbols with a formula over candles through the pipeline; prints the matching candles (exit 1 if a symbol failed, 2 if the input is invalid); embedded system unless NATS_URL")
+  .option("--symbols <list>", "symbols, comma-separated (A,B,C)")
+  .option("--universe <file>", "universe file: one symbol per line, or CSV with the symbol first")
+  .option("--all", "every symbol the actors' catalog holds at --freq", false)
+  .requiredOption("--freq <freq>", "bar interval: tick, 1min, 5min, 1h, 1d")
+  .requiredOption("--start <date>", "first day (YYYY-MM-DD)")
+  .requiredOption("--end <date>", "last day (YYYY-MM-DD)")
+  .requiredOption("--formula <formula>", "condition over candles, e.g. 'close > sma(close, 50) and rsi(close, 14) < 30'")
+  .option("--json", "print a JSON array: one object per symbol (symbol, status, matches or error)", false)
+  .option("--add-to <session>", "send the matching symbols to a running session as scanner additions (needs NATS_URL)")
+  .option("--data-root <dir>", "catalog root of the embedded system (default $TICKFLOW_DATA_ROOT, .tickflow/data)")
+  .option("--job-id <id>", "job id (default scan-<utc stamp>-<hash>)")
+  .action(async (o: { symbols?: string; universe?: string; all: boolean; freq: string; start: string; end: string; formula: string; json: boolean; addTo?: string; dataRoot?: string; jobId?: string }) => {
+    const { runScanCommand } = await import("./scan.js")
+    await runScanCommand(o)
+  })
+
 const strategyCommand = program.command("strategy").description("user strategy modules in the strategy store (tf_strategies)")
 strategyCommand
   .command("publish")

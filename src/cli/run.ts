@@ -19,7 +19,7 @@ import { universeFileReader } from "../actors/coordinator.js"
 import { ConfigError, expandBatch, makeBatchId, parseBatchConfig, parseBatchText, type BatchConfig, type Scenario } from "../schemas/batch.js"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { BatchRecord, ScenarioResult, type MetricName } from "../schemas/results.js"
-import { Bus, kvGet, publishRaw } from "../streams/bus.js"
+import { publishRaw } from "../streams/bus.js"
 import { NatsSettings } from "../streams/connection.js"
 import { followDecoded } from "../streams/follow.js"
 import { SUBJECT } from "../streams/topology.js"
@@ -283,7 +283,6 @@ export const runBatch = (opts: RunOptions) =>
       const actors = ACTOR_NAMES.filter((a) => wanted.has(a) && (inProcessExecutor || a !== "executor"))
       const outcome = yield* Effect.gen(function* () {
         const settings = yield* NatsSettings
-        const bus = yield* Bus
         const running = yield* RunningActors
         if (!inProcessExecutor && !untilPhase) yield* spawnExecutors(opts.maxWorkers, settings, dataRoot)
         const total = todo.length
@@ -349,10 +348,20 @@ export const runBatch = (opts: RunOptions) =>
         yield* Effect.logInfo(`batch ${busBatchId} submitted: ${total} scenarios`).pipe(
           Effect.annotateLogs({ batch_id: busBatchId, nats: settings.servers, executors: inProcessExecutor ? "in-process" : opts.maxWorkers })
         )
+        // The record as the reporter publishes it on tf.evt.<batch>.batch (the latest first, then
+        // each change): progress is followed, not polled from KV.
+        const latest = yield* Ref.make<BatchRecord | undefined>(undefined)
+        const recordFollower = yield* Effect.fork(
+          followDecoded(SUBJECT.batchEvent(busBatchId), BatchRecord, { lastPerSubject: true }).pipe(
+            Stream.runForEach((rec) => Ref.set(latest, rec)),
+            Effect.catchAll((e) => Effect.logWarning("lost the batch events; progress stops updating until the batch ends", e))
+          )
+        )
         const finished = yield* Effect.gen(function* () {
           let lastLog = 0
+          let lastRejectionCheck = 0
           for (;;) {
-            const rec = (yield* kvGet(bus.batches, busBatchId, BatchRecord))?.value
+            const rec = yield* Ref.get(latest)
             const n = yield* Ref.get(received)
             const { text, current } = phaseLine(rec, phases)
             const elapsed = Date.now() - started
@@ -363,8 +372,12 @@ export const runBatch = (opts: RunOptions) =>
               console.error(`progress: ${n}/${total} runs (${counts.success} ok, ${counts.skipped} skipped, ${counts.failed} failed) | phase ${current} | ${text} | ${eta}`)
             }
             if (rec && (rec.status === "done" || rec.status === "failed")) return rec
-            const refused = rec ? undefined : yield* rejectionOf(rejections, ack.seq)
-            if (refused) return yield* Effect.fail(new ConfigError([refused.reason], `batch ${busBatchId}`))
+            // until the batch has a record, its submission may have been refused (answered by sequence)
+            if (!rec && Date.now() - lastRejectionCheck > 1_000) {
+              lastRejectionCheck = Date.now()
+              const refused = yield* rejectionOf(rejections, ack.seq)
+              if (refused) return yield* Effect.fail(new ConfigError([refused.reason], `batch ${busBatchId}`))
+            }
             if (untilPhase && rec) {
               const passed = rec.phases[untilPhase]?.pass ?? 0
               if (n + passed >= total) return rec
@@ -384,6 +397,7 @@ export const runBatch = (opts: RunOptions) =>
           bar?.stop()
         }
         yield* Fiber.interrupt(follower)
+        yield* Fiber.interrupt(recordFollower)
         yield* Queue.offer(writes, null)
         yield* Fiber.join(writer)
         yield* running.stopGracefully(10_000)

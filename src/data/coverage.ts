@@ -32,7 +32,15 @@ export interface CoverageOptions {
   readonly symbols?: ReadonlyArray<string>
   /** a stretch without rows longer than this many calendar days is a gap (default 4) */
   readonly gapDays?: number
+  /**
+   * the caller's in-memory copy of the on-disk file summaries, by root: a long-running process
+   * re-reads only the file list (to see changes), not the cache file (MBs for a tick catalog)
+   */
+  readonly memory?: CoverageMemory
 }
+
+/** File summaries of catalog roots kept by a process between builds (see CoverageOptions.memory). */
+export type CoverageMemory = Map<string, CacheFile>
 
 /** A stretch of rows with no gap inside that coverage can see. */
 interface Segment {
@@ -51,7 +59,7 @@ interface FileSummary {
   readonly segments: ReadonlyArray<Segment>
 }
 
-interface CacheFile {
+export interface CacheFile {
   readonly version: number
   readonly files: Record<string, { size: number; mtimeMs: number; summary: FileSummary }>
 }
@@ -194,7 +202,7 @@ export const buildCoverageAsync = async (root: string, opts: CoverageOptions = {
   // ticks are listed even when not asked for, to report bar frequencies derivable from them
   const listFreqs = wantedFreqs.includes("tick") ? wantedFreqs : [...wantedFreqs, "tick" as const]
   const files = await listCatalogFiles(root, { freqs: listFreqs, ...(opts.symbols ? { symbols: opts.symbols } : {}) })
-  const cache = await readCache(root)
+  const cache = opts.memory?.get(root) ?? (await readCache(root))
   const nextCache: CacheFile = { version: CACHE_VERSION, files: { ...cache.files } }
   let changed = false
   const summaries = new Map<CatalogFile, FileSummary>()
@@ -225,6 +233,7 @@ export const buildCoverageAsync = async (root: string, opts: CoverageOptions = {
     }
   }
   if (changed) await writeCache(root, nextCache)
+  opts.memory?.set(root, nextCache)
 
   const groups = new Map<string, { symbol: string; freq: Freq; summaries: FileSummary[] }>()
   const problems: CatalogProblem[] = []

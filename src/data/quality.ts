@@ -28,13 +28,20 @@ export const defaultMaxGapMinutes = (series: PriceSeries): number => Math.max(30
 
 const iso = (ms: number): string | null => (Number.isFinite(ms) ? msToIso(ms) : null)
 
-export const checkQuality = (series: PriceSeries, opts: QualityOptions): QualityFinding[] => {
+export const checkQuality = (series: PriceSeries, opts: QualityOptions): QualityFinding[] => qualityFindingsFor(series, opts)(opts.warmupBarsRequired)
+
+/**
+ * The findings of one series for any warm-up need: the scans over the rows run once, here; the
+ * returned function adds the warm-up check (one comparison) in its place. A sweep's scenarios
+ * differ in warm-up only, so the quality phase scans each slice once, not once per warm-up.
+ */
+export const qualityFindingsFor = (series: PriceSeries, opts: Omit<QualityOptions, "warmupBarsRequired">): ((warmupBarsRequired: number) => QualityFinding[]) => {
   const findings: QualityFinding[] = []
   const { symbol, ts } = series
   const n = ts.length
   if (n === 0) {
     findings.push({ severity: "error", code: "empty", symbol, time: null, value: 0, message: `${symbol}: no ${series.freq} rows in the requested range` })
-    return findings
+    return () => findings
   }
   const gapSeverity = opts.strict ? "error" : "warning"
 
@@ -148,17 +155,20 @@ export const checkQuality = (series: PriceSeries, opts: QualityOptions): Quality
     }
   }
 
-  // warmup
-  if (series.startIndex < opts.warmupBarsRequired) {
-    findings.push({
-      severity: "warning",
-      code: "insufficient_warmup",
-      symbol,
-      time: iso(ts[Math.min(series.startIndex, n - 1)]),
-      value: series.startIndex,
-      message: `${symbol}: ${series.startIndex} warmup bars before the start ${iso(ts[Math.min(series.startIndex, n - 1)])}, ${opts.warmupBarsRequired} required; indicators start cold (move the start later or import earlier data)`
-    })
-  }
+  const head = findings.splice(0, findings.length)
+  const warmupFinding = (required: number): QualityFinding[] =>
+    series.startIndex < required
+      ? [
+          {
+            severity: "warning",
+            code: "insufficient_warmup",
+            symbol,
+            time: iso(ts[Math.min(series.startIndex, n - 1)]),
+            value: series.startIndex,
+            message: `${symbol}: ${series.startIndex} warmup bars before the start ${iso(ts[Math.min(series.startIndex, n - 1)])}, ${required} required; indicators start cold (move the start later or import earlier data)`
+          }
+        ]
+      : []
 
   // gaps
   const gaps: QualityFinding[] = []
@@ -206,7 +216,10 @@ export const checkQuality = (series: PriceSeries, opts: QualityOptions): Quality
     gaps[gaps.length - 1] = { ...last, message: `${last.message} (and ${gapCount - gaps.length} more gaps)` }
   }
   findings.push(...gaps)
-  return findings
+  return (required) => {
+    const warm = warmupFinding(required)
+    return warm.length === 0 && findings.length === 0 ? head : [...head, ...warm, ...findings]
+  }
 }
 
 /** True when no finding is an error. */

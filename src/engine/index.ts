@@ -28,14 +28,19 @@ export {
   parseFormula,
   evaluateFormula,
   scanSeries,
+  scanWithValues,
+  formulaTerms,
+  formulaText,
   processBatch,
   type Formula,
   type ScanJob,
   type ScanMatch,
   type SymbolScanResult,
   type ScanSummary,
-  type ScanBatchResult
+  type ScanBatchResult,
+  type ScanValues
 } from "./scanner.js"
+export { SCAN_STRATEGY, formulaProblem } from "./strategies/scan.js"
 
 /** Bumped whenever a change can alter metrics for the same scenario and data. */
 export const ENGINE_VERSION = "2.0.0"

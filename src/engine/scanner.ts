@@ -619,6 +619,91 @@ export const scanSeries = (formula: Formula | string, series: PriceSeries): Scan
   return matches
 }
 
+// ------------------------------------------------------------------------ matches with values
+
+/** A node written back as formula text (normalised spacing), to label the values a match used. */
+export const formulaText = (node: FormulaNode): string => {
+  switch (node.kind) {
+    case "number":
+      return String(node.value)
+    case "column":
+      return node.name
+    case "negate":
+      return `-${wrap(node.operand)}`
+    case "not":
+      return `not ${wrap(node.operand)}`
+    case "binary":
+      return `${wrap(node.left)} ${node.op} ${wrap(node.right)}`
+    case "call":
+      return `${node.fn}(${[...node.args.map(formulaText), ...(FUNCTIONS[node.fn].window ? [String(node.window)] : [])].join(", ")})`
+  }
+}
+const wrap = (node: FormulaNode): string => (node.kind === "binary" ? `(${formulaText(node)})` : formulaText(node))
+
+/**
+ * The numbers the formula compares: both sides of every comparison and the arguments of
+ * crossover/crossunder (literals left out), distinct by text, `close` first. These are "the
+ * values the formula used" that a match reports.
+ */
+export const formulaTerms = (formula: Formula): ReadonlyArray<{ readonly label: string; readonly node: FormulaNode }> => {
+  const out = new Map<string, FormulaNode>([["close", { kind: "column", name: "close", column: 0 }]])
+  const operand = (n: FormulaNode) => {
+    if (n.kind !== "number") out.set(formulaText(n), n)
+  }
+  const walk = (n: FormulaNode): void => {
+    if (n.kind === "not") walk(n.operand)
+    else if (n.kind === "binary") {
+      if (n.op === "and" || n.op === "or") {
+        walk(n.left)
+        walk(n.right)
+      } else if (isComparison(n.op)) {
+        operand(n.left)
+        operand(n.right)
+      }
+    } else if (n.kind === "call" && (n.fn === "crossover" || n.fn === "crossunder")) n.args.forEach(operand)
+    else if (n.kind === "call" && n.fn === "prev") walk(n.args[0])
+  }
+  walk(formula.root)
+  return [...out].map(([label, node]) => ({ label, node }))
+}
+
+export interface ScanValueMatch {
+  readonly ts: number
+  /** each term of formulaTerms by its text; null where it is not defined (NaN) */
+  readonly values: Record<string, number | null>
+}
+
+export interface ScanValues {
+  /** the first `maxMatches` matching rows, in time order */
+  readonly matches: ScanValueMatch[]
+  /** every matching row, also those beyond maxMatches */
+  readonly matchCount: number
+  readonly truncated: boolean
+}
+
+/**
+ * Rows from series.startIndex on where the condition holds, each with the values the formula
+ * compared on that row. At most `maxMatches` are returned (matchCount counts them all), so a
+ * result stays small whatever the formula.
+ */
+export const scanWithValues = (formula: Formula, series: PriceSeries, maxMatches: number): ScanValues => {
+  const condition = evaluateNode(formula.root, series)
+  const rows: number[] = []
+  let matchCount = 0
+  for (let i = Math.max(0, series.startIndex); i < condition.length; i++) {
+    if (condition[i] !== 1) continue
+    if (matchCount < maxMatches) rows.push(i)
+    matchCount++
+  }
+  const terms = rows.length === 0 ? [] : formulaTerms(formula).map((t) => ({ label: t.label, values: evaluateNode(t.node, series) }))
+  const matches = rows.map((i) => {
+    const values: Record<string, number | null> = {}
+    for (const t of terms) values[t.label] = Number.isFinite(t.values[i]) ? t.values[i] : null
+    return { ts: series.ts[i], values }
+  })
+  return { matches, matchCount, truncated: matchCount > maxMatches }
+}
+
 // ------------------------------------------------------------------------------------ batches
 
 export interface ScanJob {

@@ -63,7 +63,7 @@ const cut = (s: PriceSeries, from: number, to: number, startIndex: number): Pric
 }
 
 /** Cuts every series to the scenario's window (see the file comment). */
-export const scenarioWindow = (scn: EngineScenario, series: ReadonlyArray<PriceSeries>): RunWindow => {
+export const scenarioWindow = (scn: Pick<EngineScenario, "warmupBars" | "startMs" | "endMs">, series: ReadonlyArray<PriceSeries>): RunWindow => {
   const warmup = scn.warmupBars
   if (warmup !== undefined && !(Number.isInteger(warmup) && warmup >= 0)) {
     throw new EngineRunError(`warmupBars ${warmup} must be a non-negative integer (the strategy's calculateRequirements().warmupBars)`)

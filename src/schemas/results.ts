@@ -93,9 +93,24 @@ export const ScenarioResult = z.object({
   executor: z.string().optional(),
   attempt: z.number().int().min(1).optional(),
   timings: z.object({ exec_ms: z.number().optional(), load_ms: z.number().optional() }).default({}),
+  /** a scan job's symbol: the matching candles with the values the formula used */
+  scan: z
+    .object({
+      symbol: z.string(),
+      formula: z.string(),
+      /** every matching row from start_date to end_date */
+      match_count: z.number().int().min(0),
+      /** the first MAX_SCAN_MATCHES of them (true when more matched) */
+      truncated: z.boolean(),
+      matches: z.array(z.object({ ts: z.number(), time: z.string(), values: z.record(z.string(), z.number().nullable()) })),
+      rows: z.number().int().min(0)
+    })
+    .optional(),
   finished_at: z.string()
 })
 export type ScenarioResult = z.infer<typeof ScenarioResult>
+/** Matches one scan result carries at most (match_count counts them all): results stay small. */
+export const MAX_SCAN_MATCHES = 1_000
 
 export const EventKind = z.enum(["started", "progress", "equity", "phase_start", "phase_result", "log"])
 /** Telemetry on `tf.evt.<batch>.<scenario-or-group>.<kind>`. */
@@ -134,7 +149,19 @@ export const BatchRecord = z.object({
   finished_at: z.string().optional(),
   /** batch-level failure (index unreadable, no scenario loadable) */
   error: z.string().optional(),
-  best: z.object({ scenario_id: z.string(), metric: z.string(), value: z.number() }).optional()
+  best: z.object({ scenario_id: z.string(), metric: z.string(), value: z.number() }).optional(),
+  /** `scan` for a scanner job (one scenario per symbol); absent for backtest batches */
+  kind: z.enum(["batch", "scan"]).optional(),
+  /** a scanner job's summary: symbols processed, errors (failed or skipped), matching rows, time from acceptance to the last result */
+  scan: z
+    .object({
+      formula: z.string(),
+      processed: z.number().int().min(0),
+      errors: z.number().int().min(0),
+      matches: z.number().int().min(0),
+      total_ms: z.number().min(0).optional()
+    })
+    .optional()
 })
 export type BatchRecord = z.infer<typeof BatchRecord>
 

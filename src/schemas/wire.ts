@@ -1,6 +1,6 @@
 /** Messages on the pipeline stream `TF_PIPELINE`: submissions and scenario groups. */
 import { z } from "zod"
-import { Costs, Freq, IsoDate, WIRE_VERSION } from "./common.js"
+import { Costs, Freq, IsoDate, Symbol, WIRE_VERSION } from "./common.js"
 import { Id, Scenario } from "./batch.js"
 
 /** `tf.submit`: a whole batch config, or one scenario (a foreign client's JSON; `kind` optional). */
@@ -23,9 +23,28 @@ export const SubmitScenario = Scenario.extend({
   scenario_id: Id.optional(),
   owner_token: OwnerToken.optional()
 })
+/**
+ * A scanner job: a formula over the candles of every symbol (a list, or `all` symbols the actors'
+ * catalog holds at `freq`). Expanded by the coordinator into one scenario per symbol with
+ * strategy `scan` (scenario id = the symbol, dots as '_'), batch id = `job_id`.
+ */
+export const SubmitScan = z.strictObject({
+  v: z.literal(WIRE_VERSION).default(WIRE_VERSION),
+  kind: z.literal("scan"),
+  job_id: Id.optional(),
+  symbols: z.union([z.array(Symbol).min(1, { error: 'is empty; list at least one symbol, or send "all"' }), z.literal("all")], {
+    error: (i) => `${JSON.stringify(i.input)?.slice(0, 80)} is not a symbol list; send a non-empty list of symbols or "all"`
+  }),
+  freq: Freq,
+  start_date: IsoDate,
+  end_date: IsoDate,
+  /** parsed and type-checked by the coordinator before anything is loaded */
+  formula: z.string().min(1).max(4_000)
+})
+export type SubmitScan = z.infer<typeof SubmitScan>
 export const SubmitMessage = z.preprocess(
   (raw) => (raw && typeof raw === "object" && !("kind" in raw) ? { ...raw, kind: "scenario" } : raw),
-  z.discriminatedUnion("kind", [SubmitBatch, SubmitScenario])
+  z.discriminatedUnion("kind", [SubmitBatch, SubmitScenario, SubmitScan])
 )
 export type SubmitMessage = z.infer<typeof SubmitMessage>
 
@@ -122,6 +141,11 @@ export const GroupBase = z.strictObject({
 export const GroupItemWire = z.strictObject({
   id: Id,
   ...ItemFields,
+  /**
+   * the scenario's own symbols when they differ from the slice's: a scan group's slice holds
+   * every symbol of the group, each item (one symbol's scan) reads only its own
+   */
+  universe: z.array(z.string()).min(1).optional(),
   /** resolved parameters (requirements) */
   resolved: z.record(z.string(), z.unknown()).optional(),
   warmup_bars: z.number().int().min(0).optional(),
@@ -168,6 +192,7 @@ export const encodeGroup = (g: GroupMessage): GroupWire => {
     const s = it.scenario
     const out: Record<string, unknown> = { id: s.scenario_id }
     for (const k of VARYING) if (s[k] !== undefined && !sameJson(s[k], base[k])) out[k] = s[k]
+    if (!sameJson(s.universe, g.slice.universe)) out.universe = s.universe
     if (it.params !== undefined) out.resolved = it.params
     if (it.warmup_bars !== undefined) out.warmup_bars = it.warmup_bars
     if (it.warnings.length > 0) out.warnings = it.warnings
@@ -205,7 +230,7 @@ export const decodeGroup = (w: GroupWire): GroupMessage => ({
       freq: w.slice.freq,
       start_date: w.slice.start_date,
       end_date: w.slice.end_date,
-      universe: w.slice.universe,
+      universe: it.universe ?? w.slice.universe,
       start_capital: it.start_capital ?? w.base.start_capital,
       costs: it.costs ?? w.base.costs,
       batch_seed: it.batch_seed ?? w.base.batch_seed,

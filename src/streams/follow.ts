@@ -51,8 +51,56 @@ export const follow = (filter: string, opts: { stream?: string; lastPerSubject?:
     })
   )
 
+/**
+ * Replay then follow, handed over in batches: the consumer runs in callback mode and collects
+ * messages in a plain array, and the Stream emits that array every `everyMs` (when not empty).
+ * One Effect step per batch instead of several per message: a reporter folding 10,000 results a
+ * few seconds apart spent most of its CPU in per-message Stream machinery (bench/pipeline.ts).
+ */
+export const followBatches = (
+  filter: string,
+  opts: { stream?: string; lastPerSubject?: boolean; deliverNew?: boolean; everyMs?: number } = {}
+): Stream.Stream<ReadonlyArray<JsMsg>, BusError, Nats> =>
+  Stream.asyncScoped<ReadonlyArray<JsMsg>, BusError, Nats>((emit) =>
+    Effect.gen(function* () {
+      const { js } = yield* Nats
+      const op = `follow ${filter}`
+      const consumer = yield* Effect.tryPromise({
+        try: () =>
+          js.consumers.get(opts.stream ?? STREAM.results, {
+            filter_subjects: filter,
+            deliver_policy: opts.deliverNew ? DeliverPolicy.New : opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
+          }),
+        catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
+      })
+      let inbox: JsMsg[] = []
+      const messages = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => consumer.consume({ max_messages: 1_000, expires: CONSUME_EXPIRES_MS, callback: (m) => void inbox.push(m) }),
+          catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
+        }),
+        (m) => Effect.sync(() => m.stop())
+      )
+      const timer = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          setInterval(() => {
+            if (inbox.length === 0) return
+            const batch = inbox
+            inbox = []
+            void emit.single(batch)
+          }, opts.everyMs ?? 50)
+        ),
+        (t) => Effect.sync(() => clearInterval(t))
+      )
+      void timer
+      // An ordered consumer recreates itself after a hiccup; when it gives up, the Stream fails
+      // and its owner restarts it (replaying from where it stands is the owner's business).
+      void messages.closed().then((err) => void (err ? emit.fail(new BusError({ op, cause: err, transient: true })) : emit.end()))
+    })
+  )
+
 /** Follow and decode; messages that do not match the schema are dropped (and counted). */
-export const followDecoded = <S extends z.ZodType>(filter: string, schema: S, opts: { stream?: string } = {}) =>
+export const followDecoded = <S extends z.ZodType>(filter: string, schema: S, opts: { stream?: string; lastPerSubject?: boolean } = {}) =>
   follow(filter, opts).pipe(
     Stream.filterMap((m) => {
       const d = decodeMessage(schema, m.subject, m.data)

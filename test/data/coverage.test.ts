@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { utimes } from "node:fs/promises"
+import { rm, stat, utimes } from "node:fs/promises"
 import { join } from "node:path"
-import { buildCoverage, coverageFor, footerCounters, generateCatalog, catalogRelPath } from "../../src/data/index.js"
+import { buildCoverage, coverageFor, footerCounters, generateCatalog, catalogRelPath, type CoverageMemory } from "../../src/data/index.js"
+import { COVERAGE_CACHE_FILE } from "../../src/data/layout.js"
 import { isWeekday, isoToDay, dayToIso } from "../../src/data/time.js"
 import { cleanupTempDirs, run, tempDir } from "./helpers.js"
 
@@ -40,6 +41,20 @@ describe("buildCoverage", () => {
     expect(bbb.gaps).toEqual([])
     expect(bbb.days).toBe(weekdays("2019-11-01", "2021-03-31").length)
     expect(report.dataVersion).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it("with a process's memory, a rebuild of an unchanged catalog reads neither the cache file nor a footer", async () => {
+    const memory: CoverageMemory = new Map()
+    const first = await run(buildCoverage(root, { memory }))
+    // the file is gone: a build without memory would summarise every file again and rewrite it
+    await rm(join(root, COVERAGE_CACHE_FILE), { force: true })
+    const again = await run(buildCoverage(root, { memory }))
+    expect(again.entries).toEqual(first.entries)
+    expect(again.dataVersion).toBe(first.dataVersion)
+    await expect(stat(join(root, COVERAGE_CACHE_FILE))).rejects.toThrow()
+    // without memory the cache file is written again
+    await run(buildCoverage(root))
+    expect((await stat(join(root, COVERAGE_CACHE_FILE))).size).toBeGreaterThan(0)
   })
 
   it("reports ticks per day file, their gap, and bar frequencies derivable from them", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { checkQuality, qualityPasses, type QualityFinding } from "../../src/data/index.js"
+import { checkQuality, qualityFindingsFor, qualityPasses, type QualityFinding } from "../../src/data/index.js"
 import type { PriceSeries } from "../../src/engine/types.js"
 import type { Freq } from "../../src/schemas/common.js"
 
@@ -54,6 +54,20 @@ describe("checkQuality", () => {
     const f = only(checkQuality(series("1min", minutes(100), undefined, { startIndex: 20 }), { strict: true, warmupBarsRequired: 50 }), "insufficient_warmup")
     expect(f[0]).toMatchObject({ severity: "warning", value: 20, time: "2021-03-01T14:50:00.000Z" })
     expect(f[0].message).toContain("50 required")
+  })
+
+  it("one scan answers every warm-up: the warm-up finding in its place, between the row checks and the gaps", () => {
+    // synthetic bars (a row check, before the warm-up check) and a 46-minute gap (after it)
+    const ts = [...minutes(60), ...minutes(30, T0 + 105 * MIN)]
+    const synthetic = new Uint8Array(ts.length)
+    synthetic[3] = 1
+    const s = series("1min", ts, undefined, { startIndex: 40, synthetic })
+    const check = qualityFindingsFor(s, { strict: false, maxGapMinutes: 30 })
+    expect(check(40).map((f) => f.code)).toEqual(["synthetic_bars", "tick_gap"])
+    expect(check(64).map((f) => f.code)).toEqual(["synthetic_bars", "insufficient_warmup", "tick_gap"])
+    expect(check(64)[1]).toMatchObject({ value: 40, time: "2021-03-01T15:10:00.000Z" })
+    expect(check(64)[1].message).toContain("64 required")
+    expect(check(40).map((f) => f.code)).toEqual(["synthetic_bars", "tick_gap"])
   })
 
   it("synthetic_bars: error in strict mode, warning otherwise", () => {

@@ -9,18 +9,24 @@ import type { StrategyDefinition } from "../types.js"
 import { breakout } from "./breakout.js"
 import { meanReversion } from "./mean_reversion.js"
 import { trendBaseline } from "./trend_baseline.js"
+import { scanDefinition } from "./scan.js"
 
 const BUILT_INS: ReadonlyArray<StrategyDefinition<any>> = [trendBaseline, meanReversion, breakout]
-const BY_NAME = new Map<string, StrategyDefinition>(BUILT_INS.map((s) => [s.name, s]))
+/**
+ * Names a scenario may use: the trading built-ins, and `scan` (a scanner job's per-symbol
+ * scenario: its requirements resolve like a strategy's, its execution is the scanner's). `scan`
+ * is not listed as a strategy and never runs through the backtest loop.
+ */
+const BY_NAME = new Map<string, StrategyDefinition>([...BUILT_INS, scanDefinition as StrategyDefinition<any>].map((s) => [s.name, s]))
 
 /** True for the engine's own strategy objects (they get unguarded columns: see window.ts). */
 export const isBuiltInStrategy = (def: StrategyDefinition<any>): boolean => BUILT_INS.includes(def)
 
 export const getStrategy = (name: string): StrategyDefinition | undefined => BY_NAME.get(name)
 
-export const listStrategies = (): StrategyDefinition[] => [...BY_NAME.values()]
+export const listStrategies = (): StrategyDefinition[] => [...BUILT_INS]
 
-const builtInList = (): string => [...BY_NAME.keys()].join(", ")
+const builtInList = (): string => BUILT_INS.map((s) => s.name).join(", ")
 
 /** Published strategy names: start with a letter; letters, digits, '_' and '-' (max 64). */
 export const STRATEGY_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/

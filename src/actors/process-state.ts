@@ -1,0 +1,95 @@
+/**
+ * What one actors or executor process keeps in memory between messages, as services (no
+ * module-level state): the loaded-slice cache, the catalog coverage index and the counters
+ * tests and logs read. Both come
+ * with the actor settings (`actorSettingsLayer`), one instance per layer, so two systems in one
+ * process (tests) never share them.
+ */
+import { Context, Layer } from "effect"
+import type { CoverageMemory, CoverageReport } from "../data/index.js"
+import type { PriceSeries } from "../engine/types.js"
+
+const seriesBytes = (s: PriceSeries) =>
+  s.ts.byteLength + s.close.byteLength + (s.open?.byteLength ?? 0) + (s.high?.byteLength ?? 0) + (s.low?.byteLength ?? 0) + (s.volume?.byteLength ?? 0) + (s.synthetic?.byteLength ?? 0)
+
+/**
+ * Loaded slices by content key, least recently used dropped first once over a byte budget. A
+ * Map keeps insertion order, so re-inserting on use makes its first entries the oldest: the
+ * whole LRU is these few lines (a library's count-based LRU would not bound bytes).
+ */
+export class SeriesLru {
+  private readonly entries = new Map<string, { series: PriceSeries; bytes: number }>()
+  private bytes = 0
+  constructor(readonly maxBytes: number) {}
+
+  get(key: string): PriceSeries | undefined {
+    const hit = this.entries.get(key)
+    if (!hit) return undefined
+    this.entries.delete(key)
+    this.entries.set(key, hit)
+    return hit.series
+  }
+
+  set(key: string, series: PriceSeries): void {
+    if (this.entries.has(key)) return
+    const bytes = seriesBytes(series)
+    this.entries.set(key, { series, bytes })
+    this.bytes += bytes
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.maxBytes || this.entries.size <= 1) break
+      this.entries.delete(k)
+      this.bytes -= v.bytes
+    }
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+}
+
+export class SliceCache extends Context.Tag("tickflow/SliceCache")<SliceCache, SeriesLru>() {}
+
+/** Counters of what this process did (the pipeline tests assert one load per distinct slice). */
+export interface ActorMetricsShape {
+  /** slices loaded from the catalog, reused from the object store, waited for (another loader) */
+  loads: number
+  reused: number
+  waitedForOtherLoader: number
+  bytesStored: number
+  loadMs: number
+  /** slices read from the object store / served from memory */
+  slicesFetched: number
+  sliceCacheHits: number
+  /** execution: chunks and scenarios run, scenarios of a redelivered chunk already answered */
+  groups: number
+  scenarios: number
+  skippedAsDone: number
+}
+
+export class ActorMetrics extends Context.Tag("tickflow/ActorMetrics")<ActorMetrics, ActorMetricsShape>() {}
+
+/** Coverage reports by catalog root (kept a few seconds) and the file summaries behind them. */
+export interface CoverageIndexShape {
+  readonly reports: Map<string, { at: number; report: CoverageReport }>
+  readonly summaries: CoverageMemory
+}
+
+export class CoverageIndex extends Context.Tag("tickflow/CoverageIndex")<CoverageIndex, CoverageIndexShape>() {}
+
+export const processStateLayer = (sliceCacheBytes: number) =>
+  Layer.mergeAll(
+    Layer.sync(CoverageIndex, () => ({ reports: new Map(), summaries: new Map() })),
+    Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
+    Layer.sync(ActorMetrics, () => ({
+      loads: 0,
+      reused: 0,
+      waitedForOtherLoader: 0,
+      bytesStored: 0,
+      loadMs: 0,
+      slicesFetched: 0,
+      sliceCacheHits: 0,
+      groups: 0,
+      scenarios: 0,
+      skippedAsDone: 0
+    }))
+  )
