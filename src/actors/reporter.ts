@@ -27,7 +27,7 @@ import { BusError } from "../streams/errors.js"
 import { follow } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
-import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
+import { freezeAt, missingBatchRecord, Shutdown, stopGroup } from "./common.js"
 import { STAGE_PHASE } from "./runner.js"
 
 const now = () => new Date().toISOString()
@@ -247,6 +247,7 @@ const writeRecord = (f: BatchFold) =>
       catch: (cause) => new BusError({ op: `kv put ${f.batchId}`, cause, transient: true })
     })
     const done = doneOf(rec)
+    if (done > 0 && !isFinal(rec)) yield* freezeAt("summary", "partial")
     yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${rec.status}:${rec.total}` })
     if (isFinal(rec) && !(prev && isFinal(prev)))
       yield* Effect.logInfo(`Phase 7: batch ${rec.status}: ${rec.counts.success} success, ${rec.counts.skipped} skipped, ${rec.counts.failed} failed`).pipe(
