@@ -13,7 +13,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn, type ChildProcess } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -22,13 +22,12 @@ import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
 import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
 import { replayAll } from "../src/streams/replay.js"
 import { CONSUMER, STREAM, SUBJECT } from "../src/streams/topology.js"
-import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { BatchRecord, type Phase } from "../src/schemas/results.js"
 import type { FreezePoint } from "../src/actors/common.js"
 import { systemTestLayer } from "./support/system.js"
 import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch, waitForRecord } from "./support/results.js"
-import { exited, stopChild, until } from "./support/child.js"
+import { exited, startTickflow, stopChild, until } from "./support/child.js"
 
 const ACK_WAIT_MS = 2_000
 const N = 8
@@ -72,12 +71,7 @@ const slowBatch = (strategy: string) => ({
   sweep: { id: "k", grid: { fast: { from: 1, to: N, step: 1 }, spin_us: [20] } }
 })
 
-const childLogs = process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"
-const startCli = (command: ReadonlyArray<string>, env: Record<string, string>): ChildProcess =>
-  spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, ...command], {
-    stdio: ["ignore", "ignore", childLogs],
-    env: { ...process.env, TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), ...env }
-  })
+const startCli = (args: ReadonlyArray<string>, env: Record<string, string>) => startTickflow(args, { TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), ...env })
 
 /** kind:phase of every phase event the batch has stored so far. */
 const phaseEvents = (batchId: string) =>

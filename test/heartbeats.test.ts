@@ -1,0 +1,136 @@
+/**
+ * A slow executor keeps its work by heartbeats: an execution message whose group takes several
+ * times the consumer's ack wait (2 s) is not redelivered to a second, idle executor — the
+ * executor consumer delivers it exactly once, every scenario runs once (attempt 1) on one
+ * executor and has one stored result.
+ *
+ * Negative control (the test can fail): the same with heartbeats off (TICKFLOW_HEARTBEAT_MS=0)
+ * — the server redelivers the group to the idle executor after the ack wait. The batch still
+ * ends with one result per scenario (results are de-duplicated by id, and the second executor
+ * skips what is already answered), but work was done twice.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { ChildProcess } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { generateCatalog } from "../src/data/index.js"
+import { publishRaw } from "../src/streams/bus.js"
+import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
+import { replayAll } from "../src/streams/replay.js"
+import { CONSUMER, STREAM, SUBJECT } from "../src/streams/topology.js"
+import { systemTestLayer } from "./support/system.js"
+import { publishFixture } from "./support/strategies.js"
+import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
+import { startTickflow, stopChild, until } from "./support/child.js"
+
+const ACK_WAIT_MS = 2_000
+/** 60 scenarios of ~750 bars at 200 µs of wall time each: ≥ 9 s in one message, 4.5× the ack wait */
+const N = 60
+const SPIN_US = 200
+
+const slowBatch = (strategy: string) => ({
+  batch_name: "heartbeats",
+  // every run is computed (a result cache entry would answer a scenario without running it)
+  cache: false,
+  defaults: { strategy, freq: "1d", start_date: "2017-01-02", end_date: "2019-12-31", universe: ["AAA"], start_capital: 100_000 },
+  sweep: { id: "hb", grid: { fast: { from: 1, to: N, step: 1 }, spin_us: [SPIN_US] } }
+})
+
+/**
+ * Two executor processes, both pulling, then one batch that becomes ONE execution message (the
+ * chunk size is above N); returns what the executor consumer delivered and the results.
+ */
+const slowGroupWithTwoExecutors = (batchId: string, executorEnv: Record<string, string>) => {
+  const root = mkdtempSync(join(tmpdir(), "tf-heartbeat-"))
+  const children: ChildProcess[] = []
+  return Effect.gen(function* () {
+    yield* generateCatalog({ root, symbols: ["AAA"], freqs: ["1d"], start: "2016-01-01", end: "2019-12-31", seed: 3 })
+    const settings = yield* NatsSettings
+    const { jsm } = yield* Nats
+    const exec = settings.embedded!.credentials.executor
+    for (const name of ["exA", "exB"])
+      children.push(
+        startTickflow(["executor"], {
+          ...childEnv(settings),
+          NATS_USER: exec.user,
+          NATS_PASSWORD: exec.pass,
+          TICKFLOW_DATA_ROOT: root,
+          TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS),
+          TICKFLOW_INSTANCE_SUFFIX: name,
+          ...executorEnv
+        })
+      )
+    const executorInfo = () => jsm.consumers.info(STREAM.pipeline, CONSUMER.executor.name)
+    // both pulling: whichever takes the group, the other is idle and asking for work
+    yield* Effect.promise(() => until(async () => (await executorInfo()).num_waiting >= 2, "two executors pulling", 480_000))
+    const slow = yield* publishFixture("slow-strategy.ts")
+    yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batchId, config: slowBatch(slow) }), `submit:${batchId}`)
+    const rec = yield* waitForBatch(batchId, 480_000)
+    const results = yield* readResults(batchId)
+    const perSubject = yield* storedResultCounts(batchId)
+    // the execution phase's own duration (phase_result ms): how long the group was held
+    const execEvents = (yield* replayAll(`tf.evt.${batchId}.*.phase`))
+      .map((m) => m.json<{ kind: string; phase: string; data?: { ms?: number } }>())
+      .filter((e) => e.kind === "phase_result" && e.phase === "execution")
+    const info = yield* Effect.promise(executorInfo)
+    return { rec, results, perSubject, execMessages: execEvents.length, heldMs: execEvents[0]?.data?.ms ?? 0, delivered: info.delivered.consumer_seq }
+  }).pipe(
+    Effect.provide(
+      systemTestLayer({
+        actors: ["coordinator", "availability", "requirements", "loader", "quality", "reporter"],
+        settings: { dataRoot: root, execChunkSize: 500, ackWaitMs: ACK_WAIT_MS },
+        topology: { ackWaitMs: ACK_WAIT_MS }
+      })
+    ),
+    Effect.ensuring(
+      Effect.promise(async () => {
+        await Promise.all(children.map((c) => stopChild(c)))
+        rmSync(root, { recursive: true, force: true })
+      })
+    )
+  )
+}
+
+describe("heartbeats", () => {
+  it.scopedLive(
+    "a slow executor beyond the ack wait keeps its group by heartbeats: delivered once, every scenario attempt 1 on one executor, one result each",
+    () =>
+      Effect.gen(function* () {
+        const r = yield* slowGroupWithTwoExecutors("hb-on", {})
+        console.log(`HEARTBEATS on: group held ${r.heldMs} ms (ack wait ${ACK_WAIT_MS} ms), executor consumer deliveries ${r.delivered}`)
+        expect(r.rec.status).toBe("done")
+        expect(r.rec.counts).toEqual({ success: N, skipped: 0, failed: 0 })
+        // the premise: one message, held several times the ack wait
+        expect(r.execMessages).toBe(1)
+        expect(r.heldMs).toBeGreaterThan(3 * ACK_WAIT_MS)
+        // delivered once, never to the second executor
+        expect(r.delivered).toBe(1)
+        expect(r.results).toHaveLength(N)
+        expect(r.results.every((x) => x.attempt === 1)).toBe(true)
+        expect(new Set(r.results.map((x) => x.executor)).size).toBe(1)
+        expect(Object.keys(r.perSubject)).toHaveLength(N)
+        expect(Object.values(r.perSubject).every((n) => n === 1)).toBe(true)
+      }),
+    600_000
+  )
+
+  it.scopedLive(
+    "negative control: with heartbeats off (TICKFLOW_HEARTBEAT_MS=0) the same group is redelivered to the idle executor after the ack wait",
+    () =>
+      Effect.gen(function* () {
+        const r = yield* slowGroupWithTwoExecutors("hb-off", { TICKFLOW_HEARTBEAT_MS: "0" })
+        const byExecutor = new Map<string, number>()
+        for (const x of r.results) byExecutor.set(`${x.executor?.split(":").at(-1)} attempt ${x.attempt}`, (byExecutor.get(`${x.executor?.split(":").at(-1)} attempt ${x.attempt}`) ?? 0) + 1)
+        console.log(`HEARTBEATS off: group held ${r.heldMs} ms, executor consumer deliveries ${r.delivered}; stored results by ${JSON.stringify(Object.fromEntries(byExecutor))}`)
+        expect(r.execMessages).toBeGreaterThanOrEqual(1)
+        // redelivered: more deliveries than the one message
+        expect(r.delivered).toBeGreaterThanOrEqual(2)
+        // correctness holds even so (de-duplicated results), the cost is work done twice
+        expect(r.rec.counts).toEqual({ success: N, skipped: 0, failed: 0 })
+        expect(Object.values(r.perSubject).every((n) => n === 1)).toBe(true)
+      }),
+    600_000
+  )
+})
