@@ -13,7 +13,8 @@
  * executor is preloaded with bench/_heap-probe.mjs): RSS also moves with garbage V8 has not
  * collected yet, the heap after a full GC grows only with a leak.
  *
- * Run: npm run bench -- memory. Knobs: MEMORY_BATCHES (default 10).
+ * Run: npm run bench -- memory. Knobs: MEMORY_BATCHES (default 10), EXECUTOR_NODE_OPTIONS (extra
+ * node flags for the executor, e.g. V8 heap sizing, to compare against the default).
  */
 import { fmt, printResults, result, runBenchmark } from "./_support.js"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
@@ -51,7 +52,7 @@ const heapAfterGc = (pid: number, probe: string, n: number) =>
       await new Promise((r) => setTimeout(r, 100))
       const text = await readFile(probe, "utf8").catch(() => "")
       if (text) {
-        const m = JSON.parse(text) as { n: number; heapUsed: number; external: number; arrayBuffers: number; rss: number }
+        const m = JSON.parse(text) as { n: number; heapUsed: number; heapTotal: number; heapUsedBefore: number; heapTotalBefore: number; external: number; rss: number }
         if (m.n === n) return m
       }
     }
@@ -64,7 +65,7 @@ const program = (root: string) =>
     // The executor gets the heap probe (full GC + memoryUsage on SIGUSR2) through NODE_OPTIONS.
     const probe = join(root, "executor-heap.json")
     const before = { NODE_OPTIONS: process.env.NODE_OPTIONS, TICKFLOW_HEAP_PROBE: process.env.TICKFLOW_HEAP_PROBE }
-    process.env.NODE_OPTIONS = `${before.NODE_OPTIONS ?? ""} --expose-gc --import ${pathToFileURL(join(import.meta.dirname, "_heap-probe.mjs")).href}`.trim()
+    process.env.NODE_OPTIONS = `${before.NODE_OPTIONS ?? ""} ${process.env.EXECUTOR_NODE_OPTIONS ?? ""} --expose-gc --import ${pathToFileURL(join(import.meta.dirname, "_heap-probe.mjs")).href}`.trim()
     process.env.TICKFLOW_HEAP_PROBE = probe
     const executors: ChildProcess[] = yield* spawnExecutors(1, settings, root)
     for (const [k, v] of Object.entries(before)) if (v === undefined) delete process.env[k]; else process.env[k] = v
@@ -87,7 +88,11 @@ const program = (root: string) =>
       if (i === 1 || i === BATCHES) {
         const heap = yield* heapAfterGc(pid, probe, heapProbes.length + 1)
         heapProbes.push(heap ? heap.heapUsed / 2 ** 20 : Number.NaN)
-        console.log(`  after a full GC: heap used ${fmt(heap ? heap.heapUsed / 2 ** 20 : Number.NaN)} MB, external ${fmt(heap ? heap.external / 2 ** 20 : Number.NaN)} MB, RSS ${fmt(heap ? heap.rss / 2 ** 20 : Number.NaN)} MB`)
+        const mb = (x: number | undefined) => fmt(x === undefined ? Number.NaN : x / 2 ** 20)
+        console.log(
+          `  V8 heap used/committed ${mb(heap?.heapUsedBefore)}/${mb(heap?.heapTotalBefore)} MB; after a full GC ${mb(heap?.heapUsed)}/${mb(heap?.heapTotal)} MB, ` +
+            `external ${mb(heap?.external)} MB, RSS ${mb(heap?.rss)} MB`
+        )
       }
     }
     const baseline = samples[0].rssMb
