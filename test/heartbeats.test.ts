@@ -1,8 +1,8 @@
 /**
  * A slow executor keeps its work by heartbeats: an execution message whose group takes several
- * times the consumer's ack wait (2 s) is not redelivered to a second, idle executor — the
- * executor consumer delivers it exactly once, every scenario runs once (attempt 1) on one
- * executor and has one stored result.
+ * times the consumer's ack wait (3 s) is not redelivered to a second, idle executor — every
+ * scenario runs once, on one executor, in one delivery, the last the consumer made (normally
+ * the first: attempt 1), and has one stored result.
  *
  * Negative control (the test can fail): the same with heartbeats off (TICKFLOW_HEARTBEAT_MS=0)
  * — the server redelivers the group to the idle executor after the ack wait. The batch still
@@ -25,10 +25,10 @@ import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
 import { startTickflow, stopChild, until } from "./support/child.js"
 
-const ACK_WAIT_MS = 2_000
-/** 60 scenarios of ~750 bars at 200 µs of wall time each: ≥ 9 s in one message, 4.5× the ack wait */
+const ACK_WAIT_MS = 3_000
+/** 60 scenarios of ~750 bars at 250 µs of wall time each: ≥ 11 s in one message, more than 3× the ack wait */
 const N = 60
-const SPIN_US = 200
+const SPIN_US = 250
 
 const slowBatch = (strategy: string) => ({
   batch_name: "heartbeats",
@@ -75,7 +75,13 @@ const slowGroupWithTwoExecutors = (batchId: string, executorEnv: Record<string, 
       .map((m) => m.json<{ kind: string; phase: string; data?: { ms?: number } }>())
       .filter((e) => e.kind === "phase_result" && e.phase === "execution")
     const info = yield* Effect.promise(executorInfo)
-    return { rec, results, perSubject, execMessages: execEvents.length, heldMs: execEvents[0]?.data?.ms ?? 0, delivered: info.delivered.consumer_seq }
+    const runs = new Map<string, number>()
+    for (const x of results) runs.set(`${x.executor?.split(":").at(-1)} attempt ${x.attempt}`, (runs.get(`${x.executor?.split(":").at(-1)} attempt ${x.attempt}`) ?? 0) + 1)
+    const delivered = info.delivered.consumer_seq
+    // One executor ran every scenario in a single delivery, and the consumer delivered nothing after it.
+    const attempts = new Set(results.map((x) => x.attempt))
+    const ranInOneDelivery = new Set(results.map((x) => x.executor)).size === 1 && attempts.size === 1 && [...attempts][0] === delivered
+    return { rec, results, perSubject, execMessages: execEvents.length, heldMs: execEvents[0]?.data?.ms ?? 0, delivered, runs: Object.fromEntries(runs), ranInOneDelivery }
   }).pipe(
     Effect.provide(
       systemTestLayer({
@@ -99,17 +105,18 @@ describe("heartbeats", () => {
     () =>
       Effect.gen(function* () {
         const r = yield* slowGroupWithTwoExecutors("hb-on", {})
-        console.log(`HEARTBEATS on: group held ${r.heldMs} ms (ack wait ${ACK_WAIT_MS} ms), executor consumer deliveries ${r.delivered}`)
+        console.log(`HEARTBEATS on: group held ${r.heldMs} ms (ack wait ${ACK_WAIT_MS} ms), executor consumer deliveries ${r.delivered}; results by ${JSON.stringify(r.runs)}`)
         expect(r.rec.status).toBe("done")
         expect(r.rec.counts).toEqual({ success: N, skipped: 0, failed: 0 })
         // the premise: one message, held several times the ack wait
         expect(r.execMessages).toBe(1)
         expect(r.heldMs).toBeGreaterThan(3 * ACK_WAIT_MS)
-        // delivered once, never to the second executor
-        expect(r.delivered).toBe(1)
+        // Never taken from the executor running it. (Normally delivered once, attempt 1; on a
+        // starved machine a pull the idle executor's client gave up on can swallow the first
+        // delivery, which then comes again after the ack wait: attempt 2 for all, still one run.)
+        expect(r.ranInOneDelivery).toBe(true)
+        expect(r.delivered).toBeLessThanOrEqual(2)
         expect(r.results).toHaveLength(N)
-        expect(r.results.every((x) => x.attempt === 1)).toBe(true)
-        expect(new Set(r.results.map((x) => x.executor)).size).toBe(1)
         expect(Object.keys(r.perSubject)).toHaveLength(N)
         expect(Object.values(r.perSubject).every((n) => n === 1)).toBe(true)
       }),
@@ -121,11 +128,10 @@ describe("heartbeats", () => {
     () =>
       Effect.gen(function* () {
         const r = yield* slowGroupWithTwoExecutors("hb-off", { TICKFLOW_HEARTBEAT_MS: "0" })
-        const byExecutor = new Map<string, number>()
-        for (const x of r.results) byExecutor.set(`${x.executor?.split(":").at(-1)} attempt ${x.attempt}`, (byExecutor.get(`${x.executor?.split(":").at(-1)} attempt ${x.attempt}`) ?? 0) + 1)
-        console.log(`HEARTBEATS off: group held ${r.heldMs} ms, executor consumer deliveries ${r.delivered}; stored results by ${JSON.stringify(Object.fromEntries(byExecutor))}`)
+        console.log(`HEARTBEATS off: group held ${r.heldMs} ms, executor consumer deliveries ${r.delivered}; stored results by ${JSON.stringify(r.runs)}`)
         expect(r.execMessages).toBeGreaterThanOrEqual(1)
-        // redelivered: more deliveries than the one message
+        // redelivered while it was being run: the check the heartbeat test passes fails here
+        expect(r.ranInOneDelivery).toBe(false)
         expect(r.delivered).toBeGreaterThanOrEqual(2)
         // correctness holds even so (de-duplicated results), the cost is work done twice
         expect(r.rec.counts).toEqual({ success: N, skipped: 0, failed: 0 })
