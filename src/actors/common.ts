@@ -64,6 +64,14 @@ export interface TestFreeze {
 /** A frozen process is normally killed long before this; if not, it goes on (as after a long pause). */
 const TEST_FREEZE_MS = 120_000
 
+/** TICKFLOW_HEARTBEAT_MS: whole milliseconds, 0 for none; anything else is refused (NaN would silently mean none). */
+export const parseHeartbeatMs = (text: string): number => {
+  const n = Number(text)
+  if (text.trim() === "" || !Number.isInteger(n) || n < 0)
+    throw new Error(`TICKFLOW_HEARTBEAT_MS: ${JSON.stringify(text.slice(0, 50))} is not a whole number of milliseconds >= 0; unset it for the default (a third of the ack wait)`)
+  return n
+}
+
 /** `<phase>:<point>:<marker file>`, e.g. `loading:started:/tmp/x/frozen`. */
 export const parseTestFreeze = (spec: string): TestFreeze => {
   const [phase, point, ...rest] = spec.split(":")
@@ -101,7 +109,7 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   maxDeliver: 5,
   executorData: process.env.TICKFLOW_EXECUTOR_DATA === "direct" ? "direct" : "store",
   sessionLeaseMs: Number(process.env.TICKFLOW_SESSION_LEASE_MS ?? 10_000),
-  ...(process.env.TICKFLOW_HEARTBEAT_MS !== undefined ? { heartbeatMs: Number(process.env.TICKFLOW_HEARTBEAT_MS) } : {}),
+  ...(process.env.TICKFLOW_HEARTBEAT_MS !== undefined ? { heartbeatMs: parseHeartbeatMs(process.env.TICKFLOW_HEARTBEAT_MS) } : {}),
   ...(process.env.TICKFLOW_TEST_FREEZE ? { testFreeze: parseTestFreeze(process.env.TICKFLOW_TEST_FREEZE) } : {}),
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
