@@ -20,6 +20,7 @@ import { publishRaw } from "../src/streams/bus.js"
 import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
 import { replayAll } from "../src/streams/replay.js"
 import { CONSUMER, STREAM, SUBJECT } from "../src/streams/topology.js"
+import { parseHeartbeatMs, parseTestFreeze } from "../src/actors/common.js"
 import { systemTestLayer } from "./support/system.js"
 import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
@@ -139,4 +140,16 @@ describe("heartbeats", () => {
       }),
     600_000
   )
+})
+
+describe("fault-test settings", () => {
+  it("TICKFLOW_HEARTBEAT_MS and TICKFLOW_TEST_FREEZE are read, or refused naming the variable, the value and the fix", () => {
+    expect(parseHeartbeatMs("0")).toBe(0)
+    expect(parseHeartbeatMs("750")).toBe(750)
+    for (const bad of ["", "abc", "-5", "1.5"]) expect(() => parseHeartbeatMs(bad)).toThrow(/TICKFLOW_HEARTBEAT_MS: .* is not a whole number of milliseconds >= 0; unset it/)
+    expect(parseTestFreeze("loading:started:/tmp/x:y/frozen")).toEqual({ phase: "loading", point: "started", marker: "/tmp/x:y/frozen" })
+    expect(() => parseTestFreeze("loader:started:/tmp/m")).toThrow(/TICKFLOW_TEST_FREEZE: "loader:started:\/tmp\/m" is not <phase>:<point>:<marker file> with phase one of submission, .*unset it outside fault tests/)
+    expect(() => parseTestFreeze("quality:midway:/tmp/m")).toThrow(/point one of received, started, handled, partial/)
+    expect(() => parseTestFreeze("quality:handled")).toThrow(/TICKFLOW_TEST_FREEZE/)
+  })
 })
