@@ -66,10 +66,11 @@ export const until = async (check: () => boolean | Promise<boolean>, what: strin
 
 /**
  * `tickflow <args>` as a child process from the sources (tsx), stdout ignored; its stderr is
- * shown (and its log level raised to info) when TICKFLOW_TEST_CHILD_LOGS is set.
+ * piped to the test with `pipeStderr`, else shown (and its log level raised to info) when
+ * TICKFLOW_TEST_CHILD_LOGS is set.
  */
-export const startTickflow = (args: ReadonlyArray<string>, env: Record<string, string>): ChildProcess =>
+export const startTickflow = (args: ReadonlyArray<string>, env: Record<string, string>, opts: { pipeStderr?: boolean } = {}): ChildProcess =>
   spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, ...args], {
-    stdio: ["ignore", "ignore", process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
+    stdio: ["ignore", "ignore", opts.pipeStderr ? "pipe" : process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
     env: { ...process.env, TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", ...env }
   })
