@@ -17,6 +17,17 @@ export const peakRssMb = (pid: number | undefined): number => {
   }
 }
 
+/** Resident memory in MB of `pid` now (VmRSS), NaN when unreadable. */
+export const currentRssMb = (pid: number | undefined): number => {
+  if (pid === undefined) return Number.NaN
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return m ? Number(m[1]) / 1024 : Number.NaN
+  } catch {
+    return Number.NaN
+  }
+}
+
 /** Print and record (RESULT lines) the peak RSS of this process, each executor and nats-server. */
 export const reportPeakRss = (executors: ReadonlyArray<{ pid?: number | undefined }>, natsPid: number | undefined): void => {
   const self = peakRssMb(process.pid)

@@ -1,5 +1,6 @@
 /** Shared by the actors: settings, results for scenarios a phase stops, telemetry, counters. */
-import { Context, Deferred, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Layer, Option } from "effect"
+import { existsSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { ENGINE_VERSION } from "../engine/index.js"
 import { processStateLayer } from "./process-state.js"
@@ -11,6 +12,7 @@ import {
   BatchRecord,
   emptyPhaseCounter,
   PHASE_NUMBER,
+  PHASES,
   PipelineEvent,
   ScenarioResult,
   type Phase
@@ -54,7 +56,69 @@ export interface ActorSettingsShape {
    * messages, not five per symbol
    */
   readonly scanGroups: number
+  /**
+   * interval of the heartbeats (`working()`) sent while a message is in hand
+   * (TICKFLOW_HEARTBEAT_MS); default a third of ackWaitMs. 0 turns them off: then any message
+   * held longer than the ack wait is redelivered to another consumer (the fault tests' negative
+   * control shows it).
+   */
+  readonly heartbeatMs?: number
+  /** fault tests only (TICKFLOW_TEST_FREEZE): freeze this process at one point, see `freezeAt` */
+  readonly testFreeze?: TestFreeze
 }
+
+/**
+ * Where a fault test freezes a process to kill it there, deterministically:
+ * - `received`: a stage's message is decoded, nothing of its phase is published yet;
+ * - `started`: inside the phase (its `phase_start` event is published, no output yet);
+ * - `handled`: the handler has published everything (outputs, phase result), the message is not acked;
+ * - `partial`: the reporter has written a batch record with some, not all, results counted.
+ */
+export const FREEZE_POINTS = ["received", "started", "handled", "partial"] as const
+export type FreezePoint = (typeof FREEZE_POINTS)[number]
+export interface TestFreeze {
+  readonly phase: Phase
+  readonly point: FreezePoint
+  /** file written (with the pid) when the freeze begins: the test waits for it, then kills */
+  readonly marker: string
+}
+/** A frozen process is normally killed long before this; if not, it goes on (as after a long pause). */
+const TEST_FREEZE_MS = 120_000
+
+/** TICKFLOW_HEARTBEAT_MS: whole milliseconds, 0 for none; anything else is refused (NaN would silently mean none). */
+export const parseHeartbeatMs = (text: string): number => {
+  const n = Number(text)
+  if (text.trim() === "" || !Number.isInteger(n) || n < 0)
+    throw new Error(`TICKFLOW_HEARTBEAT_MS: ${JSON.stringify(text.slice(0, 50))} is not a whole number of milliseconds >= 0; unset it for the default (a third of the ack wait)`)
+  return n
+}
+
+/** `<phase>:<point>:<marker file>`, e.g. `loading:started:/tmp/x/frozen`. */
+export const parseTestFreeze = (spec: string): TestFreeze => {
+  const [phase, point, ...rest] = spec.split(":")
+  const marker = rest.join(":")
+  if (!(PHASES as readonly string[]).includes(phase) || !(FREEZE_POINTS as readonly string[]).includes(point) || marker === "")
+    throw new Error(
+      `TICKFLOW_TEST_FREEZE: ${JSON.stringify(spec.slice(0, 200))} is not <phase>:<point>:<marker file> with phase one of ${PHASES.join(", ")} and point one of ${FREEZE_POINTS.join(", ")}; unset it outside fault tests`
+    )
+  return { phase: phase as Phase, point: point as FreezePoint, marker }
+}
+
+/**
+ * Fault tests: when this process is set to freeze at (phase, point), write the marker and block
+ * the whole process (no fiber, timer or socket of it runs) until the test SIGKILLs it — a crash
+ * at exactly that point, whatever the machine's load. Once per process (the marker exists
+ * afterwards). Nothing happens without TICKFLOW_TEST_FREEZE.
+ */
+export const freezeAt = (phase: Phase, point: FreezePoint) =>
+  Effect.flatMap(Effect.serviceOption(ActorSettings), (settings) =>
+    Effect.sync(() => {
+      const f = Option.isSome(settings) ? settings.value.testFreeze : undefined
+      if (!f || f.phase !== phase || f.point !== point || existsSync(f.marker)) return
+      writeFileSync(f.marker, String(process.pid))
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, TEST_FREEZE_MS)
+    })
+  )
 
 export class ActorSettings extends Context.Tag("tickflow/ActorSettings")<ActorSettings, ActorSettingsShape>() {}
 
@@ -70,6 +134,8 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   sliceCacheBytes: Number(process.env.TICKFLOW_SLICE_CACHE_MB ?? 1024) * 1024 * 1024,
   equityEvents: process.env.TICKFLOW_EQUITY_EVENTS === "all" ? "all" : process.env.TICKFLOW_EQUITY_EVENTS === "none" ? "none" : "single",
   scanGroups: Math.max(1, Number(process.env.TICKFLOW_SCAN_GROUPS ?? 8) || 8),
+  ...(process.env.TICKFLOW_HEARTBEAT_MS !== undefined ? { heartbeatMs: parseHeartbeatMs(process.env.TICKFLOW_HEARTBEAT_MS) } : {}),
+  ...(process.env.TICKFLOW_TEST_FREEZE ? { testFreeze: parseTestFreeze(process.env.TICKFLOW_TEST_FREEZE) } : {}),
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
   ...over
 })
@@ -192,6 +258,7 @@ export const phaseStart = (phase: Phase, group: GroupMessage) =>
       { v: WIRE_VERSION, batch_id: group.batch_id, subject_id: group.group_id, kind: "phase_start", phase, at: now(), data: { scenarios: group.items.length } },
       { msgId: `${group.batch_id}:${group.group_id}:${phase}:start` }
     )
+    yield* freezeAt(phase, "started")
     return Date.now()
   })
 

@@ -28,7 +28,7 @@ import { BusError } from "../streams/errors.js"
 import { followBatches } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
-import { missingBatchRecord, Shutdown, stopGroup } from "./common.js"
+import { freezeAt, missingBatchRecord, Shutdown, stopGroup } from "./common.js"
 import { STAGE_PHASE } from "./runner.js"
 
 const now = () => new Date().toISOString()
@@ -280,6 +280,7 @@ const writeRecord = (f: BatchFold) =>
     // de-duplicated by content (two reporters publish the same record once), phases included:
     // a record whose phase counts moved while no result came is news too (`run --until`)
     const content = createHash("sha256").update(JSON.stringify([rec.status, rec.total, rec.counts, rec.phases])).digest("hex").slice(0, 16)
+    if (done > 0 && !isFinal(rec)) yield* freezeAt("summary", "partial")
     yield* publishTrusted(SUBJECT.batchEvent(f.batchId), rec, { msgId: `batch:${f.batchId}:${done}:${content}` })
     if (isFinal(rec) && !(prev && isFinal(prev))) {
       const scan = rec.scan

@@ -15,7 +15,7 @@ import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Option, Schedul
 import type { z } from "zod"
 import { consume, publishRaw, type Delivery } from "../streams/bus.js"
 import { CONSUMER, type PipelineConsumer, SUBJECT } from "../streams/topology.js"
-import { ActorSettings, Shutdown, stopGroup } from "./common.js"
+import { ActorSettings, freezeAt, Shutdown, stopGroup } from "./common.js"
 import { GroupOnWire, type GroupMessage } from "../schemas/wire.js"
 import type { Nats } from "../streams/connection.js"
 import type { Phase, ScenarioResult } from "../schemas/results.js"
@@ -122,8 +122,12 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
         `dlq:${stage}:${d.streamSeq}`
       ).pipe(Effect.catchAll((e) => Effect.logError("dead letter publish failed", e)))
 
+    const heartbeatMs = settings.heartbeatMs ?? Math.max(100, Math.floor(settings.ackWaitMs / 3))
     const heartbeat = (d: Delivery<unknown>) =>
-      d.working.pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(100, Math.floor(settings.ackWaitMs / 3))))))
+      heartbeatMs > 0 ? d.working.pipe(Effect.repeat(Schedule.spaced(Duration.millis(heartbeatMs)))) : Effect.never
+    /** this stage's phase (undefined for the session actor's commands), for fault-test freezes */
+    const phase: Phase | undefined = STAGE_PHASE[stage]
+    const freeze = (point: "received" | "handled") => (phase === undefined ? Effect.void : freezeAt(phase, point))
 
     const processOne = (d: Delivery<z.output<S>>) =>
       Effect.gen(function* () {
@@ -142,10 +146,12 @@ export const runActor = <S extends z.ZodType, R>(spec: ActorSpec<S, R>) =>
           return
         }
         const value = d.decoded.right
+        yield* freeze("received")
         const beat = yield* Effect.fork(heartbeat(d))
         const outcome = yield* spec.handle(value, d).pipe(Effect.sandbox, Effect.either)
         yield* Fiber.interrupt(beat)
         if (Either.isRight(outcome)) {
+          yield* freeze("handled")
           yield* d.ack.pipe(Effect.catchAll((e) => Effect.logWarning("ack failed; the message will be redelivered", e)))
           return
         }

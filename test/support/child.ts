@@ -4,6 +4,7 @@
  * `Timeout calling "onTaskUpdate"`), so every child runs asynchronously with a bounded time.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process"
+import { CLI_MAIN, TSX_LOADER } from "../../src/cli/system.js"
 
 export interface ChildOutcome {
   readonly status: number | null
@@ -62,3 +63,14 @@ export const until = async (check: () => boolean | Promise<boolean>, what: strin
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/**
+ * `tickflow <args>` as a child process from the sources (tsx), stdout ignored; its stderr is
+ * piped to the test with `pipeStderr`, else shown (and its log level raised to info) when
+ * TICKFLOW_TEST_CHILD_LOGS is set.
+ */
+export const startTickflow = (args: ReadonlyArray<string>, env: Record<string, string>, opts: { pipeStderr?: boolean } = {}): ChildProcess =>
+  spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, ...args], {
+    stdio: ["ignore", "ignore", opts.pipeStderr ? "pipe" : process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
+    env: { ...process.env, TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", ...env }
+  })
