@@ -14,8 +14,15 @@ import { rememberSlice, requirementFor } from "./slices.js"
 import { ActorMetrics } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
 
-/** A claim older than this with no object behind it belongs to a dead loader. */
-const STALE_CLAIM_MS = 120_000
+/**
+ * The loader holding a claim renews it this often while it loads; a claim not renewed for
+ * STALE_CLAIM_MS belongs to a dead loader and is taken over. (Before: a fixed 120 s, so a
+ * loader killed between its claim and its object held every group of that slice for 2 min.)
+ * A live loader whose event loop is blocked longer than that only causes a second, identical
+ * load: objects are content-addressed.
+ */
+const CLAIM_RENEW_MS = 3_000
+const STALE_CLAIM_MS = 15_000
 
 export class SliceLoadFailed {
   readonly _tag = "SliceLoadFailed"
@@ -66,29 +73,39 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
         }
         continue
       }
-      const t0 = Date.now()
-      const loaded = yield* loadSlice(root, req).pipe(Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)))
-      const bytes = encodeSlice(loaded.series)
-      const ref: SliceRef = {
-        symbol,
-        key,
-        rows: loaded.series.ts.length,
-        warmup_rows: loaded.warmupRows,
-        resampled_from_ticks: loaded.resampledFromTicks,
-        bytes: bytes.byteLength
-      }
-      yield* Effect.tryPromise({
-        try: () => bus.data.putBlob({ name: key, description: JSON.stringify(ref) }, bytes),
-        catch: (cause) => new BusError({ op: `object put ${key}`, cause, transient: isTransient(cause) })
-      })
-      yield* rememberSlice(key, loaded.series)
-      metrics.loads++
-      metrics.bytesStored += bytes.byteLength
-      metrics.loadMs += Date.now() - t0
-      yield* Effect.logInfo("slice loaded").pipe(
-        Effect.annotateLogs({ symbol, key: key.slice(0, 16), rows: ref.rows, warmup_rows: ref.warmup_rows, bytes: ref.bytes, ms: Date.now() - t0 })
+      const renewClaim = Effect.promise(() => bus.claims.put(key, JSON.stringify({ by: instance, at: Date.now() })).catch(() => undefined)).pipe(
+        Effect.delay(CLAIM_RENEW_MS),
+        Effect.forever
       )
-      return ref
+      // the claim is renewed while this loader loads and stores; whichever ends first ends both
+      return yield* Effect.raceFirst(
+        Effect.gen(function* () {
+          const t0 = Date.now()
+          const loaded = yield* loadSlice(root, req).pipe(Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)))
+          const bytes = encodeSlice(loaded.series)
+          const ref: SliceRef = {
+            symbol,
+            key,
+            rows: loaded.series.ts.length,
+            warmup_rows: loaded.warmupRows,
+            resampled_from_ticks: loaded.resampledFromTicks,
+            bytes: bytes.byteLength
+          }
+          yield* Effect.tryPromise({
+            try: () => bus.data.putBlob({ name: key, description: JSON.stringify(ref) }, bytes),
+            catch: (cause) => new BusError({ op: `object put ${key}`, cause, transient: isTransient(cause) })
+          })
+          yield* rememberSlice(key, loaded.series)
+          metrics.loads++
+          metrics.bytesStored += bytes.byteLength
+          metrics.loadMs += Date.now() - t0
+          yield* Effect.logInfo("slice loaded").pipe(
+            Effect.annotateLogs({ symbol, key: key.slice(0, 16), rows: ref.rows, warmup_rows: ref.warmup_rows, bytes: ref.bytes, ms: Date.now() - t0 })
+          )
+          return ref
+        }),
+        renewClaim
+      )
     }
   })
 
