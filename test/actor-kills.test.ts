@@ -60,7 +60,10 @@ const ALL_CASES: ReadonlyArray<KillCase> = [
     { phase, point: "started" as const },
     { phase, point: "handled" as const }
   ]),
-  { phase: "summary", point: "partial" }
+  { phase: "summary", point: "partial" },
+  // killed between the slice claim and the stored slice: the next loader takes the claim over
+  // once it has gone unrenewed for 15 s (loader.ts)
+  { phase: "loading", point: "claimed" }
 ]
 const DEFAULT_CASES = new Set(["submission:handled", "availability:started", "requirements:handled", "loading:started", "quality:handled", "summary:partial"])
 const CASES = process.env.TICKFLOW_FAULTS_ALL === "1" ? ALL_CASES : ALL_CASES.filter((c) => DEFAULT_CASES.has(`${c.phase}:${c.point}`))
@@ -94,6 +97,16 @@ const checkFrozenAt = (c: KillCase, batchId: string) =>
       expect(events).not.toContain(`phase_result:${c.phase}`)
     } else if (c.point === "handled") {
       expect(events).toContain(`phase_result:${c.phase}`)
+    } else if (c.point === "claimed") {
+      expect(events).toContain(`phase_start:${c.phase}`)
+      expect(events).not.toContain(`phase_result:${c.phase}`)
+      const bus = yield* Bus
+      const claims = yield* Effect.promise(async () => {
+        const out: string[] = []
+        for await (const k of await bus.claims.keys()) out.push(k)
+        return out
+      })
+      expect(claims).toHaveLength(1)
     } else {
       const bus = yield* Bus
       const rec = yield* kvGet(bus.batches, batchId, BatchRecord)

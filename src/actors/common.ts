@@ -72,9 +72,10 @@ export interface ActorSettingsShape {
  * - `received`: a stage's message is decoded, nothing of its phase is published yet;
  * - `started`: inside the phase (its `phase_start` event is published, no output yet);
  * - `handled`: the handler has published everything (outputs, phase result), the message is not acked;
- * - `partial`: the reporter has written a batch record with some, not all, results counted.
+ * - `partial`: the reporter has written a batch record with some, not all, results counted;
+ * - `claimed`: the loader holds a slice's claim in `tf_claims` and has not stored the slice.
  */
-export const FREEZE_POINTS = ["received", "started", "handled", "partial"] as const
+export const FREEZE_POINTS = ["received", "started", "handled", "partial", "claimed"] as const
 export type FreezePoint = (typeof FREEZE_POINTS)[number]
 export interface TestFreeze {
   readonly phase: Phase

@@ -9,7 +9,7 @@ import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
 import type { GroupMessage, SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
+import { ActorSettings, freezeAt, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
 import { ActorMetrics } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
@@ -73,6 +73,7 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
         }
         continue
       }
+      yield* freezeAt("loading", "claimed")
       const renewClaim = Effect.promise(() => bus.claims.put(key, JSON.stringify({ by: instance, at: Date.now() })).catch(() => undefined)).pipe(
         Effect.delay(CLAIM_RENEW_MS),
         Effect.forever
