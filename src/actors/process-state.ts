@@ -5,8 +5,8 @@
  * with the actor settings (`actorSettingsLayer`), one instance per layer, so two systems in one
  * process (tests) never share them.
  */
-import { Context, Layer } from "effect"
-import type { CoverageMemory, CoverageReport } from "../data/index.js"
+import { Context, type Deferred, Layer } from "effect"
+import type { CoverageMemory, CoverageReport, DataError } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 
 const seriesBytes = (s: PriceSeries) =>
@@ -60,6 +60,8 @@ export interface ActorMetricsShape {
   /** slices read from the object store / served from memory */
   slicesFetched: number
   sliceCacheHits: number
+  /** coverage index builds (one per root at a time, then kept a few seconds) */
+  coverageBuilds: number
   /** execution: chunks and scenarios run, scenarios of a redelivered chunk already answered */
   groups: number
   scenarios: number
@@ -71,6 +73,8 @@ export class ActorMetrics extends Context.Tag("tickflow/ActorMetrics")<ActorMetr
 /** Coverage reports by catalog root (kept a few seconds) and the file summaries behind them. */
 export interface CoverageIndexShape {
   readonly reports: Map<string, { at: number; report: CoverageReport }>
+  /** a build in progress per root, which the callers arriving meanwhile await */
+  readonly building: Map<string, Deferred.Deferred<CoverageReport, DataError>>
   readonly summaries: CoverageMemory
 }
 
@@ -78,7 +82,7 @@ export class CoverageIndex extends Context.Tag("tickflow/CoverageIndex")<Coverag
 
 export const processStateLayer = (sliceCacheBytes: number) =>
   Layer.mergeAll(
-    Layer.sync(CoverageIndex, () => ({ reports: new Map(), summaries: new Map() })),
+    Layer.sync(CoverageIndex, () => ({ reports: new Map(), building: new Map(), summaries: new Map() })),
     Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
     Layer.sync(ActorMetrics, () => ({
       loads: 0,
@@ -88,6 +92,7 @@ export const processStateLayer = (sliceCacheBytes: number) =>
       loadMs: 0,
       slicesFetched: 0,
       sliceCacheHits: 0,
+      coverageBuilds: 0,
       groups: 0,
       scenarios: 0,
       skippedAsDone: 0
