@@ -29,7 +29,7 @@ import {
 } from "./engine/strategies/index.js"
 import type { StrategyDefinition } from "./engine/types.js"
 import { Nats } from "./streams/connection.js"
-import { DEFAULT_TOPOLOGY } from "./streams/topology.js"
+import { DEFAULT_TOPOLOGY, ReplicaConfig } from "./streams/topology.js"
 
 export const STRATEGY_BUCKET = "tf_strategies"
 
@@ -115,10 +115,12 @@ type PublishedRef = Extract<StrategyRef, { kind: "published" }>
 /** Open the bucket (the topology creates it); create it when missing and this role may. */
 const openBucket = Effect.gen(function* () {
   const { objm } = yield* Nats
+  // created here only when no actors process made it yet: with the replicas the topology uses
+  const { replicas } = yield* ReplicaConfig.pipe(Effect.orElseSucceed(() => ({ replicas: DEFAULT_TOPOLOGY.replicas })))
   return yield* Effect.tryPromise(() => objm.open(STRATEGY_BUCKET)).pipe(
     Effect.orElse(() =>
       Effect.tryPromise({
-        try: () => objm.create(STRATEGY_BUCKET, { storage: StorageType.File, replicas: DEFAULT_TOPOLOGY.replicas }),
+        try: () => objm.create(STRATEGY_BUCKET, { storage: StorageType.File, replicas }),
         catch: (cause) => new Error(`${String((cause as Error)?.message ?? cause)} (is a tickflow server or actors process running?)`)
       })
     )

@@ -13,7 +13,7 @@ import { Id } from "../schemas/batch.js"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { Nats } from "../streams/connection.js"
 import { BusError } from "../streams/errors.js"
-import { DEFAULT_TOPOLOGY } from "../streams/topology.js"
+import { DEFAULT_TOPOLOGY, ReplicaConfig } from "../streams/topology.js"
 
 export const REJECTION_BUCKET = "tf_rejections"
 export const rejectionSubject = (seq: number) => `tf.rejected.${seq}`
@@ -34,9 +34,11 @@ export type Rejection = z.infer<typeof Rejection>
 export const openRejectionBucket = (ttlMs: number) =>
   Effect.gen(function* () {
     const { kvm } = yield* Nats
+    // with the replicas the topology uses (TICKFLOW_REPLICAS), whoever creates it first
+    const { replicas } = yield* ReplicaConfig.pipe(Effect.orElseSucceed(() => ({ replicas: DEFAULT_TOPOLOGY.replicas })))
     return yield* Effect.tryPromise({
       try: () =>
-        kvm.create(REJECTION_BUCKET, { history: 1, ttl: ttlMs, maxValueSize: 16 * 1024, storage: StorageType.File, replicas: DEFAULT_TOPOLOGY.replicas }),
+        kvm.create(REJECTION_BUCKET, { history: 1, ttl: ttlMs, maxValueSize: 16 * 1024, storage: StorageType.File, replicas }),
       catch: (cause) => cause
     }).pipe(
       Effect.orElse(() =>
