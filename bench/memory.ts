@@ -22,12 +22,10 @@ import { pathToFileURL } from "node:url"
 import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ChildProcess } from "node:child_process"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { generateCatalog } from "../src/data/index.js"
-import { embeddedSettings, Nats, NatsSettings } from "../src/streams/connection.js"
-import { busLayer } from "../src/streams/bus.js"
-import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
-import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
+import { NatsSettings } from "../src/streams/connection.js"
+import { stageActorsOnEmbeddedServer } from "./_system.js"
 import { spawnExecutors } from "../src/cli/system.js"
 import { LoggingLive } from "../src/logging.js"
 import { currentRssMb, peakRssMb } from "./_rss.js"
@@ -124,13 +122,7 @@ const main = Effect.gen(function* () {
     (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
   )
   yield* generateCatalog({ root, symbols: ["AAA"], freqs: ["1d"], start: "2017-01-01", end: "2020-12-31", seed: 5 })
-  const infra = Layer.mergeAll(actorSettingsLayer({ dataRoot: root }), shutdownLayer).pipe(
-    Layer.provideMerge(busLayer()),
-    Layer.provideMerge(Nats.Default),
-    Layer.provideMerge(embeddedSettings())
-  )
-  const actors = actorsLayer(ACTOR_NAMES.filter((n) => n !== "executor"))
-  yield* program(root).pipe(Effect.scoped, Effect.provide(actors.pipe(Layer.provideMerge(infra))))
+  yield* program(root).pipe(Effect.scoped, Effect.provide(stageActorsOnEmbeddedServer(root)))
 })
 
 runBenchmark(main.pipe(Effect.scoped, Effect.provide(LoggingLive), Effect.tap(() => Effect.sync(printResults))))

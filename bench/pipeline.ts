@@ -38,14 +38,12 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ChildProcess } from "node:child_process"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { generateCatalog } from "../src/data/index.js"
 import { expandBatch, parseBatchConfig, type Scenario } from "../src/schemas/batch.js"
-import { embeddedSettings, Nats, NatsSettings } from "../src/streams/connection.js"
-import { busLayer } from "../src/streams/bus.js"
+import { Nats, NatsSettings } from "../src/streams/connection.js"
 import { SUBJECT } from "../src/streams/topology.js"
-import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
-import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
+import { stageActorsOnEmbeddedServer } from "./_system.js"
 import { spawnExecutors } from "../src/cli/system.js"
 import { reportPeakRss } from "./_rss.js"
 import { LoggingLive } from "../src/logging.js"
@@ -330,15 +328,9 @@ const main = Effect.gen(function* () {
   const t1 = performance.now()
   yield* generateCatalog({ root, symbols: SYMBOLS, freqs: ["tick"], ...TICK_GEN, seed: 11, ticksPerMinute: TICKS_PER_MINUTE })
   console.log(`catalog generated under ${root}: daily 1999–2020 in ${fmt(t1 - t0)} ms, ticks ${TICK_GEN.start}..${TICK_GEN.end} in ${fmt(performance.now() - t1)} ms`)
-  const infra = Layer.mergeAll(actorSettingsLayer({ dataRoot: root }), shutdownLayer).pipe(
-    Layer.provideMerge(busLayer()),
-    Layer.provideMerge(Nats.Default),
-    Layer.provideMerge(embeddedSettings())
-  )
-  const actors = actorsLayer(ACTOR_NAMES.filter((n) => n !== "executor"))
   // Scope order on release: executors (spawned inside program) first, then actors, the
   // connection and the server, then the catalog dir.
-  yield* program(root).pipe(Effect.scoped, Effect.provide(actors.pipe(Layer.provideMerge(infra))))
+  yield* program(root).pipe(Effect.scoped, Effect.provide(stageActorsOnEmbeddedServer(root)))
 })
 
 runBenchmark(main.pipe(Effect.scoped, Effect.provide(LoggingLive), Effect.tap(() => Effect.sync(printResults))))
