@@ -12,6 +12,7 @@ import { loadSlice, type SliceRequirement } from "../data/index.js"
 import { dayEndMs, dayStartMs } from "../schemas/common.js"
 import type { Scenario } from "../schemas/batch.js"
 import { checkRequirements, resolveStrategy } from "../actors/checks.js"
+import { lowerBound } from "../engine/loop-common.js"
 
 export interface Fill {
   /** epoch ms of the execution bar */
@@ -43,17 +44,6 @@ export interface RunDetail {
 
 /** Loaded series by requirement, shared by the replays of one batch (a sweep shares slices). */
 export type SliceCache = Map<string, PriceSeries>
-
-const firstAtOrAfter = (ts: Float64Array, t: number): number => {
-  let lo = 0
-  let hi = ts.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (ts[mid] < t) lo = mid + 1
-    else hi = mid
-  }
-  return lo
-}
 
 export const loadSeries = (root: string, symbols: ReadonlyArray<string>, s: Scenario, warmupBars: number, cache: SliceCache) =>
   Effect.forEach(symbols, (symbol) => {
@@ -118,7 +108,7 @@ export const replayScenario = (s: Scenario, opts: { dataRoot: string; baseDir: s
             if (units === 0) continue
             previous[k] = pf.position[k]
             const x = series[k]
-            const i = firstAtOrAfter(x.ts, t)
+            const i = lowerBound(x.ts, t)
             const open = x.open?.[i]
             const reference = open !== undefined && open > 0 ? open : x.close[i]
             broker.quote(units, reference, x.volume?.[i] ?? Number.NaN)
