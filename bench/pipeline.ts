@@ -31,7 +31,9 @@
  *
  * Run: npm run bench -- pipeline   (or npx tsx bench/pipeline.ts; --expose-gc for gc between runs)
  * Knobs: EXECUTORS (default os.cpus().length), TICKS_PER_MINUTE (default 50: sizes the large
- * scenarios), LARGE=0 skips (a) and (b), SMALL=0 skips (d), SMALL_TIMEOUT_S (default 90).
+ * scenarios), LARGE=0 skips (a) and (b), SMALL=0 skips (d), SMALL_TIMEOUT_S (default 90),
+ * PROFILE_DIR=<dir> writes a V8 CPU profile of every executor there on exit (run the bench
+ * itself with `node --cpu-prof --cpu-prof-dir=<dir> --import tsx bench/pipeline.ts` for the actors).
  */
 import { fmt, median, percentile, printResults, result, runBenchmark } from "./_support.js"
 import { mkdtemp, rm } from "node:fs/promises"
@@ -59,6 +61,7 @@ const LATENCY_SAMPLES = 20
 const RUN_LARGE = process.env.LARGE !== "0"
 const RUN_SMALL = process.env.SMALL !== "0"
 const SMALL_TIMEOUT_S = Number(process.env.SMALL_TIMEOUT_S ?? 90)
+const EXECUTOR_NODE_ARGS = process.env.PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE_DIR}`] : []
 /** a second 10,000-scenario run only when the first took less than this */
 const SMALL_SECOND_RUN_S = 30
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
@@ -168,7 +171,7 @@ const largeEnd = (root: string, executors: ChildProcess[]) =>
     yield* measureGroupCodec(largeScenarios, "large batch")
 
     // (b) one executor
-    executors.push(...(yield* spawnExecutors(1, settings, root)))
+    executors.push(...(yield* spawnExecutors(1, settings, root, EXECUTOR_NODE_ARGS)))
     const up1 = yield* waitForExecutors(1)
     const warm1 = yield* runBatch("warmup-1", WARMUP, executors)
     console.log(`(b) 1 executor pulling after ${up1.toFixed(1)} s; warm-up batch (8 tick scenarios, other dates) ${fmt(warm1.run.ms)} ms`)
@@ -189,7 +192,7 @@ const largeEnd = (root: string, executors: ChildProcess[]) =>
     const counts = [...new Set([2, EXECUTORS])].filter((n) => n > 1).sort((a, b) => a - b)
     const warmByCount = new Map<number, BatchRun[]>([[1, b1]])
     for (const n of counts) {
-      executors.push(...(yield* spawnExecutors(n - executors.length, settings, root)))
+      executors.push(...(yield* spawnExecutors(n - executors.length, settings, root, EXECUTOR_NODE_ARGS)))
       const up = yield* waitForExecutors(n)
       const first = yield* runBatch(id(`e${n}first`), LARGE, executors, { parseResults: true })
       console.log(`(b) ${n} executors pulling after ${up.toFixed(1)} s`)
@@ -246,7 +249,7 @@ const program = (root: string) =>
     const executors: ChildProcess[] = []
     const large = RUN_LARGE ? yield* largeEnd(root, executors) : undefined
     if (!large) {
-      executors.push(...(yield* spawnExecutors(EXECUTORS, settings, root)))
+      executors.push(...(yield* spawnExecutors(EXECUTORS, settings, root, EXECUTOR_NODE_ARGS)))
       yield* waitForExecutors(EXECUTORS)
       yield* runBatch("warmup-n", WARMUP, executors)
       console.log("(a), (b) skipped (LARGE=0)")

@@ -53,8 +53,11 @@ export const systemLayer = (opts: SystemOptions) => {
   return actorsLayer(opts.actors).pipe(Layer.provideMerge(base))
 }
 
-/** Start `count` executor processes against the same server; killed when the scope closes. */
-export const spawnExecutors = (count: number, settings: NatsSettingsShape, dataRoot: string) =>
+/**
+ * Start `count` executor processes against the same server; killed when the scope closes.
+ * `nodeArgs` go to node before the script (benchmarks pass `--cpu-prof` here).
+ */
+export const spawnExecutors = (count: number, settings: NatsSettingsShape, dataRoot: string, nodeArgs: ReadonlyArray<string> = []) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const children: ChildProcess[] = []
@@ -63,7 +66,7 @@ export const spawnExecutors = (count: number, settings: NatsSettingsShape, dataR
       if (role !== "executor")
         rootLogger().warn({ event: "executor_role_missing" }, "executors get this process's NATS user: set NATS_EXECUTOR_USER / NATS_EXECUTOR_PASSWORD (or NATS_EXECUTOR_CREDS) to run them with the executor role")
       for (let i = 0; i < count; i++) {
-        const child = spawn(process.execPath, [CLI_BIN, "executor"], {
+        const child = spawn(process.execPath, [...nodeArgs, CLI_BIN, "executor"], {
           stdio: ["ignore", "inherit", "inherit"],
           // Executors of a `run` report warnings only on the shared terminal.
           env: { TICKFLOW_LOG_LEVEL: "warn", ...withoutNatsAuth(process.env), ...natsEnv, TICKFLOW_DATA_ROOT: resolve(dataRoot), TICKFLOW_INSTANCE_SUFFIX: `w${i + 1}` },

@@ -8,21 +8,45 @@ export const MAX_JSON_DEPTH = 64
 
 /**
  * The path (a.b[0]...) of the first value nested deeper than `max` levels, or undefined.
- * Iterative (an explicit stack), so it never overflows itself.
+ * Recursive but bounded: it never descends more than `max` levels, so it cannot overflow the
+ * stack itself. The path is built only for the value found (every message passes through here:
+ * building a path string per node cost more than parsing the message).
  */
 export const tooDeepAt = (value: unknown, max = MAX_JSON_DEPTH): string | undefined => {
-  const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: value, depth: 0, path: "" }]
-  while (stack.length > 0) {
-    const { v, depth, path } = stack.pop()!
-    if (v === null || typeof v !== "object") continue
-    if (depth >= max) return path === "" ? "(root)" : path
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], depth: depth + 1, path: `${path}[${i}]` })
-    } else {
-      for (const [k, x] of Object.entries(v)) stack.push({ v: x, depth: depth + 1, path: path === "" ? k : `${path}.${k}` })
+  const trail: Array<string | number> = []
+  const found = deeper(value, 0, max, trail)
+  if (!found) return undefined
+  let path = ""
+  for (let i = trail.length - 1; i >= 0; i--) {
+    const k = trail[i]
+    path += typeof k === "number" ? `[${k}]` : path === "" ? k : `.${k}`
+  }
+  return path === "" ? "(root)" : path
+}
+
+/** True when `v` holds a value deeper than `max`; `trail` gets the keys, innermost first. */
+const deeper = (v: unknown, depth: number, max: number, trail: Array<string | number>): boolean => {
+  if (v === null || typeof v !== "object") return false
+  if (depth >= max) return true
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]
+      if (x !== null && typeof x === "object" && deeper(x, depth + 1, max, trail)) {
+        trail.push(i)
+        return true
+      }
+    }
+    return false
+  }
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue
+    const x = (v as Record<string, unknown>)[k]
+    if (x !== null && typeof x === "object" && deeper(x, depth + 1, max, trail)) {
+      trail.push(k)
+      return true
     }
   }
-  return undefined
+  return false
 }
 
 /** The problem text for a too-deep value: names the field, the limit and the fix. */

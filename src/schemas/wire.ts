@@ -167,7 +167,28 @@ export const GroupWire = z.strictObject({
 })
 export type GroupWire = z.infer<typeof GroupWire>
 
-const sameJson = (a: unknown, b: unknown) => a === b || JSON.stringify(a) === JSON.stringify(b)
+/**
+ * Whether two JSON values have the same JSON text (key order included, keys holding undefined
+ * ignored), without writing either out: encodeGroup compares every item's params, costs and
+ * universe with the base's, at every stage.
+ */
+const sameJson = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i] ?? null, b[i] ?? null)) return false
+    return true
+  }
+  const ka = definedKeys(a as Record<string, unknown>)
+  const kb = definedKeys(b as Record<string, unknown>)
+  if (ka.length !== kb.length) return false
+  for (let i = 0; i < ka.length; i++) {
+    if (ka[i] !== kb[i] || !sameJson((a as Record<string, unknown>)[ka[i]], (b as Record<string, unknown>)[kb[i]])) return false
+  }
+  return true
+}
+const definedKeys = (o: Record<string, unknown>) => Object.keys(o).filter((k) => o[k] !== undefined)
 
 /** Full group → wire form: shared fields once, per item only what differs. */
 export const encodeGroup = (g: GroupMessage): GroupWire => {

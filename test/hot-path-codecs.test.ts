@@ -1,0 +1,98 @@
+/**
+ * The codecs every message and every scenario passes through, rewritten for speed (bench/pipeline.ts):
+ * each is checked here against the plain, slow definition it replaced, on random values.
+ */
+import { describe, expect, it } from "vitest"
+import fc from "fast-check"
+import { canonicalJson } from "../src/actors/result-key.js"
+import { tooDeepAt } from "../src/schemas/depth.js"
+import { decodeGroup, encodeGroup, GroupWire, type GroupMessage } from "../src/schemas/wire.js"
+import { Scenario } from "../src/schemas/batch.js"
+
+/** The definition: sorted keys, undefined-valued keys left out, JSON.stringify for the rest. */
+const canonicalOracle = (value: unknown): string => {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
+  if (Array.isArray(value)) return `[${value.map(canonicalOracle).join(",")}]`
+  const obj = value as Record<string, unknown>
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort()
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalOracle(obj[k])}`).join(",")}}`
+}
+
+/** The definition: depth-first, left to right, the first object or array at depth >= max. */
+const tooDeepOracle = (value: unknown, max: number, depth = 0, path = ""): string | undefined => {
+  if (value === null || typeof value !== "object") return undefined
+  if (depth >= max) return path === "" ? "(root)" : path
+  const entries: Array<[string, unknown]> = Array.isArray(value)
+    ? value.map((v, i) => [`${path}[${i}]`, v])
+    : Object.entries(value).map(([k, v]) => [path === "" ? k : `${path}.${k}`, v])
+  for (const [p, v] of entries) {
+    const found = tooDeepOracle(v, max, depth + 1, p)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+const withUndefined = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: "small" },
+    fc.constant(undefined),
+    fc.jsonValue({ maxDepth: 1 }),
+    fc.array(tie("value"), { maxLength: 4 }),
+    fc.dictionary(fc.string({ maxLength: 4 }), tie("value"), { maxKeys: 4 })
+  )
+})).value
+
+describe("hot-path codecs agree with their definitions", () => {
+  it("canonicalJson: the same text as the plain definition (10,000 values)", () => {
+    fc.assert(fc.property(withUndefined, (v) => {
+        expect(canonicalJson(v)).toBe(canonicalOracle(v))
+      }), { numRuns: 10_000 })
+  })
+
+  it("tooDeepAt: the same first path as a recursive walk, at any limit (10,000 values)", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 7 }), fc.integer({ min: 0, max: 6 }), (v, max) => {
+        expect(tooDeepAt(v, max)).toBe(tooDeepOracle(v, max))
+      }),
+      { numRuns: 10_000 }
+    )
+    // a real catch, with its path
+    expect(tooDeepAt({ a: [1, { b: { c: [] } }] }, 3)).toBe("a[1].b")
+    expect(tooDeepAt([[[]]], 2)).toBe("[0][0]")
+  })
+
+  it("groups: every scenario comes back with the same JSON text, whatever its params' key order or undefined fields", () => {
+    const base = {
+      v: 1,
+      batch_id: "B1",
+      strategy: "trend_baseline",
+      freq: "1d",
+      start_date: "2019-01-01",
+      end_date: "2019-12-31",
+      universe: ["AAPL"],
+      start_capital: 100_000
+    }
+    const params = fc.dictionary(fc.constantFrom("fast", "slow", "k", "mode"), fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constant(undefined), fc.constantFrom("a", "b")), {
+      maxKeys: 4
+    })
+    const costs = fc.record({ commission_bps: fc.constantFrom(0, 1), slippage_bps: fc.constantFrom(0, 0.5) }, { requiredKeys: [] })
+    fc.assert(
+      fc.property(fc.array(fc.record({ params, costs, capital: fc.constantFrom(100_000, 5) }), { minLength: 1, maxLength: 8 }), (drafts) => {
+        const g: GroupMessage = {
+          v: 1,
+          batch_id: "B1",
+          group_id: "g1",
+          slice: { universe: ["AAPL"], freq: "1d", start_date: base.start_date, end_date: base.end_date, warmup_bars: 0 },
+          items: drafts.map((d, i) => ({
+            scenario: { ...Scenario.parse({ ...base, scenario_id: `s${i}`, costs: d.costs, start_capital: d.capital }), params: d.params },
+            warnings: []
+          })),
+          findings: []
+        }
+        const back = decodeGroup(GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g)))))
+        expect(back.items.map((it) => JSON.stringify(it.scenario))).toEqual(g.items.map((it) => JSON.stringify(it.scenario)))
+      }),
+      { numRuns: 2_000 }
+    )
+  })
+})
