@@ -8,6 +8,7 @@
  */
 import { Effect, type Either } from "effect"
 import {
+  ENGINE_VERSION,
   EngineRunError,
   parseFormula,
   runBacktest,
@@ -80,6 +81,8 @@ interface RunContext {
   readonly inlineEquity: boolean
   /** subject of this chunk's curves message */
   readonly curvesSubject: string
+  /** the engine version that resolved the items' params (GroupMessage.resolved_by) */
+  readonly resolvedBy: string | undefined
 }
 
 /**
@@ -137,8 +140,12 @@ const runOne = (
     const cause = (def.left as { error?: unknown }).error ?? def.left
     return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
   }
-  // Second parameter check: the executor may run a different build than requirements did.
-  const v = validateParams(def.right, item.params ?? s.params, { strict: s.strict })
+  // Parameters resolved by requirements with this very engine version run as they are; a
+  // different build (an executor not yet upgraded, or newer) checks them again.
+  const v =
+    item.params !== undefined && ctx.resolvedBy === ENGINE_VERSION
+      ? { ok: true as const, params: item.params, warnings: [] as string[], errors: [] as string[] }
+      : validateParams(def.right, item.params ?? s.params, { strict: s.strict })
   if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
   const series = loaded.universe
   const rows = series.reduce((n, x) => n + x.ts.length, 0)
@@ -246,6 +253,7 @@ export const executorActor = groupActor({
         sliceKey,
         inlineEquity: group.items.length === 1,
         curvesSubject: SUBJECT.curves(group.batch_id, group.group_id),
+        resolvedBy: group.resolved_by,
         dataVersion: group.data_version,
         instance: settings.instance,
         attempt: delivery.deliveryCount,

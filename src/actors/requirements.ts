@@ -8,7 +8,7 @@
  * answered from it here — no load, no engine — unless the submission said `cache: false`.
  */
 import { Effect, type Either } from "effect"
-import type { StrategyDefinition } from "../engine/index.js"
+import { ENGINE_VERSION, type StrategyDefinition } from "../engine/index.js"
 import { StrategyStore } from "../strategies-store.js"
 import { checkRequirements } from "./checks.js"
 import type { GroupMessage, GroupItem } from "../schemas/wire.js"
@@ -63,7 +63,7 @@ export const requirementsActor = groupActor({
       const toRun = answered.size === 0 ? passed : passed.filter((p) => !answered.has(p.scenario.scenario_id))
       if (toRun.length > 0) {
         const warmup = sliceWarmup(Math.max(...toRun.map((p) => p.warmup_bars ?? 0)))
-        const next: GroupMessage = { ...group, slice: { ...group.slice, warmup_bars: warmup }, items: toRun }
+        const next: GroupMessage = { ...group, slice: { ...group.slice, warmup_bars: warmup }, items: toRun, resolved_by: ENGINE_VERSION }
         yield* publishGroup("load", next)
       }
       yield* phaseResult("requirements", group, started, {

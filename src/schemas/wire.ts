@@ -98,7 +98,12 @@ export const GroupMessage = z.object({
    */
   submission: z.string().optional(),
   /** false: answer from the result cache is not allowed (`cache: false`, `run --no-cache`) */
-  cache: z.boolean().optional()
+  cache: z.boolean().optional(),
+  /**
+   * the engine version whose parameter checks resolved the items' `params` (requirements): an
+   * executor of the same version runs them as they are instead of checking them again
+   */
+  resolved_by: z.string().max(64).optional()
 })
 export type GroupMessage = z.infer<typeof GroupMessage>
 
@@ -163,7 +168,8 @@ export const GroupWire = z.strictObject({
   slices: z.array(SliceRef).optional(),
   findings: z.array(z.string()).default([]),
   submission: z.string().optional(),
-  cache: z.boolean().optional()
+  cache: z.boolean().optional(),
+  resolved_by: z.string().max(64).optional()
 })
 export type GroupWire = z.infer<typeof GroupWire>
 
@@ -230,7 +236,8 @@ export const encodeGroup = (g: GroupMessage): GroupWire => {
     ...(g.slices !== undefined ? { slices: g.slices } : {}),
     findings: g.findings,
     ...(g.submission !== undefined ? { submission: g.submission } : {}),
-    ...(g.cache !== undefined ? { cache: g.cache } : {})
+    ...(g.cache !== undefined ? { cache: g.cache } : {}),
+    ...(g.resolved_by !== undefined ? { resolved_by: g.resolved_by } : {})
   }
 }
 
@@ -270,7 +277,8 @@ export const decodeGroup = (w: GroupWire): GroupMessage => ({
   ...(w.slices !== undefined ? { slices: w.slices } : {}),
   findings: w.findings,
   ...(w.submission !== undefined ? { submission: w.submission } : {}),
-  ...(w.cache !== undefined ? { cache: w.cache } : {})
+  ...(w.cache !== undefined ? { cache: w.cache } : {}),
+  ...(w.resolved_by !== undefined ? { resolved_by: w.resolved_by } : {})
 })
 
 /** What stage consumers decode: the wire form, validated, expanded to full scenarios. */

@@ -14,6 +14,7 @@ import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } fro
 import { formatIssues } from "../schemas/errors.js"
 import { tooDeepAt, tooDeepProblem } from "../schemas/depth.js"
 import { iteratorStream } from "./follow.js"
+import type { EncodedMessage, PublishOutcome } from "./acked-publish.js"
 
 const encoder = new TextEncoder()
 
@@ -72,14 +73,7 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
  * at ~70 µs per result with it). Whoever receives it still validates at its own boundary.
  */
 export const publishTrusted = (subject: string, value: unknown, opts: PublishOptions) =>
-  Effect.flatMap(Nats, ({ js }) =>
-    withRetry(
-      Effect.tryPromise({
-        try: () => js.publish(subject, encoder.encode(JSON.stringify(value)), { msgID: opts.msgId, timeout: opts.timeoutMs ?? 10_000 }),
-        catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
-      })
-    )
-  )
+  publishManyTrusted([{ subject, value, msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {})
 
 /** One message of a bulk publish (publishManyTrusted). */
 export interface OutgoingMessage {
@@ -89,25 +83,26 @@ export interface OutgoingMessage {
 }
 
 /**
- * Publish many values our own code built, all in flight at once as plain promises (the client
- * writes them in one go) inside one Effect: a fiber per message cost more than the publish
- * (bench/pipeline.ts). A retry sends only the messages not acknowledged yet; their msg-ids make
- * a message that did arrive before its ack was lost a duplicate the server drops.
+ * Publish many values our own code built, all in flight at once (the client writes them in one
+ * go, their acks come back on one subscription: AckedPublisher) inside one Effect: a fiber per
+ * message cost more than the publish (bench/pipeline.ts). A retry sends only the messages not
+ * acknowledged yet; their msg-ids make a message that did arrive before its ack was lost a
+ * duplicate the server drops.
  */
 export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opts: { timeoutMs?: number } = {}) =>
-  Effect.flatMap(Nats, ({ js }) => {
+  Effect.flatMap(Nats, ({ publisher }) => {
     if (messages.length === 0) return Effect.void
-    let todo = messages.map((m) => ({ subject: m.subject, payload: encoder.encode(JSON.stringify(m.value)), msgId: m.msgId }))
+    let todo: EncodedMessage[] = messages.map((m) => ({ subject: m.subject, payload: encoder.encode(JSON.stringify(m.value)), msgId: m.msgId }))
     const attempt = Effect.tryPromise({
       try: async () => {
-        const settled = await Promise.allSettled(todo.map((m) => js.publish(m.subject, m.payload, { msgID: m.msgId, timeout: opts.timeoutMs ?? 10_000 })))
-        const failed = todo.filter((_, i) => settled[i]!.status === "rejected")
+        const outcomes = await publisher.publishAll(todo, opts.timeoutMs ?? 10_000)
+        const failed = todo.filter((_, i) => !outcomes[i].ok)
         if (failed.length === 0) return
-        const first = settled.find((r): r is PromiseRejectedResult => r.status === "rejected")!
+        const first = outcomes.find((o): o is Extract<PublishOutcome, { ok: false }> => !o.ok)!
         todo = failed
-        throw first.reason
+        throw first.error
       },
-      catch: (cause) => new BusError({ op: `publish ${todo.length} messages (first ${todo[0]?.subject})`, cause, transient: isTransient(cause) })
+      catch: (cause) => new BusError({ op: `publish ${todo.length} message(s) (first ${todo[0]?.subject})`, cause, transient: isTransient(cause) })
     })
     return withRetry(attempt)
   })

@@ -3,6 +3,7 @@
  * server/cluster when NATS_URL is set, otherwise a private embedded nats-server that lives as
  * long as the layer's scope.
  */
+import { AckedPublisher } from "./acked-publish.js"
 import { Context, Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
 import { connect, credsAuthenticator, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node"
@@ -113,6 +114,8 @@ export interface NatsShape {
   readonly kvm: Kvm
   readonly objm: Objm
   readonly settings: NatsSettingsShape
+  /** bulk JetStream publishes with their acks on one inbox (the hot paths: results, groups) */
+  readonly publisher: AckedPublisher
 }
 
 export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
@@ -158,12 +161,16 @@ export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
         }
       })
     )
+    const publisher = yield* Effect.acquireRelease(
+      Effect.sync(() => new AckedPublisher(nc)),
+      (p) => Effect.sync(() => p.stop())
+    )
     const js = jetstream(nc, { timeout: 10_000 })
     const jsm = yield* Effect.tryPromise({
       try: () => jetstreamManager(nc, { timeout: 10_000 }),
       catch: (cause) => new NatsConnectError({ servers: settings.servers, cause })
     })
-    return { nc, js, jsm, kvm: new Kvm(nc), objm: new Objm(nc), settings } satisfies NatsShape
+    return { nc, js, jsm, kvm: new Kvm(nc), objm: new Objm(nc), settings, publisher } satisfies NatsShape
   })
 }) {}
 
