@@ -17,15 +17,25 @@ const MAX_ENTRIES_PER_LOOKUP = 5_000
 
 const CacheEntry = z.object({ v: z.literal(1), results: z.record(z.string(), z.unknown()) })
 
-/** Store the successful results of one execution chunk (fire once per chunk, not per scenario). */
-export const storeCached = (sliceKey: string, batchId: string, groupId: string, results: ReadonlyArray<ScenarioResult>) =>
+/**
+ * Store the successful results of one execution chunk (once per chunk, not per scenario). Each
+ * result comes with the JSON text it was published as (`json`): the entry is written from those
+ * texts, not encoded a second time. The text may carry the submission id; answers from the cache
+ * drop it.
+ */
+export const storeCached = (sliceKey: string, batchId: string, groupId: string, results: ReadonlyArray<{ readonly result: ScenarioResult; readonly json: string }>) =>
   Effect.gen(function* () {
-    const entries: Record<string, ScenarioResult> = {}
-    for (const r of results) if (r.status === "success" && r.result_key && !r.cached) entries[r.result_key] = r
-    if (Object.keys(entries).length === 0) return
+    let body = ""
+    const seen = new Set<string>()
+    for (const { result: r, json } of results) {
+      if (r.status !== "success" || !r.result_key || r.cached || seen.has(r.result_key)) continue
+      seen.add(r.result_key)
+      body += `${body === "" ? "" : ","}${JSON.stringify(r.result_key)}:${json}`
+    }
+    if (body === "") return
     const { cache } = yield* Bus
     yield* Effect.tryPromise({
-      try: () => cache.put(cacheEntryKey(sliceKey, batchId, groupId), JSON.stringify({ v: 1, results: entries })),
+      try: () => cache.put(cacheEntryKey(sliceKey, batchId, groupId), `{"v":1,"results":{${body}}}`),
       catch: (cause) => new BusError({ op: "cache put", cause, transient: isTransient(cause) })
     })
   })

@@ -209,10 +209,10 @@ export const stoppedResult = (
 export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) => publishManyTrusted(resultMessages(results, submission))
 
 /** The messages of `publishResults`, to send along with others in one bulk publish. */
-export const resultMessages = (results: ReadonlyArray<ScenarioResult>, submission?: string): OutgoingMessage[] =>
+export const resultMessages = (results: ReadonlyArray<ScenarioResult>, submission?: string): Array<OutgoingMessage & { readonly json: string }> =>
   results.map((r) => {
     const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
-    return { subject: SUBJECT.result(out.batch_id, out.scenario_id), value: out, msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
+    return { subject: SUBJECT.result(out.batch_id, out.scenario_id), json: JSON.stringify(out), msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
   })
 
 /** Stop every scenario of a group with the same status and reason. */

@@ -26,7 +26,7 @@ import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas
 import { type Bus, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResults, resultFor, resultMessages, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
 import { ActorMetrics, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
@@ -284,7 +284,13 @@ export const executorActor = groupActor({
       const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
       metrics.groups++
       const pending: ScenarioResult[] = []
-      const all: ScenarioResult[] = []
+      // every result of this chunk with the JSON text it was published as (the cache entry reuses it)
+      const published: Array<{ result: ScenarioResult; json: string }> = []
+      const toMessages = (results: ReadonlyArray<ScenarioResult>) => {
+        const messages = resultMessages(results, group.submission)
+        for (let i = 0; i < results.length; i++) published.push({ result: results[i], json: messages[i].json })
+        return messages
+      }
       const curves = new Map<string, { ts: number[]; nav: number[] }>()
       // a chunk of a sweep names one strategy: resolved once, not once per scenario
       const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
@@ -292,10 +298,7 @@ export const executorActor = groupActor({
       let firstPendingAt = 0
       let lastYield = Date.now()
       const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
-      const flush = Effect.suspend(() => {
-        const batch = pending.splice(0, pending.length)
-        return publishResults(batch, group.submission)
-      })
+      const flush = Effect.suspend(() => publishManyTrusted(toMessages(pending.splice(0, pending.length))))
       for (const item of group.items) {
         const answered = finished.get(item.scenario.scenario_id)
         if (answered !== undefined) {
@@ -312,7 +315,6 @@ export const executorActor = groupActor({
         const events: Array<Promise<unknown>> = []
         const r = runOne(item, strategy, own, ctx, curves, events)
         if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
-        all.push(r)
         metrics.scenarios++
         if (r.status === "success") counts.pass++
         else if (r.status === "skipped") counts.skipped++
@@ -335,9 +337,9 @@ export const executorActor = groupActor({
       if (curves.size > 0)
         tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
       tail.push(yield* phaseResultMessage("execution", group, started, counts))
-      tail.push(...resultMessages(pending.splice(0, pending.length), group.submission))
+      tail.push(...toMessages(pending.splice(0, pending.length)))
       // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
-      const cacheable = all.filter((r) => r.strategy !== SCAN_STRATEGY)
+      const cacheable = published.filter((p) => p.result.strategy !== SCAN_STRATEGY)
       const cacheWrite =
         sliceKey === undefined || cacheable.length === 0
           ? Effect.void

@@ -75,12 +75,8 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
 export const publishTrusted = (subject: string, value: unknown, opts: PublishOptions) =>
   publishManyTrusted([{ subject, value, msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {})
 
-/** One message of a bulk publish (publishManyTrusted). */
-export interface OutgoingMessage {
-  readonly subject: string
-  readonly value: unknown
-  readonly msgId: string
-}
+/** One message of a bulk publish (publishManyTrusted): a value, or its JSON text already written. */
+export type OutgoingMessage = { readonly subject: string; readonly msgId: string } & ({ readonly value: unknown } | { readonly json: string })
 
 /**
  * Publish many values our own code built, all in flight at once (the client writes them in one
@@ -92,7 +88,7 @@ export interface OutgoingMessage {
 export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opts: { timeoutMs?: number } = {}) =>
   Effect.flatMap(Nats, ({ publisher }) => {
     if (messages.length === 0) return Effect.void
-    let todo: EncodedMessage[] = messages.map((m) => ({ subject: m.subject, payload: encoder.encode(JSON.stringify(m.value)), msgId: m.msgId }))
+    let todo: EncodedMessage[] = messages.map((m) => ({ subject: m.subject, payload: encoder.encode("json" in m ? m.json : JSON.stringify(m.value)), msgId: m.msgId }))
     const attempt = Effect.tryPromise({
       try: async () => {
         const outcomes = await publisher.publishAll(todo, opts.timeoutMs ?? 10_000)
