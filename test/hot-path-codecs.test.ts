@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import { canonicalJson } from "../src/actors/result-key.js"
 import { tooDeepAt } from "../src/schemas/depth.js"
-import { decodeGroup, encodeGroup, GroupWire, type GroupMessage } from "../src/schemas/wire.js"
+import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, wireItemProblem, type GroupMessage } from "../src/schemas/wire.js"
 import { Scenario } from "../src/schemas/batch.js"
 
 /** The definition: sorted keys, undefined-valued keys left out, JSON.stringify for the rest. */
@@ -94,5 +94,57 @@ describe("hot-path codecs agree with their definitions", () => {
       }),
       { numRuns: 2_000 }
     )
+  })
+
+  it("stage items: the cheap check accepts whatever the item schema accepts, and refuses a wrong type or an unknown field", () => {
+    const id = fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/)
+    const item = fc.record(
+      {
+        id,
+        name: fc.string({ maxLength: 20 }),
+        strategy: fc.string({ minLength: 1, maxLength: 10 }),
+        params: fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }),
+        strict: fc.boolean(),
+        start_capital: fc.double({ min: 1, max: 1e9, noNaN: true }),
+        costs: fc.record({ commission_bps: fc.double({ min: 0, max: 1000, noNaN: true }), slippage_bps: fc.double({ min: 0, max: 1000, noNaN: true }) }, { requiredKeys: [] }),
+        batch_seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        benchmark: fc.constantFrom("SPY", "QQQ"),
+        universe: fc.array(fc.constantFrom("AAA", "BBB"), { minLength: 1, maxLength: 2 }),
+        resolved: fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 3 }),
+        warmup_bars: fc.nat(500),
+        warnings: fc.array(fc.string({ maxLength: 10 }), { maxLength: 2 })
+      },
+      { requiredKeys: ["id"] }
+    )
+    fc.assert(
+      fc.property(item, (it) => {
+        expect(GroupItemWire.safeParse(it).success).toBe(true)
+        expect(wireItemProblem(it)).toBeUndefined()
+      }),
+      { numRuns: 5_000 }
+    )
+    // a wrong type in any field, or an unknown field: both refuse
+    const wrong: Record<string, unknown> = { id: "a.b", name: 5, strategy: "", params: [1], strict: "yes", start_capital: -1, costs: { commission_bps: "1" }, batch_seed: 1.5, benchmark: 7, universe: [], resolved: "x", warmup_bars: -2, warnings: [3] }
+    fc.assert(
+      fc.property(item, fc.constantFrom(...Object.keys(wrong), "surprise"), (it, field) => {
+        const bad = { ...it, [field]: field === "surprise" ? 1 : wrong[field] }
+        expect(GroupItemWire.safeParse(bad).success).toBe(false)
+        expect(wireItemProblem(bad)).toMatch(new RegExp(`^${field}: `))
+      }),
+      { numRuns: 2_000 }
+    )
+    // through the stage decoder: the message is refused, naming the item
+    const group = encodeGroup({
+      v: 1,
+      batch_id: "B1",
+      group_id: "g1",
+      slice: { universe: ["AAA"], freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", warmup_bars: 0 },
+      items: [{ scenario: { v: 1, batch_id: "B1", scenario_id: "s1", strategy: "x", params: {}, strict: true, freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", universe: ["AAA"], start_capital: 1, costs: { commission_bps: 0, spread_w: 0, impact_w: 0, slippage_bps: 0 }, batch_seed: 0 }, warnings: [] }],
+      findings: []
+    })
+    expect(GroupOnWire.safeParse(group).success).toBe(true)
+    const refused = GroupOnWire.safeParse({ ...group, items: [group.items[0], { ...group.items[0], warmup_bars: "ten" }] })
+    expect(refused.success).toBe(false)
+    expect(refused.error?.issues[0]).toMatchObject({ path: ["items", 1], message: expect.stringMatching(/^warmup_bars: "ten"/) })
   })
 })

@@ -1,7 +1,7 @@
 /** Messages on the pipeline stream `TF_PIPELINE`: submissions and scenario groups. */
 import { z } from "zod"
 import { Costs, Freq, IsoDate, Symbol, WIRE_VERSION } from "./common.js"
-import { Id, Scenario } from "./batch.js"
+import { Id, ID_RE, Scenario } from "./batch.js"
 
 /** `tf.submit`: a whole batch config, or one scenario (a foreign client's JSON; `kind` optional). */
 export const SubmitBatch = z.object({
@@ -281,5 +281,60 @@ export const decodeGroup = (w: GroupWire): GroupMessage => ({
   ...(w.resolved_by !== undefined ? { resolved_by: w.resolved_by } : {})
 })
 
-/** What stage consumers decode: the wire form, validated, expanded to full scenarios. */
-export const GroupOnWire = GroupWire.transform(decodeGroup)
+// ---------- the stages' check ----------
+//
+// Stage messages (tf.scn.*) are written only by the actors' own role (nats.conf), from scenarios
+// the coordinator validated at tf.submit; each of the five stages decodes every group again.
+// zod's item schema cost ~3 µs per scenario per stage (bench/pipeline.ts); the envelope keeps
+// zod (once per group), the items get the cheapest check that still catches a wrong shape: a
+// known field with the wrong type, an unknown field, a missing or malformed id. Whatever
+// GroupItemWire accepts, this accepts (test/hot-path-codecs.test.ts checks it on random items).
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v)
+const isStringArray = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string")
+const isFiniteNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v)
+const COST_KEYS = new Set(["commission_bps", "spread_w", "impact_w", "slippage_bps"])
+
+/** Field → what its value must be (undefined is always allowed: the field is optional). */
+const ITEM_FIELD_CHECKS: Readonly<Record<string, (v: unknown) => boolean>> = {
+  id: (v) => typeof v === "string" && ID_RE.test(v),
+  name: (v) => typeof v === "string" && v.length <= 200,
+  strategy: (v) => typeof v === "string" && v.length > 0,
+  params: isRecord,
+  strict: (v) => typeof v === "boolean",
+  start_capital: (v) => isFiniteNumber(v) && v > 0,
+  costs: (v) => isRecord(v) && Object.entries(v).every(([k, x]) => COST_KEYS.has(k) && (x === undefined || (isFiniteNumber(x) && x >= 0))),
+  batch_seed: (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 2 ** 32 - 1,
+  benchmark: (v) => typeof v === "string",
+  universe: (v) => isStringArray(v) && (v as string[]).length > 0,
+  resolved: isRecord,
+  warmup_bars: (v) => Number.isInteger(v) && (v as number) >= 0,
+  warnings: isStringArray
+}
+
+/** The first shape problem of a wire item, or undefined. */
+export const wireItemProblem = (item: unknown): string | undefined => {
+  if (!isRecord(item)) return "is not an object"
+  if (item.id === undefined) return "id: missing"
+  for (const key in item) {
+    const check = ITEM_FIELD_CHECKS[key]
+    if (check === undefined || !Object.hasOwn(ITEM_FIELD_CHECKS, key)) return `${key}: unknown field`
+    const v = item[key]
+    if (v !== undefined && !check(v)) return `${key}: ${JSON.stringify(v)?.slice(0, 80)} has the wrong type or value`
+  }
+  return undefined
+}
+
+const GroupEnvelope = GroupWire.extend({ items: z.array(z.unknown()).min(1) })
+
+/** What stage consumers decode: the wire form, checked, expanded to full scenarios. */
+export const GroupOnWire = GroupEnvelope.transform((w, ctx) => {
+  for (let i = 0; i < w.items.length; i++) {
+    const problem = wireItemProblem(w.items[i])
+    if (problem !== undefined) {
+      ctx.issues.push({ code: "custom", message: problem, input: w.items[i], path: ["items", i] })
+      return z.NEVER
+    }
+  }
+  return decodeGroup(w as GroupWire)
+})
