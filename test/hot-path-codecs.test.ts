@@ -7,7 +7,7 @@ import fc from "fast-check"
 import { canonicalJson } from "../src/actors/result-key.js"
 import { tooDeepAt } from "../src/schemas/depth.js"
 import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, wireItemProblem, type GroupMessage } from "../src/schemas/wire.js"
-import { Scenario } from "../src/schemas/batch.js"
+import { expandBatch, parseBatchConfig, Scenario } from "../src/schemas/batch.js"
 
 /** The definition: sorted keys, undefined-valued keys left out, JSON.stringify for the rest. */
 const canonicalOracle = (value: unknown): string => {
@@ -146,5 +146,34 @@ describe("hot-path codecs agree with their definitions", () => {
     const refused = GroupOnWire.safeParse({ ...group, items: [group.items[0], { ...group.items[0], warmup_bars: "ten" }] })
     expect(refused.success).toBe(false)
     expect(refused.error?.issues[0]).toMatchObject({ path: ["items", 1], message: expect.stringMatching(/^warmup_bars: "ten"/) })
+  })
+
+  it("sweeps: each expanded scenario is exactly what validating it alone gives (ids, params, symbols, costs)", () => {
+    const grid = fc.record(
+      {
+        fast: fc.uniqueArray(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 4 }),
+        mode: fc.uniqueArray(fc.constantFrom("a", "b", "long only"), { minLength: 1, maxLength: 2 }),
+        symbol: fc.uniqueArray(fc.constantFrom("aaa", "AAA", "bbb", " ccc "), { minLength: 1, maxLength: 3 }),
+        start_capital: fc.uniqueArray(fc.constantFrom(1_000, 5e5), { minLength: 1, maxLength: 2 })
+      },
+      { requiredKeys: ["fast"] }
+    )
+    fc.assert(
+      fc.property(grid, fc.boolean(), fc.constantFrom(undefined, "SPY", "spy"), (g, strict, benchmark) => {
+        const cfg = parseBatchConfig({
+          batch_name: "x",
+          strict,
+          defaults: { strategy: "trend_baseline", freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", universe: ["AAA"], start_capital: 1e6, commission_bps: 1, ...(benchmark ? { benchmark } : {}) },
+          sweep: { id: "g", grid: g }
+        })
+        const scenarios = expandBatch(cfg, { batchId: "B1" })
+        const expected = Object.values(g).reduce((n, axis) => n * (axis as unknown[]).length, 1)
+        expect(scenarios).toHaveLength(expected)
+        for (const s of scenarios) expect(JSON.stringify(Scenario.parse(s))).toBe(JSON.stringify(s))
+        // no two scenarios share an object (a later edit of one cannot change another)
+        for (const field of ["params", "universe", "costs"] as const) expect(new Set(scenarios.map((s) => s[field])).size).toBe(scenarios.length)
+      }),
+      { numRuns: 300 }
+    )
   })
 })
