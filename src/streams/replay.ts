@@ -25,14 +25,21 @@ export const replayAll = (filter: string, opts: { stream?: string; lastPerSubjec
           deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
         })
         const out: JsMsg[] = []
-        for (;;) {
+        for (let caughtUp = false; !caughtUp; ) {
           const batch = await consumer.fetch({ max_messages: 2_000, expires: FETCH_WAIT_MS })
           let seen: JsMsg | undefined
           for await (const m of batch) {
             out.push(m)
             seen = m
+            // The end is known (nothing pending, or the last matching message): stop here
+            // instead of waiting out the fetch's expiry — that wait made every rebuild of a
+            // batch's state take a second, and a reporter seeing many new batches fall behind.
+            if (m.info.pending === 0 || m.seq >= last.seq) {
+              caughtUp = true
+              break
+            }
           }
-          if (seen === undefined || seen.seq >= last.seq || seen.info.pending === 0) break
+          if (seen === undefined) break
         }
         await consumer.delete().catch(() => undefined)
         return out
