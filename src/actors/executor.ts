@@ -28,7 +28,7 @@ import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
-import { ActorMetrics, type SliceCache } from "./process-state.js"
+import { ActorMetrics, type FileFooters, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
@@ -277,7 +277,7 @@ export const executorActor = groupActor({
       const perItem = ownUniverses(group)
       const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
       const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
-      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics> =>
+      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics | FileFooters> =>
         settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
       const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
       const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))

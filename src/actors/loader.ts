@@ -11,7 +11,7 @@ import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { ActorSettings, freezeAt, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
-import { ActorMetrics } from "./process-state.js"
+import { ActorMetrics, FileFooters } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
 
 /**
@@ -49,6 +49,7 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
   Effect.gen(function* () {
     const bus = yield* Bus
     const metrics = yield* ActorMetrics
+    const footers = yield* FileFooters
     const req = requirementFor(slice, symbol)
     const key = sliceContentKey(req, dataVersion ?? "unversioned")
     for (let attempt = 0; ; attempt++) {
@@ -82,7 +83,7 @@ export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined
       return yield* Effect.raceFirst(
         Effect.gen(function* () {
           const t0 = Date.now()
-          const loaded = yield* loadSlice(root, req).pipe(Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)))
+          const loaded = yield* loadSlice(root, req, { footers }).pipe(Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)))
           const bytes = encodeSlice(loaded.series)
           const ref: SliceRef = {
             symbol,

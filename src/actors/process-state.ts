@@ -1,12 +1,12 @@
 /**
  * What one actors or executor process keeps in memory between messages, as services (no
- * module-level state): the loaded-slice cache, the catalog coverage index and the counters
- * tests and logs read. Both come
+ * module-level state): the loaded-slice cache, the catalog coverage index, the Parquet footers
+ * read and the counters tests and logs read. They come
  * with the actor settings (`actorSettingsLayer`), one instance per layer, so two systems in one
  * process (tests) never share them.
  */
 import { Context, type Deferred, Layer } from "effect"
-import type { CoverageMemory, CoverageReport, DataError } from "../data/index.js"
+import { type CoverageMemory, type CoverageReport, type DataError, FooterCache } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 
 const seriesBytes = (s: PriceSeries) =>
@@ -80,8 +80,12 @@ export interface CoverageIndexShape {
 
 export class CoverageIndex extends Context.Tag("tickflow/CoverageIndex")<CoverageIndex, CoverageIndexShape>() {}
 
+/** Parquet footers this process has read (the loader reads the same files for many slices). */
+export class FileFooters extends Context.Tag("tickflow/FileFooters")<FileFooters, FooterCache>() {}
+
 export const processStateLayer = (sliceCacheBytes: number) =>
   Layer.mergeAll(
+    Layer.sync(FileFooters, () => new FooterCache()),
     Layer.sync(CoverageIndex, () => ({ reports: new Map(), building: new Map(), summaries: new Map() })),
     Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
     Layer.sync(ActorMetrics, () => ({

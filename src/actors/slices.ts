@@ -8,7 +8,7 @@ import type { PriceSeries } from "../engine/types.js"
 import type { SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { ActorMetrics, SliceCache } from "./process-state.js"
+import { ActorMetrics, FileFooters, SliceCache } from "./process-state.js"
 
 /** Keep a series this process loaded (loader, direct executors) for its next use. */
 export const rememberSlice = (key: string, series: PriceSeries) => Effect.map(SliceCache, (cache) => cache.set(key, series))
@@ -49,7 +49,7 @@ export const loadSliceDirect = (root: string, slice: SliceSpec, ref: SliceRef) =
     const cache = yield* SliceCache
     const hit = cache.get(ref.key)
     if (hit) return hit
-    const loaded = yield* loadSlice(root, requirementFor(slice, ref.symbol))
+    const loaded = yield* loadSlice(root, requirementFor(slice, ref.symbol), { footers: yield* FileFooters })
     cache.set(ref.key, loaded.series)
     return loaded.series
   })

@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto"
 import { execFile } from "node:child_process"
+import { randomUUID } from "node:crypto"
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -21,11 +22,11 @@ import { Scenario } from "../schemas/batch.js"
 import { METRIC_NAMES, MetricsSchema, type MetricsRecord, type ScenarioResult } from "../schemas/results.js"
 import type { Fill, RunDetail } from "./replay.js"
 
-let tempCounter = 0
 /** Writes `data` to `path` through a temp file in the same directory and a rename. */
 export const writeFileAtomic = async (path: string, data: string | Uint8Array): Promise<void> => {
   await mkdir(dirname(path), { recursive: true })
-  const temp = `${path}.tmp-${process.pid}-${++tempCounter}`
+  // unique without a counter: concurrent writers of one path never share a temp file
+  const temp = `${path}.tmp-${process.pid}-${randomUUID()}`
   try {
     await writeFile(temp, data)
     await rename(temp, path)

@@ -29,18 +29,34 @@ export interface LoadOptions {
   readonly decoder?: Decoder
   /** column mapping for files whose columns are not named ts/price/close/... */
   readonly columns?: ColumnMapping
+  /** file footers already read (a long-lived process passes its own; none: read each time) */
+  readonly footers?: FooterCache
 }
 
-const footerCache = new Map<string, { size: number; mtimeMs: number; footer: FileFooter }>()
-const FOOTER_CACHE_LIMIT = 4096
+/**
+ * Parquet footers by file (path, size and mtime must still match), bounded by count: the loader
+ * reads the same files for many slices. One per process that wants it (the actors' process
+ * state), never module-wide.
+ */
+export class FooterCache {
+  readonly #entries = new Map<string, { size: number; mtimeMs: number; footer: FileFooter }>()
+  constructor(readonly limit = 4096) {}
+  get(key: string, file: CatalogFile): FileFooter | undefined {
+    const hit = this.#entries.get(key)
+    return hit && hit.size === file.size && hit.mtimeMs === file.mtimeMs ? hit.footer : undefined
+  }
+  set(key: string, file: CatalogFile, footer: FileFooter): void {
+    if (this.#entries.size >= this.limit) this.#entries.delete(this.#entries.keys().next().value!)
+    this.#entries.set(key, { size: file.size, mtimeMs: file.mtimeMs, footer })
+  }
+}
 
-const footerOf = async (file: CatalogFile, mapping: ColumnMapping | undefined): Promise<FileFooter> => {
+const footerOf = async (file: CatalogFile, mapping: ColumnMapping | undefined, cache: FooterCache | undefined): Promise<FileFooter> => {
   const key = mapping ? `${file.path}\u0000${JSON.stringify(mapping)}` : file.path
-  const hit = footerCache.get(key)
-  if (hit && hit.size === file.size && hit.mtimeMs === file.mtimeMs) return hit.footer
+  const hit = cache?.get(key, file)
+  if (hit) return hit
   const footer = await readFooter(file.path, mapping)
-  if (footerCache.size >= FOOTER_CACHE_LIMIT) footerCache.delete(footerCache.keys().next().value!)
-  footerCache.set(key, { size: file.size, mtimeMs: file.mtimeMs, footer })
+  cache?.set(key, file, footer)
   return footer
 }
 
@@ -151,7 +167,7 @@ export const readRows = async (
   const open = async (f: CatalogFile) => {
     let footer = footers.get(f)
     if (!footer) {
-      footer = await footerOf(f, opts.columns)
+      footer = await footerOf(f, opts.columns, opts.footers)
       footers.set(f, footer)
     }
     return footer

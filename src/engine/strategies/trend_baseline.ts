@@ -61,25 +61,20 @@ class TrendSingle implements StrategyInstance {
  * precomputed EMA costs a fraction of updating one (each update waits for the previous one).
  * The values are computed exactly as TrendSingle computes them, row by row from close[0], so
  * results are bit-identical. Long series (ticks) are never cached: there the incremental update
- * wins (see the file comment). The cache is dropped wholesale once it has handed out
- * EMA_CACHE_BUDGET_ROWS doubles, so it cannot grow without bound.
+ * wins (see the file comment). The memo is keyed by the close array itself (a WeakMap: it
+ * lives exactly as long as the series does) and holds at most EMA_ROWS_PER_SERIES doubles per
+ * series (32 MB; then that series' periods start over), so it is bounded without any counter.
  */
 export const EMA_CACHE_MAX_ROWS = 100_000
-const EMA_CACHE_BUDGET_ROWS = 4_000_000 // 32 MB
-let emaCache = new WeakMap<ArrayLike<number>, Map<number, Float64Array>>()
-let emaCacheRows = 0
+const EMA_ROWS_PER_SERIES = 4_000_000
+const emaCache = new WeakMap<ArrayLike<number>, Map<number, Float64Array>>()
 
 const cachedEma = (close: ArrayLike<number>, period: number): Float64Array => {
   let byPeriod = emaCache.get(close)
   let ema = byPeriod?.get(period)
   if (ema !== undefined) return ema
   const n = close.length
-  if (emaCacheRows + n > EMA_CACHE_BUDGET_ROWS) {
-    emaCache = new WeakMap()
-    emaCacheRows = 0
-    byPeriod = undefined
-  }
-  if (byPeriod === undefined) {
+  if (byPeriod === undefined || (byPeriod.size + 1) * n > EMA_ROWS_PER_SERIES) {
     byPeriod = new Map()
     emaCache.set(close, byPeriod)
   }
@@ -91,7 +86,6 @@ const cachedEma = (close: ArrayLike<number>, period: number): Float64Array => {
     ema[i] = value
   }
   byPeriod.set(period, ema)
-  emaCacheRows += n
   return ema
 }
 
