@@ -4,30 +4,21 @@
  * checks the rows, infers the frequency and writes the catalog atomically (see import-sink.ts).
  */
 import { promises as fs } from "node:fs"
-import type { Freq } from "../schemas/common.js"
 import { DataRequestError, ImportCheckError } from "./errors.js"
-import { readCsvInto, type CsvColumns, type ImportProgress } from "./csv.js"
+import { readCsvInto, type CsvColumns, type ImportCsvOptions, type ImportProgress } from "./csv.js"
 import { readParquetInto } from "./import-parquet.js"
 import { ImportSink, type SymbolImportSummary } from "./import-sink.js"
 import type { ColumnMapping } from "./parquet-schema.js"
 
 export type ImportFormat = "csv" | "parquet"
 
-export interface ImportFileOptions {
-  readonly file: string
-  readonly root: string
-  /** the symbol of a file without a symbol column, or the one symbol kept from a file with one */
-  readonly symbol?: string
-  /** asked frequency; inferred from the timestamps when absent (and compared with them when given) */
-  readonly freq?: Freq
-  /** field → column name; `date`/`time` (split date and time columns) are for CSV only */
-  readonly columns?: CsvColumns
-  /** IANA zone of times written without an offset or zone (CSV text, Parquet TIMESTAMP without UTC) */
-  readonly timezone?: string
-  /** CSV only: format of the time column (see ImportCsvOptions.dateFormat) */
-  readonly dateFormat?: string
-  /** CSV only */
-  readonly delimiter?: string
+/**
+ * What an import takes: the CSV options (`dateFormat` and `delimiter`, and `date`/`time` split
+ * columns, apply to CSV only), where `freq` is also compared with the timestamps when given and
+ * `timezone` also applies to Parquet TIMESTAMP columns without UTC; plus the row-group size of
+ * the catalog files written.
+ */
+export interface ImportFileOptions extends ImportCsvOptions {
   /** rows per row group of the catalog files written */
   readonly rowGroupSize?: number
 }
