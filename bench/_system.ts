@@ -1,19 +1,28 @@
 /**
- * The benchmarks' tickflow: every actor but the executor in the benchmark's own process, on a
- * private embedded nats-server, with the catalog at `root`. Executors run as child processes
- * (spawnExecutors), as in production, so their CPU and memory can be measured apart.
+ * The benchmarks' tickflow: actors in the benchmark's own process on a private embedded
+ * nats-server. The pipeline and memory benchmarks run every actor but the executor here and
+ * executors as child processes (spawnExecutors), as in production, so their CPU and memory can
+ * be measured apart; the session benchmark runs all of them here, the security one only the
+ * coordinator.
  */
 import { Layer } from "effect"
-import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
-import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
+import { actorSettingsLayer, shutdownLayer, type ActorSettingsShape } from "../src/actors/common.js"
+import { ACTOR_NAMES, actorsLayer, type ActorName } from "../src/actors/index.js"
 import { busLayer } from "../src/streams/bus.js"
 import { embeddedSettings, Nats } from "../src/streams/connection.js"
 
-export const stageActorsOnEmbeddedServer = (root: string) => {
-  const infra = Layer.mergeAll(actorSettingsLayer({ dataRoot: root }), shutdownLayer).pipe(
+export const actorsOnEmbeddedServer = (actors: ReadonlyArray<ActorName>, settings: Partial<ActorSettingsShape> = {}) => {
+  const infra = Layer.mergeAll(actorSettingsLayer(settings), shutdownLayer).pipe(
     Layer.provideMerge(busLayer()),
     Layer.provideMerge(Nats.Default),
     Layer.provideMerge(embeddedSettings())
   )
-  return actorsLayer(ACTOR_NAMES.filter((n) => n !== "executor")).pipe(Layer.provideMerge(infra))
+  return actorsLayer([...actors]).pipe(Layer.provideMerge(infra))
 }
+
+/** Every actor but the executor, with the catalog at `root`. */
+export const stageActorsOnEmbeddedServer = (root: string) =>
+  actorsOnEmbeddedServer(
+    ACTOR_NAMES.filter((n) => n !== "executor"),
+    { dataRoot: root }
+  )

@@ -4,12 +4,10 @@
  * the refusal of a tiny invalid submission (a schema error), which does no counting at all.
  * Time = publish → rejection stored in tf_rejections, median of 7.
  */
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { connect } from "@nats-io/transport-node"
-import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
-import { actorsLayer } from "../src/actors/index.js"
-import { busLayer } from "../src/streams/bus.js"
-import { embeddedSettings, Nats, NatsSettings } from "../src/streams/connection.js"
+import { actorsOnEmbeddedServer } from "./_system.js"
+import { Nats, NatsSettings } from "../src/streams/connection.js"
 import { REJECTION_BUCKET } from "../src/security/rejections.js"
 import { fmt, gc, median, printResults, result, runBenchmark } from "./_support.js"
 
@@ -58,14 +56,7 @@ const program = Effect.gen(function* () {
   printResults()
 }).pipe(
   Effect.scoped,
-  Effect.provide(
-    actorsLayer(["coordinator"]).pipe(
-      Layer.provideMerge(Layer.mergeAll(actorSettingsLayer({}), shutdownLayer)),
-      Layer.provideMerge(busLayer()),
-      Layer.provideMerge(Nats.Default),
-      Layer.provideMerge(embeddedSettings())
-    )
-  )
+  Effect.provide(actorsOnEmbeddedServer(["coordinator"]))
 )
 
 runBenchmark(program)

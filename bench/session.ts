@@ -15,13 +15,12 @@ import { fmt, median, percentile, printResults, result, runBenchmark } from "./_
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { generateCatalog, loadSlice } from "../src/data/index.js"
-import { actorSettingsLayer, shutdownLayer } from "../src/actors/common.js"
-import { ACTOR_NAMES, actorsLayer } from "../src/actors/index.js"
+import { ACTOR_NAMES } from "../src/actors/index.js"
+import { actorsOnEmbeddedServer } from "./_system.js"
 import { sessionRequest } from "../src/cli/session.js"
-import { busLayer } from "../src/streams/bus.js"
-import { embeddedSettings, Nats } from "../src/streams/connection.js"
+import { Nats } from "../src/streams/connection.js"
 import { STREAM, SUBJECT } from "../src/streams/topology.js"
 import { LoggingLive } from "../src/logging.js"
 
@@ -112,12 +111,7 @@ const main = Effect.gen(function* () {
   const root = mkdtempSync(join(tmpdir(), "tf-bench-session-"))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(root, { recursive: true, force: true })))
   yield* generateCatalog({ root, symbols: SYMBOLS, freqs: ["1d"], start: "2010-01-01", end: "2019-12-31", seed: 3 })
-  const infra = Layer.mergeAll(actorSettingsLayer({ dataRoot: root }), shutdownLayer).pipe(
-    Layer.provideMerge(busLayer()),
-    Layer.provideMerge(Nats.Default),
-    Layer.provideMerge(embeddedSettings())
-  )
-  yield* program(root).pipe(Effect.scoped, Effect.provide(actorsLayer(ACTOR_NAMES).pipe(Layer.provideMerge(infra))))
+  yield* program(root).pipe(Effect.scoped, Effect.provide(actorsOnEmbeddedServer(ACTOR_NAMES, { dataRoot: root })))
 })
 
 runBenchmark(main.pipe(Effect.scoped, Effect.provide(LoggingLive), Effect.tap(() => Effect.sync(printResults))))
