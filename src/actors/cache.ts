@@ -9,7 +9,8 @@ import { z } from "zod"
 import { Bus } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { isTransient } from "../streams/bus.js"
-import { ScenarioResult } from "../schemas/results.js"
+import type { ScenarioResult } from "../schemas/results.js"
+import { WIRE_VERSION } from "../schemas/common.js"
 import { cacheEntryKey } from "./result-key.js"
 
 /** Most entries one lookup reads: beyond that the slice is a hot spot better recomputed in part. */
@@ -41,6 +42,31 @@ export const storeCached = (sliceKey: string, batchId: string, groupId: string, 
   })
 
 /**
+ * The cheapest check that still catches a wrong shape (entries are written by executors only;
+ * the full result schema cost ~50 µs a result, most of answering a cached sweep): this wire
+ * version, a success with its metrics and result key, and the fields an answer copies.
+ */
+const isStoredSuccess = (v: unknown): v is ScenarioResult => {
+  if (v === null || typeof v !== "object") return false
+  const r = v as Record<string, unknown>
+  return (
+    r.v === WIRE_VERSION &&
+    r.status === "success" &&
+    typeof r.result_key === "string" &&
+    typeof r.engine_version === "string" &&
+    typeof r.strategy === "string" &&
+    r.metrics !== null &&
+    typeof r.metrics === "object" &&
+    Array.isArray(r.warnings) &&
+    r.params !== null &&
+    typeof r.params === "object" &&
+    Array.isArray(r.universe) &&
+    r.timings !== null &&
+    typeof r.timings === "object"
+  )
+}
+
+/**
  * Every cached result of a slice, by result key. A miss costs one key listing (an ordered
  * consumer with headers only); a hit one get per stored chunk of that slice.
  */
@@ -68,12 +94,15 @@ export const lookupCached = (sliceKey: string) =>
         }).pipe(
           Effect.map((e) => {
             if (!e || e.operation !== "PUT" || e.length === 0) return
-            const entry = CacheEntry.safeParse(e.json())
-            if (!entry.success) return
-            for (const [key, value] of Object.entries(entry.data.results)) {
-              const r = ScenarioResult.safeParse(value)
-              if (r.success && r.data.status === "success") found.set(key, r.data)
+            let raw: unknown
+            try {
+              raw = e.json()
+            } catch {
+              return // not JSON: passed over like any entry of a wrong shape
             }
+            const entry = CacheEntry.safeParse(raw)
+            if (!entry.success) return
+            for (const [key, value] of Object.entries(entry.data.results)) if (isStoredSuccess(value)) found.set(key, value)
           })
         ),
       { concurrency: 16, discard: true }
