@@ -11,7 +11,10 @@
  *  (c) the same publishes through tickflow's typed `publish` (zod-validated, Effect, retries),
  *      2,000 in flight (Effect.forEach concurrency) — its ratio to (a) in the same round; and
  *      both again at 256 in flight (what `publishResults` uses), for the record;
- *  (d) core NATS pub/sub (no JetStream) as a reference.
+ *  (d) core NATS pub/sub (no JetStream) as a reference;
+ *  (e) bulks of 250 messages (an execution chunk's results) through AckedPublisher (acks on one
+ *      inbox subscription, one timer per bulk) against the same bulks as `js.publish` requests
+ *      (Promise.all): messages/s and this process's CPU per message, both measured per round.
  * Rounds interleave (a), (c), (b) so noise on this shared 2-core machine hits them alike;
  * figures are medians of 3 rounds.
  *
@@ -78,7 +81,7 @@ const timed = async (fn: () => Promise<unknown>): Promise<number> => {
 }
 
 const program = Effect.gen(function* () {
-  const { nc, js, jsm } = yield* Nats
+  const { nc, js, jsm, publisher } = yield* Nats
   yield* Effect.promise(async () => {
     await jsm.streams.add({ name: STREAM_NAME, subjects: [SUBJECT], retention: RetentionPolicy.Workqueue, storage: StorageType.File })
     await jsm.consumers.add(STREAM_NAME, {
@@ -98,7 +101,24 @@ const program = Effect.gen(function* () {
   const rawCons: number[] = []
   const typedCons: number[] = []
   const core: number[] = []
+  const bulkJs: Array<{ rate: number; cpuUs: number }> = []
+  const bulkAcked: Array<{ rate: number; cpuUs: number }> = []
+  const BULK = 250
   let seq = 0
+  /** N_JS messages in bulks of BULK, one bulk after the other; rate and client CPU µs/message */
+  const bulkPublish = (send: (payloads: Uint8Array[], ids: string[]) => Promise<unknown>) =>
+    Effect.promise(async () => {
+      const base = seq
+      seq += N_JS
+      const payloads = Array.from({ length: N_JS }, (_, i) => encoder.encode(JSON.stringify(makeMsg(0, base + i))))
+      const ids = payloads.map((_, i) => `bulk:${base + i}`)
+      const cpu0 = process.cpuUsage()
+      const t0 = performance.now()
+      for (let i = 0; i < N_JS; i += BULK) await send(payloads.slice(i, i + BULK), ids.slice(i, i + BULK))
+      const s = (performance.now() - t0) / 1000
+      const cpu = process.cpuUsage(cpu0)
+      return { rate: N_JS / s, cpuUs: (cpu.user + cpu.system) / N_JS }
+    })
   const typedPublish = (inFlight: number) =>
     Effect.gen(function* () {
       const msgs = Array.from({ length: N_JS }, () => makeMsg(0, seq++))
@@ -122,6 +142,15 @@ const program = Effect.gen(function* () {
     const c = yield* typedPublish(IN_FLIGHT)
     const a256 = yield* rawPublishAt(256)
     const c256 = yield* typedPublish(256)
+    // (e) bulks: js.publish requests vs AckedPublisher, alternating
+    yield* Effect.promise(() => jsm.streams.purge(STREAM_NAME))
+    const ej = yield* bulkPublish((p, ids) => Promise.all(p.map((payload, k) => js.publish(SUBJECT, payload, { msgID: ids[k] }))))
+    const ea = yield* bulkPublish(async (p, ids) => {
+      const outcomes = await publisher.publishAll(p.map((payload, k) => ({ subject: SUBJECT, payload, msgId: ids[k] })), 10_000)
+      if (outcomes.some((o) => !o.ok)) throw new Error("a bulk message was not acknowledged")
+    })
+    bulkJs.push(ej)
+    bulkAcked.push(ea)
     rawPub.push(a)
     typedPub.push(c)
     rawPub256.push(a256)
@@ -184,7 +213,8 @@ const program = Effect.gen(function* () {
     core.push(N_CORE / d)
     console.log(
       `round ${round + 1}: publish raw ${fmt(a)}/s typed ${fmt(c)}/s (${(c / a).toFixed(2)}x) | at 256 in flight raw ${fmt(a256)}/s typed ${fmt(c256)}/s (${(c256 / a256).toFixed(2)}x) | ` +
-        `consume+ack ${fmt(b)}/s, tickflow consume+ackAck ${fmt(bt)}/s | core ${fmt(N_CORE / d)}/s`
+        `consume+ack ${fmt(b)}/s, tickflow consume+ackAck ${fmt(bt)}/s | core ${fmt(N_CORE / d)}/s | ` +
+        `bulks of ${BULK}: js.publish ${fmt(bulkJs[round].rate)}/s (${bulkJs[round].cpuUs.toFixed(0)} µs CPU each), AckedPublisher ${fmt(bulkAcked[round].rate)}/s (${bulkAcked[round].cpuUs.toFixed(0)} µs)`
     )
   }
 
@@ -201,6 +231,14 @@ const program = Effect.gen(function* () {
   result("bus_js_publish_per_s", Math.round(median(rawPub)), 20000)
   result("bus_consume_ack_per_s", Math.round(median(rawCons)), 50000)
   result("bus_typed_vs_raw_publish", Number(median(ratios).toFixed(2)), 0.7)
+  const bulkRate = median(bulkAcked.map((x, i) => x.rate / bulkJs[i].rate))
+  const bulkCpu = median(bulkAcked.map((x, i) => x.cpuUs / bulkJs[i].cpuUs))
+  console.log(
+    `(e) bulks of ${BULK}: AckedPublisher ${fmt(median(bulkAcked.map((x) => x.rate)))}/s, ${median(bulkAcked.map((x) => x.cpuUs)).toFixed(0)} µs client CPU a message; ` +
+      `js.publish ${fmt(median(bulkJs.map((x) => x.rate)))}/s, ${median(bulkJs.map((x) => x.cpuUs)).toFixed(0)} µs (medians of per-round ratios: ${bulkRate.toFixed(2)}× the rate, ${bulkCpu.toFixed(2)}× the CPU)`
+  )
+  result("bus_acked_bulk_vs_js_publish_rate", Number(bulkRate.toFixed(2)), 1)
+  result("bus_acked_bulk_vs_js_publish_cpu", Number(bulkCpu.toFixed(2)), "< 1")
 })
 
 runBenchmark(

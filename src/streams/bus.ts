@@ -14,7 +14,6 @@ import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } fro
 import { formatIssues } from "../schemas/errors.js"
 import { tooDeepAt, tooDeepProblem } from "../schemas/depth.js"
 import { iteratorStream } from "./follow.js"
-import type { EncodedMessage, PublishOutcome } from "./acked-publish.js"
 
 const encoder = new TextEncoder()
 
@@ -54,17 +53,12 @@ export interface PublishOptions {
 
 /** Validate with the schema, publish as JSON with a Nats-Msg-Id; retries transient faults. */
 export const publish = <S extends z.ZodType>(subject: string, schema: S, value: z.input<S>, opts: PublishOptions) =>
-  Effect.gen(function* () {
-    const { js } = yield* Nats
+  Effect.suspend(() => {
     const checked = schema.safeParse(value, { reportInput: true })
-    if (!checked.success)
-      return yield* Effect.die(new DecodeError({ subject, problems: formatIssues(checked.error) }))
-    const payload = encoder.encode(JSON.stringify(checked.data))
-    return yield* withRetry(
-      Effect.tryPromise({
-        try: () => js.publish(subject, payload, { msgID: opts.msgId, timeout: opts.timeoutMs ?? 10_000 }),
-        catch: (cause) => new BusError({ op: `publish ${subject}`, cause, transient: isTransient(cause) })
-      })
+    if (!checked.success) return Effect.die(new DecodeError({ subject, problems: formatIssues(checked.error) }))
+    return Effect.map(
+      publishManyTrusted([{ subject, json: JSON.stringify(checked.data), msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      (acks) => acks[0]
     )
   })
 
@@ -72,8 +66,8 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
  * Publish a value our own typed code built, without the zod pass (hot paths: results, measured
  * at ~70 µs per result with it). Whoever receives it still validates at its own boundary.
  */
-export const publishTrusted = (subject: string, value: unknown, opts: PublishOptions) =>
-  publishManyTrusted([{ subject, value, msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {})
+export const publishTrusted = (subject: string, value: unknown, opts: PublishOptions): Effect.Effect<PubAck, BusError, Nats> =>
+  Effect.map(publishManyTrusted([{ subject, value, msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), (acks) => acks[0])
 
 /** One message of a bulk publish (publishManyTrusted): a value, or its JSON text already written. */
 export type OutgoingMessage = { readonly subject: string; readonly msgId: string } & ({ readonly value: unknown } | { readonly json: string })
@@ -85,18 +79,28 @@ export type OutgoingMessage = { readonly subject: string; readonly msgId: string
  * acknowledged yet; their msg-ids make a message that did arrive before its ack was lost a
  * duplicate the server drops.
  */
-export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opts: { timeoutMs?: number } = {}) =>
+export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opts: { timeoutMs?: number } = {}): Effect.Effect<PubAck[], BusError, Nats> =>
   Effect.flatMap(Nats, ({ publisher }) => {
-    if (messages.length === 0) return Effect.void
-    let todo: EncodedMessage[] = messages.map((m) => ({ subject: m.subject, payload: encoder.encode("json" in m ? m.json : JSON.stringify(m.value)), msgId: m.msgId }))
+    const acks = new Array<PubAck>(messages.length)
+    if (messages.length === 0) return Effect.succeed(acks)
+    // positions in `messages` still to be acknowledged, and their encoded form
+    let todo = messages.map((m, index) => ({ index, subject: m.subject, payload: encoder.encode("json" in m ? m.json : JSON.stringify(m.value)), msgId: m.msgId }))
     const attempt = Effect.tryPromise({
       try: async () => {
         const outcomes = await publisher.publishAll(todo, opts.timeoutMs ?? 10_000)
-        const failed = todo.filter((_, i) => !outcomes[i].ok)
-        if (failed.length === 0) return
-        const first = outcomes.find((o): o is Extract<PublishOutcome, { ok: false }> => !o.ok)!
+        const failed: typeof todo = []
+        let firstError: Error | undefined
+        for (let i = 0; i < todo.length; i++) {
+          const o = outcomes[i]
+          if (o.ok) acks[todo[i].index] = o.ack
+          else {
+            failed.push(todo[i])
+            firstError ??= o.error
+          }
+        }
         todo = failed
-        throw first.error
+        if (firstError !== undefined) throw firstError
+        return acks
       },
       catch: (cause) => new BusError({ op: `publish ${todo.length} message(s) (first ${todo[0]?.subject})`, cause, transient: isTransient(cause) })
     })
