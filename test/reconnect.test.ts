@@ -9,9 +9,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
 import { nanos, type Msg } from "@nats-io/transport-node"
-import { AckPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream"
+import { AckPolicy, RetentionPolicy, StorageType, type JsMsg } from "@nats-io/jetstream"
 import { z } from "zod"
-import { consume, isTransient, publishTrusted } from "../src/streams/bus.js"
+import { consume, isTransient, publishRaw, publishTrusted } from "../src/streams/bus.js"
+import { follow, followBatches } from "../src/streams/follow.js"
 import { Nats } from "../src/streams/connection.js"
 import { RequestLostInReconnect } from "../src/streams/errors.js"
 import { restartableServer } from "./support/restartable.js"
@@ -115,4 +116,46 @@ describe("requests across a nats-server restart", () => {
       }).pipe(Effect.provide(Nats.Default.pipe(Layer.provide(server.settings))))
     })
   )
+
+  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+    it.scopedLive(`followers across a nats-server ${signal}: every message stored after they began, once, in order, and nothing older`, () =>
+      Effect.gen(function* () {
+        const server = yield* restartableServer
+        yield* Effect.gen(function* () {
+          const { jsm } = yield* Nats
+          yield* Effect.promise(() => jsm.streams.add({ name: "TEST_RES", subjects: ["tf.test.res.>"], storage: StorageType.File }))
+          const send = (ids: ReadonlyArray<string>) => Effect.forEach(ids, (id) => publishRaw(`tf.test.res.${id}`, id, `res-${id}`), { discard: true })
+          const range = (p: string, n: number) => Array.from({ length: n }, (_, i) => `${p}${i + 1}`)
+          // stored before the followers begin: a "new" follower must never see these
+          yield* send(range("old", 5))
+          const early: string[] = []
+          const idle: string[] = []
+          const all: string[] = []
+          const collect = (into: string[], stream: Stream.Stream<ReadonlyArray<JsMsg> | JsMsg, unknown, Nats>) =>
+            Effect.forkScoped(Stream.runForEach(stream, (m) => Effect.sync(() => (Array.isArray(m) ? m : [m]).forEach((x: JsMsg) => into.push(x.string())))))
+          // a follower's consumer exists at the server once it has fixed where it starts
+          const followers = () => jsm.streams.info("TEST_RES").then((i) => i.state.consumer_count)
+          yield* collect(early, followBatches("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }))
+          yield* collect(all, follow("tf.test.res.>", { stream: "TEST_RES" }))
+          yield* Effect.promise(() => until(async () => (await followers()) >= 2, "two followers", 60_000))
+          yield* send(range("a", 3))
+          yield* Effect.promise(() => until(async () => early.length >= 3 && all.length >= 8, "the first messages at the followers", 60_000))
+          // this one has seen nothing when the server goes
+          yield* collect(idle, followBatches("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }))
+          yield* Effect.promise(() => until(async () => (await followers()) >= 3, "the third follower", 60_000))
+          yield* server.kill(signal)
+          yield* server.start
+          const back = Date.now()
+          const after = range("b", 20)
+          yield* send(after)
+          yield* Effect.promise(() => until(async () => early.length >= 23 && idle.length >= 20 && all.length >= 28, "every message at the followers", 120_000))
+          console.log(`RECOVERY followers after nats-server ${signal}: all 20 new messages at all three followers ${Date.now() - back} ms after the server was back`)
+          yield* Effect.sleep("300 millis")
+          expect(early).toEqual([...range("a", 3), ...after])
+          expect(idle).toEqual(after)
+          expect(all).toEqual([...range("old", 5), ...range("a", 3), ...after])
+        }).pipe(Effect.provide(Nats.Default.pipe(Layer.provide(server.settings))))
+      })
+    )
+  }
 })
