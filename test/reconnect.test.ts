@@ -1,10 +1,15 @@
 /**
- * A request whose answer is lost with a nats-server that stops (its bytes went to the old
- * connection) fails as `RequestLostInReconnect` when the connection is back, instead of waiting
- * out its timeout; bus.ts retries it at once. Requests here go to a plain subscriber of this
- * test that keeps silent the first time it sees a request, so the request is certainly in
- * flight when the server stops. Long timeouts (120 s): without the mechanism each request would
- * end in a TimeoutError, which the assertions tell apart; no duration is asserted.
+ * The bus across a nats-server restart (SIGTERM or SIGKILL, same store):
+ * - a request whose answer is lost with the server (its bytes went to the old connection) fails
+ *   as `RequestLostInReconnect` when the connection is back, instead of waiting out its
+ *   timeout; bus.ts retries it at once. Requests go to a plain subscriber of this test that
+ *   keeps silent the first time it sees a payload, so the request is certainly in flight when
+ *   the server stops. Long timeouts (120 s): without the mechanism each request ends in a
+ *   TimeoutError, which the assertions tell apart; no duration is asserted;
+ * - a work-queue message taken before the restart is acked after it, confirmed by the server;
+ * - followers (ordered consumers) see every message stored after they began, once, in order,
+ *   nothing older — also one that had seen nothing when the server went. How soon is printed
+ *   (`RECOVERY followers ...`), not asserted.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
@@ -96,26 +101,28 @@ describe("requests across a nats-server restart", () => {
     })
   )
 
-  it.scopedLive("a work-queue message taken before a restart is acked after it (confirmed by the server) and leaves the stream", () =>
-    Effect.gen(function* () {
-      const server = yield* restartableServer
-      yield* Effect.gen(function* () {
-        const { js, jsm } = yield* Nats
-        yield* Effect.promise(() => jsm.streams.add({ name: "TEST_WQ", subjects: ["tf.test.wq"], retention: RetentionPolicy.Workqueue, storage: StorageType.File }))
-        yield* Effect.promise(() => jsm.consumers.add("TEST_WQ", { durable_name: "w", ack_policy: AckPolicy.Explicit, ack_wait: nanos(120_000), filter_subject: "tf.test.wq" }))
-        yield* Effect.promise(() => js.publish("tf.test.wq", JSON.stringify({ n: 1 }), { msgID: "wq-1" }))
-        const taken = yield* consume("w", z.object({ n: z.number() }), { stream: "TEST_WQ", oneAtATime: true }).pipe(Stream.take(1), Stream.runCollect)
-        const d = Chunk.unsafeHead(taken)
-        expect(d.decoded).toEqual(Either.right({ n: 1 }))
-        yield* server.kill("SIGTERM")
-        yield* server.start
-        yield* d.ack
-        const info = yield* Effect.promise(() => jsm.consumers.info("TEST_WQ", "w"))
-        expect(info.num_ack_pending).toBe(0)
-        expect((yield* Effect.promise(() => jsm.streams.info("TEST_WQ"))).state.messages).toBe(0)
-      }).pipe(Effect.provide(Nats.Default.pipe(Layer.provide(server.settings))))
-    })
-  )
+  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+    it.scopedLive(`a work-queue message taken before a nats-server ${signal} is acked after the restart (confirmed by the server) and leaves the stream`, () =>
+      Effect.gen(function* () {
+        const server = yield* restartableServer
+        yield* Effect.gen(function* () {
+          const { js, jsm } = yield* Nats
+          yield* Effect.promise(() => jsm.streams.add({ name: "TEST_WQ", subjects: ["tf.test.wq"], retention: RetentionPolicy.Workqueue, storage: StorageType.File }))
+          yield* Effect.promise(() => jsm.consumers.add("TEST_WQ", { durable_name: "w", ack_policy: AckPolicy.Explicit, ack_wait: nanos(120_000), filter_subject: "tf.test.wq" }))
+          yield* Effect.promise(() => js.publish("tf.test.wq", JSON.stringify({ n: 1 }), { msgID: "wq-1" }))
+          const taken = yield* consume("w", z.object({ n: z.number() }), { stream: "TEST_WQ", oneAtATime: true }).pipe(Stream.take(1), Stream.runCollect)
+          const d = Chunk.unsafeHead(taken)
+          expect(d.decoded).toEqual(Either.right({ n: 1 }))
+          yield* server.kill(signal)
+          yield* server.start
+          yield* d.ack
+          const info = yield* Effect.promise(() => jsm.consumers.info("TEST_WQ", "w"))
+          expect(info.num_ack_pending).toBe(0)
+          expect((yield* Effect.promise(() => jsm.streams.info("TEST_WQ"))).state.messages).toBe(0)
+        }).pipe(Effect.provide(Nats.Default.pipe(Layer.provide(server.settings))))
+      })
+    )
+  }
 
   for (const signal of ["SIGTERM", "SIGKILL"] as const) {
     it.scopedLive(`followers across a nats-server ${signal}: every message stored after they began, once, in order, and nothing older`, () =>
