@@ -7,8 +7,9 @@
  *   the server stops. Long timeouts (120 s): without the mechanism each request ends in a
  *   TimeoutError, which the assertions tell apart; no duration is asserted;
  * - a work-queue message taken before the restart is acked after it, confirmed by the server;
- * - followers (ordered consumers) see every message stored after they began, once, in order,
- *   nothing older — also one that had seen nothing when the server went. How soon is printed
+ * - followers (ordered consumers: `follow`, `followBatches`, and the iterable tickflow/client
+ *   reads) see every message stored after they began, once, in order, nothing older — also
+ *   a "new" one that had seen nothing when the server went. How soon is printed
  *   (`RECOVERY followers ...`), not asserted.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -18,6 +19,7 @@ import { AckPolicy, RetentionPolicy, StorageType, type JsMsg } from "@nats-io/je
 import { z } from "zod"
 import { consume, isTransient, publishRaw, publishTrusted } from "../src/streams/bus.js"
 import { follow, followBatches } from "../src/streams/follow.js"
+import { orderedFollowerIterable } from "../src/streams/ordered.js"
 import { Nats } from "../src/streams/connection.js"
 import { RequestLostInReconnect } from "../src/streams/errors.js"
 import { restartableServer } from "./support/restartable.js"
@@ -144,23 +146,36 @@ describe("requests across a nats-server restart", () => {
           const followers = () => jsm.streams.info("TEST_RES").then((i) => i.state.consumer_count)
           yield* collect(early, followBatches("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }))
           yield* collect(all, follow("tf.test.res.>", { stream: "TEST_RES" }))
-          yield* Effect.promise(() => until(async () => (await followers()) >= 2, "two followers", 60_000))
+          // what tickflow/client iterates (plain nats.js, no Effect)
+          const { nc, js } = yield* Nats
+          const iterable = yield* Effect.acquireRelease(
+            Effect.promise(() => orderedFollowerIterable({ nc, js, stream: "TEST_RES", filter: "tf.test.res.>", start: "all", maxMessages: 16, expiresMs: 5_000 })),
+            (f) => Effect.sync(() => f.stop())
+          )
+          const iterated: string[] = []
+          void (async () => {
+            for await (const m of iterable) iterated.push(m.string())
+          })()
+          yield* Effect.promise(() => until(async () => (await followers()) >= 3, "three followers", 60_000))
           yield* send(range("a", 3))
-          yield* Effect.promise(() => until(async () => early.length >= 3 && all.length >= 8, "the first messages at the followers", 60_000))
+          yield* Effect.promise(() => until(async () => early.length >= 3 && all.length >= 8 && iterated.length >= 8, "the first messages at the followers", 60_000))
           // this one has seen nothing when the server goes
           yield* collect(idle, followBatches("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }))
-          yield* Effect.promise(() => until(async () => (await followers()) >= 3, "the third follower", 60_000))
+          yield* Effect.promise(() => until(async () => (await followers()) >= 4, "the fourth follower", 60_000))
           yield* server.kill(signal)
           yield* server.start
           const back = Date.now()
           const after = range("b", 20)
           yield* send(after)
-          yield* Effect.promise(() => until(async () => early.length >= 23 && idle.length >= 20 && all.length >= 28, "every message at the followers", 120_000))
-          console.log(`RECOVERY followers after nats-server ${signal}: all 20 new messages at all three followers ${Date.now() - back} ms after the server was back`)
+          yield* Effect.promise(() =>
+            until(async () => early.length >= 23 && idle.length >= 20 && all.length >= 28 && iterated.length >= 28, "every message at the followers", 120_000)
+          )
+          console.log(`RECOVERY followers after nats-server ${signal}: all 20 new messages at all four followers ${Date.now() - back} ms after the server was back`)
           yield* Effect.sleep("300 millis")
           expect(early).toEqual([...range("a", 3), ...after])
           expect(idle).toEqual(after)
           expect(all).toEqual([...range("old", 5), ...range("a", 3), ...after])
+          expect(iterated).toEqual(all)
         }).pipe(Effect.provide(Nats.Default.pipe(Layer.provide(server.settings))))
       })
     )

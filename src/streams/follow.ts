@@ -4,12 +4,13 @@
  * subscriber sees the whole batch.
  */
 import { Effect, Option, Stream } from "effect"
-import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream"
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream"
 import type { z } from "zod"
 import { Nats } from "./connection.js"
 import { BusError } from "./errors.js"
 import { CONSUME_EXPIRES_MS, decodeMessage, isTransient } from "./bus.js"
 import { STREAM } from "./topology.js"
+import { startOrderedFollower } from "./ordered.js"
 
 /**
  * Messages of an iterator as a Stream whose pull can be interrupted at once (an idle ordered
@@ -34,100 +35,46 @@ export interface FollowOptions {
   readonly deliverNew?: boolean
 }
 
-/** How long to wait before opening a follower again when opening it failed. */
-const REOPEN_DELAY_MS = 250
-
 /**
- * An ordered consumer on `filter` in callback mode, which this code — not nats.js — starts
- * again after a reconnect or missed heartbeats, from the message after the last one handed to
- * `onMessage`.
- *
- * Why not nats.js's own recovery: in @nats-io/jetstream 3.4, when an ordered consumer is gone
- * after a reconnect (it lives in the server's memory: a restarted nats-server, a dead cluster
- * node), `consume()` recreates it without clearing what it counts as pulled but not received,
- * so its first pull asks for `batch: 0`: one message arrives, then nothing until two idle
- * heartbeats are missed (measured: 7.5 s with 5 s pulls; a reporter counted a batch done 6 s
- * after its last result). A fresh consumer pulls a full batch at once.
- *
- * `deliverNew` is turned into "from the stream's next sequence at the start", so a restart
- * before any message arrived misses nothing stored in the meantime (a restarted New consumer
- * would start at the time of the restart).
+ * An ordered consumer on `filter` in callback mode that restarts itself after a reconnect or
+ * missed heartbeats (`startOrderedFollower`, ordered.ts: nats.js's own recovery stalled ~7.5 s
+ * after a nats-server restart). `deliverNew` becomes "from the stream's next sequence at the
+ * start", so a restart before any message arrived misses nothing stored in the meantime.
  */
 const followOrdered = (filter: string, opts: FollowOptions & { maxMessages: number }, onMessage: (m: JsMsg) => void, onEnd: (e?: BusError) => void) =>
   Effect.gen(function* () {
     const { js, jsm, nc } = yield* Nats
     const stream = opts.stream ?? STREAM.results
     const op = `follow ${filter}`
-    let nextSeq: number | undefined
-    if (opts.deliverNew)
-      nextSeq =
-        (yield* Effect.tryPromise({
-          try: () => jsm.streams.info(stream),
-          catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
-        })).state.last_seq + 1
-    const deliver = (): { deliver_policy: DeliverPolicy; opt_start_seq?: number } =>
-      nextSeq !== undefined
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, nextSeq) }
-        : { deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All }
-    let current: ConsumerMessages | undefined
-    // which opening is the live one: messages of a follower stopped for a restart are dropped
-    let generation = 0
-    let stopped = false
-    let opening = false
-    const open = async (): Promise<void> => {
-      opening = true
-      const mine = ++generation
-      try {
-        const consumer = await js.consumers.get(stream, { filter_subjects: filter, ...deliver() })
-        const messages = await consumer.consume({
-          max_messages: opts.maxMessages,
-          // short pulls: an ordered consumer lost with a cluster node is recreated within ~5 s, not ~30 s
-          expires: CONSUME_EXPIRES_MS,
-          callback: (m) => {
-            if (mine !== generation) return
-            nextSeq = m.seq + 1
-            onMessage(m)
-          }
-        })
-        if (stopped) return void messages.stop()
-        current = messages
-        void (async () => {
-          for await (const st of messages.status()) if (st.type === "heartbeats_missed" && mine === generation) return restart()
-        })().catch(() => undefined)
-        // An ordered consumer that gives up (e.g. its stream is gone) ends the follow; its
-        // owner decides what next. One stopped here for a restart does not.
-        void messages.closed().then((err) => {
-          if (mine === generation && !stopped) onEnd(err ? new BusError({ op, cause: err, transient: true }) : undefined)
-        })
-      } finally {
-        opening = false
-      }
-    }
-    const restart = (): void => {
-      if (stopped || opening) return
-      generation++
-      current?.stop()
-      current = undefined
-      open().catch(() => {
-        if (!stopped) setTimeout(restart, REOPEN_DELAY_MS)
-      })
-    }
+    const start = opts.deliverNew
+      ? {
+          fromSeq:
+            (yield* Effect.tryPromise({
+              try: () => jsm.streams.info(stream),
+              catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
+            })).state.last_seq + 1
+        }
+      : opts.lastPerSubject
+        ? ("lastPerSubject" as const)
+        : ("all" as const)
     yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: open, catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) }) }),
-      () =>
-        Effect.sync(() => {
-          stopped = true
-          current?.stop()
-        })
-    )
-    const status = nc.status()
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        (async () => {
-          for await (const st of status) if (st.type === "reconnect") restart()
-        })().catch(() => undefined)
-      ),
-      () => Effect.sync(() => (status as { stop?: () => void }).stop?.())
+      Effect.tryPromise({
+        try: () =>
+          startOrderedFollower({
+            nc,
+            js,
+            stream,
+            filter,
+            start,
+            maxMessages: opts.maxMessages,
+            // short pulls: an ordered consumer lost with a cluster node is recreated within ~5 s, not ~30 s
+            expiresMs: CONSUME_EXPIRES_MS,
+            onMessage,
+            onEnd: (err) => onEnd(err ? new BusError({ op, cause: err, transient: true }) : undefined)
+          }),
+        catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
+      }),
+      (f) => Effect.sync(() => f.stop())
     )
   })
 
