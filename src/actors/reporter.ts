@@ -431,7 +431,10 @@ export const reporterActor = Effect.gen(function* () {
   })
   yield* run.pipe(
     Effect.tapError((e) => Effect.logError("reporter failed; restarting", e)),
-    Effect.retry(Schedule.exponential(Duration.millis(200)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(5)))))
+    // Capped at 500 ms, like the stage actors (runner.ts): the schedule's state lives as long as
+    // the reporter, and after a few restarts a 5 s cap made every later nats-server restart
+    // cost up to 5 s more before batches were counted.
+    Effect.retry(Schedule.exponential(Duration.millis(100)).pipe(Schedule.union(Schedule.spaced(Duration.millis(500)))))
   )
 }).pipe(Effect.annotateLogs({ actor: "reporter" }))
 

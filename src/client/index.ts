@@ -9,7 +9,9 @@
  *   results  ordered consumers on TF_RESULTS: `tf.res.<batch>.<scenario>` (one scenario, or
  *            `tf.res.<batch>.>`) replayed from the start and then followed, so a result that
  *            arrived before the caller looked is not missed; the batch summary
- *            `tf.evt.<batch>.batch` (its last value, then changes) says when a batch is done
+ *            `tf.evt.<batch>.batch` (its last value, then changes) says when a batch is done.
+ *            They start again by themselves after a server restart or a cluster node's loss,
+ *            from the message after the last one read (src/streams/ordered.ts)
  *
  * The `submitter` role of nats.conf has exactly the permissions this needs. Sessions
  * (`tf.ses.*`, adding symbols to a running scenario) are not offered: the server side does not
@@ -17,13 +19,14 @@
  */
 import { Data } from "effect"
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node"
-import { DeliverPolicy, jetstream, type JetStreamClient } from "@nats-io/jetstream"
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream"
 import { ConfigError, makeBatchId, parseBatchConfig, type BatchConfigInput, type ScenarioInput } from "../schemas/batch.js"
 import { WIRE_VERSION } from "../schemas/common.js"
 import { formatIssues } from "../schemas/errors.js"
 import { BatchRecord, ScenarioResult } from "../schemas/results.js"
 import { SubmitScenario } from "../schemas/wire.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
+import { orderedFollowerIterable } from "../streams/ordered.js"
 
 /**
  * Pulls of the client's followers expire after 5 s (the client library's default is 30 s): after
@@ -161,10 +164,10 @@ const makeClient = (nc: NatsConnection): TickflowClient => {
   }
 
   const followBatch = (batchId: string, options: WaitOptions = {}): AsyncIterableIterator<ScenarioResult> =>
-    followResults(js, batchId, options)
+    followResults(nc, js, batchId, options)
 
   const awaitBatch = async (batchId: string, options: WaitOptions = {}): Promise<BatchOutcome> => {
-    const follower = followResults(js, batchId, options)
+    const follower = followResults(nc, js, batchId, options)
     const results: ScenarioResult[] = []
     for await (const r of follower) results.push(r)
     const record = follower.record()
@@ -177,7 +180,7 @@ const makeClient = (nc: NatsConnection): TickflowClient => {
     const s = checkScenario(scenario)
     // Follow, then publish: the ordered consumer replays, so a result that arrives first (or
     // exists from an earlier identical submission) is found all the same.
-    const found = firstMessage(js, SUBJECT.result(s.batchId, s.scenarioId), ScenarioResult, options, `result of scenario ${s.scenarioId} (batch ${s.batchId})`)
+    const found = firstMessage(nc, js, SUBJECT.result(s.batchId, s.scenarioId), ScenarioResult, options, `result of scenario ${s.scenarioId} (batch ${s.batchId})`)
     try {
       await submitChecked(s)
     } catch (e) {
@@ -260,14 +263,13 @@ const deadline = (what: string, options: WaitOptions) => {
 }
 
 /** The first valid message on `subject` of TF_RESULTS (replayed or new). */
-const firstMessage = <A>(js: JetStreamClient, subject: string, schema: Decoder<A>, options: WaitOptions, what: string) => {
+const firstMessage = <A>(nc: NatsConnection, js: JetStreamClient, subject: string, schema: Decoder<A>, options: WaitOptions, what: string) => {
   let stop: (() => void) | undefined
   let cancelled = false
   const limit = deadline(what, options)
   const value = (async () => {
     try {
-      const consumer = await js.consumers.get(STREAM.results, { filter_subjects: subject, deliver_policy: DeliverPolicy.All })
-      const messages = await consumer.consume({ max_messages: 16, expires: PULL_EXPIRES_MS })
+      const messages = await orderedFollowerIterable({ nc, js, stream: STREAM.results, filter: subject, start: "all", maxMessages: 16, expiresMs: PULL_EXPIRES_MS })
       stop = () => messages.stop()
       if (cancelled) stop()
       const first = (async () => {
@@ -309,7 +311,7 @@ interface Feed {
  * and a filter must be a subset of the stream's subjects. Ends once the batch is done or
  * failed and `total` distinct results have been yielded.
  */
-const followResults = (js: JetStreamClient, batchId: string, options: WaitOptions): BatchFollower => {
+const followResults = (nc: NatsConnection, js: JetStreamClient, batchId: string, options: WaitOptions): BatchFollower => {
   const seen = new Set<string>()
   let record: BatchRecord | undefined
   const limit = deadline(`end of batch ${batchId}`, options)
@@ -317,9 +319,8 @@ const followResults = (js: JetStreamClient, batchId: string, options: WaitOption
   const pending = new Map<Source, Promise<{ source: Source; r: IteratorResult<{ subject: string; data: Uint8Array }> }>>()
   let finished = false
 
-  const open = async (source: Source, filter: string, deliver: DeliverPolicy) => {
-    const consumer = await js.consumers.get(STREAM.results, { filter_subjects: filter, deliver_policy: deliver })
-    const messages = await consumer.consume({ max_messages: source === "result" ? 1_000 : 16, expires: PULL_EXPIRES_MS })
+  const open = async (source: Source, filter: string, start: "all" | "lastPerSubject") => {
+    const messages = await orderedFollowerIterable({ nc, js, stream: STREAM.results, filter, start, maxMessages: source === "result" ? 1_000 : 16, expiresMs: PULL_EXPIRES_MS })
     feeds[source] = { messages, iterator: messages[Symbol.asyncIterator]() }
   }
   const pull = (source: Source) => pending.set(source, feeds[source]!.iterator.next().then((r) => ({ source, r })))
@@ -337,8 +338,8 @@ const followResults = (js: JetStreamClient, batchId: string, options: WaitOption
     try {
       if (pending.size === 0) {
         await Promise.all([
-          open("result", SUBJECT.resultsOf(batchId), DeliverPolicy.All),
-          open("summary", SUBJECT.batchEvent(batchId), DeliverPolicy.LastPerSubject)
+          open("result", SUBJECT.resultsOf(batchId), "all"),
+          open("summary", SUBJECT.batchEvent(batchId), "lastPerSubject")
         ])
         pull("result")
         pull("summary")

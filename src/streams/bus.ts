@@ -7,9 +7,10 @@ import { Context, Duration, Effect, Either, Layer, Option, Schedule, Stream } fr
 import type { JsMsg, PubAck, ConsumerMessages } from "@nats-io/jetstream"
 import { JetStreamApiError } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
+import type { NatsConnection } from "@nats-io/transport-node"
 import type { z } from "zod"
 import { Nats } from "./connection.js"
-import { BusError, DecodeError } from "./errors.js"
+import { BusError, DecodeError, RequestLostInReconnect } from "./errors.js"
 import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
 import { formatIssues } from "../schemas/errors.js"
 import { tooDeepAt, tooDeepProblem } from "../schemas/depth.js"
@@ -19,6 +20,7 @@ const encoder = new TextEncoder()
 
 /** Errors worth retrying: no responders during a leader election, timeouts, a reconnect. */
 export const isTransient = (e: unknown): boolean => {
+  if (e instanceof RequestLostInReconnect) return true
   if (e instanceof JetStreamApiError) return e.code === 503 || e.code === 10008
   const text = `${(e as Error)?.name ?? ""} ${(e as Error)?.message ?? ""} ${String((e as { cause?: unknown })?.cause ?? "")}`
   return /timeout|no responders|NoResponders|jetstream is not enabled|disconnect|reconnect|CONNECTION_|closed|TimeoutError|503/i.test(
@@ -152,18 +154,37 @@ export const decodeMessage = <S extends z.ZodType>(schema: S, subject: string, b
   return r.success ? Either.right(r.data) : Either.left(new DecodeError({ subject, problems: formatIssues(r.error), raw }))
 }
 
-const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg): Delivery<z.output<S>> => ({
+const ACK = encoder.encode("+ACK")
+
+/**
+ * An ack the server confirms: "+ACK" sent as a request to the message's reply subject (what
+ * `ackAck()` sends), through `nc.request` so that an ack lost in a reconnect fails at once
+ * (connection.ts) and is sent again, instead of waiting out its timeout and then the ack wait.
+ * `ackAck()` itself cannot be repeated (it sends only once per message). Acking twice is
+ * harmless: the server answers and ignores the second.
+ */
+const confirmedAck = (nc: NatsConnection, m: JsMsg): Effect.Effect<void, BusError> => {
+  // JsMsgImpl has the reply subject; its published type does not say so
+  const reply = (m as JsMsg & { readonly reply?: string }).reply
+  const attempt: Effect.Effect<unknown, BusError> = reply
+    ? Effect.tryPromise({
+        try: () => nc.request(reply, ACK, { timeout: 10_000 }),
+        catch: (cause) => new BusError({ op: `ack ${m.subject}`, cause, transient: isTransient(cause) })
+      })
+    : Effect.tryPromise({
+        try: () => m.ackAck({ timeout: 10_000 }),
+        catch: (cause) => new BusError({ op: `ack ${m.subject}`, cause, transient: false })
+      })
+  return Effect.asVoid(reply ? withRetry(attempt) : attempt)
+}
+
+const toDelivery = <S extends z.ZodType>(schema: S, m: JsMsg, nc: NatsConnection): Delivery<z.output<S>> => ({
   subject: m.subject,
   streamSeq: m.seq,
   deliveryCount: m.info.deliveryCount,
   decoded: decodeMessage(schema, m.subject, m.data),
   msg: m,
-  ack: Effect.tryPromise({
-    try: async () => {
-      await m.ackAck({ timeout: 10_000 })
-    },
-    catch: (cause) => new BusError({ op: `ack ${m.subject}`, cause, transient: isTransient(cause) })
-  }),
+  ack: confirmedAck(nc, m),
   ackNoWait: Effect.sync(() => m.ack()),
   nak: (delayMs) => Effect.sync(() => m.nak(delayMs)),
   term: Effect.sync(() => m.term()),
@@ -257,7 +278,7 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
           })
         })
         return Stream.repeatEffect(pullOne).pipe(
-          Stream.filterMap((m) => (m ? Option.some(toDelivery(schema, m)) : Option.none())),
+          Stream.filterMap((m) => (m ? Option.some(toDelivery(schema, m, nc)) : Option.none())),
           Stream.catchAll((e) => (Option.isSome(e) ? Stream.fail(e.value) : Stream.empty))
         )
       }
@@ -268,7 +289,7 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
         }),
         (m) => Effect.sync(() => m.stop())
       )
-      return iteratorStream(messages, `consume ${durable}`).pipe(Stream.map((m) => toDelivery(schema, m)))
+      return iteratorStream(messages, `consume ${durable}`).pipe(Stream.map((m) => toDelivery(schema, m, nc)))
     })
   )
 

@@ -4,14 +4,14 @@
  * long as the layer's scope.
  */
 import { AckedPublisher } from "./acked-publish.js"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
 import { readFileSync } from "node:fs"
 import { connect, credsAuthenticator, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node"
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import { Objm } from "@nats-io/obj"
 import { embeddedNatsServer, type EmbeddedOptions, type EmbeddedServer, type Role } from "./embedded.js"
-import { NatsConnectError } from "./errors.js"
+import { NatsConnectError, RequestLostInReconnect } from "./errors.js"
 import { rootLogger } from "../logging.js"
 
 export interface NatsSettingsShape {
@@ -107,6 +107,67 @@ export const executorChildEnv = (s: NatsSettingsShape): { env: Record<string, st
   return { env: childEnv(s), role: "inherited" }
 }
 
+/**
+ * Fail the requests the connection lost, as soon as it is back. A request whose bytes went out
+ * (or were queued) before the connection dropped gets no answer: the server that would have
+ * answered is gone, and nats.js discards its outbound buffer at every dial attempt. nats.js
+ * still waits out the request's full timeout (10 s here) — measured, every request in flight at
+ * a nats-server restart (an executor's result publishes, its ack) held its work ~10 s after the
+ * server was back. (nats.c has `failRequestsOnDisconnect` for this; nats.js has no such option.)
+ *
+ * So `nc.request` — which JetStream publishes, JetStream API calls and KV operations all go
+ * through — is wrapped: a request still unanswered at a disconnect or a dial attempt is marked,
+ * and at the "reconnect" the marked ones fail with `RequestLostInReconnect`, a transient error
+ * the callers' retries (bus.ts) send again at once. Only requests sent after the last dial
+ * attempt began reach the new server and keep waiting for their answer. (The status reaches
+ * this code a moment after the dial attempt reset the buffer, so a request sent in that moment
+ * is marked too and sent twice: harmless.) A retried publish carries its Nats-Msg-Id, so one
+ * that did arrive is a duplicate the server drops. Cost: none measurable (JetStream async
+ * publish 18.1 k msgs/s with the wrapper and without, medians of 8 interleaved rounds).
+ */
+const failRequestsLostInReconnect = (nc: NatsConnection): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    interface InFlight {
+      readonly subject: string
+      readonly fail: (e: RequestLostInReconnect) => void
+      lost: boolean
+    }
+    const inFlight = new Set<InFlight>()
+    const request = nc.request.bind(nc)
+    nc.request = (subject, payload, opts) =>
+      new Promise((resolve, reject) => {
+        const entry: InFlight = { subject, fail: reject, lost: false }
+        inFlight.add(entry)
+        request(subject, payload, opts).then(
+          (m) => {
+            inFlight.delete(entry)
+            resolve(m)
+          },
+          (e) => {
+            inFlight.delete(entry)
+            reject(e)
+          }
+        )
+      })
+    const status = nc.status()
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        (async () => {
+          for await (const s of status) {
+            if (s.type === "disconnect" || s.type === "reconnecting") for (const r of inFlight) r.lost = true
+            else if (s.type === "reconnect")
+              for (const r of [...inFlight])
+                if (r.lost) {
+                  inFlight.delete(r)
+                  r.fail(new RequestLostInReconnect({ subject: r.subject }))
+                }
+          }
+        })().catch(() => undefined)
+      ),
+      () => Effect.sync(() => (status as { stop?: () => void }).stop?.())
+    )
+  })
+
 export interface NatsShape {
   readonly nc: NatsConnection
   readonly js: JetStreamClient
@@ -146,6 +207,7 @@ export class Nats extends Effect.Service<Nats>()("tickflow/Nats", {
           await nc.drain().catch(() => nc.close())
         })
     )
+    yield* failRequestsLostInReconnect(nc)
     // Reconnects and disconnects are logged, one line per event.
     yield* Effect.forkScoped(
       Effect.promise(async () => {

@@ -50,3 +50,13 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
     return `message on ${this.subject} is not valid: ${this.problems.join("; ")}`
   }
 }
+
+/**
+ * A request was sent before the connection dropped and got no answer by the time it was back:
+ * its answer is lost with the old connection. Transient: send it again (connection.ts).
+ */
+export class RequestLostInReconnect extends Data.TaggedError("RequestLostInReconnect")<{ readonly subject: string }> {
+  override get message(): string {
+    return `request on ${this.subject} lost in a reconnect: sent before the connection dropped, unanswered after it came back`
+  }
+}

@@ -4,12 +4,13 @@
  * subscriber sees the whole batch.
  */
 import { Effect, Option, Stream } from "effect"
-import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream"
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream"
 import type { z } from "zod"
 import { Nats } from "./connection.js"
 import { BusError } from "./errors.js"
 import { CONSUME_EXPIRES_MS, decodeMessage, isTransient } from "./bus.js"
 import { STREAM } from "./topology.js"
+import { startOrderedFollower } from "./ordered.js"
 
 /**
  * Messages of an iterator as a Stream whose pull can be interrupted at once (an idle ordered
@@ -26,29 +27,68 @@ export const iteratorStream = (messages: ConsumerMessages, op: string): Stream.S
   return Stream.repeatEffectOption(pull)
 }
 
-/** Replay then follow one subject filter of a limits stream (default TF_RESULTS). */
-export const follow = (filter: string, opts: { stream?: string; lastPerSubject?: boolean; deliverNew?: boolean } = {}) =>
-  Stream.unwrapScoped(
-    Effect.gen(function* () {
-      const { js } = yield* Nats
-      const consumer = yield* Effect.tryPromise({
+export interface FollowOptions {
+  readonly stream?: string
+  /** the last message of each subject, then new ones */
+  readonly lastPerSubject?: boolean
+  /** only messages stored from now on */
+  readonly deliverNew?: boolean
+}
+
+/**
+ * An ordered consumer on `filter` in callback mode that restarts itself after a reconnect or
+ * missed heartbeats (`startOrderedFollower`, ordered.ts: nats.js's own recovery stalled ~7.5 s
+ * after a nats-server restart). `deliverNew` becomes "from the stream's next sequence at the
+ * start", so a restart before any message arrived misses nothing stored in the meantime.
+ */
+const followOrdered = (filter: string, opts: FollowOptions & { maxMessages: number }, onMessage: (m: JsMsg) => void, onEnd: (e?: BusError) => void) =>
+  Effect.gen(function* () {
+    const { js, jsm, nc } = yield* Nats
+    const stream = opts.stream ?? STREAM.results
+    const op = `follow ${filter}`
+    const start = opts.deliverNew
+      ? {
+          fromSeq:
+            (yield* Effect.tryPromise({
+              try: () => jsm.streams.info(stream),
+              catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
+            })).state.last_seq + 1
+        }
+      : opts.lastPerSubject
+        ? ("lastPerSubject" as const)
+        : ("all" as const)
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
         try: () =>
-          js.consumers.get(opts.stream ?? STREAM.results, {
-            filter_subjects: filter,
-            deliver_policy: opts.deliverNew ? DeliverPolicy.New : opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
+          startOrderedFollower({
+            nc,
+            js,
+            stream,
+            filter,
+            start,
+            maxMessages: opts.maxMessages,
+            // short pulls: an ordered consumer lost with a cluster node is recreated within ~5 s, not ~30 s
+            expiresMs: CONSUME_EXPIRES_MS,
+            onMessage,
+            onEnd: (err) => onEnd(err ? new BusError({ op, cause: err, transient: true }) : undefined)
           }),
-        catch: (cause) => new BusError({ op: `follow ${filter}`, cause, transient: isTransient(cause) })
-      })
-      const messages = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          // short pulls: an ordered consumer lost with a cluster node is recreated within ~5 s, not ~30 s
-          try: () => consumer.consume({ max_messages: 1_000, expires: CONSUME_EXPIRES_MS }),
-          catch: (cause) => new BusError({ op: `follow ${filter}`, cause, transient: isTransient(cause) })
-        }),
-        (m) => Effect.sync(() => m.stop())
-      )
-      return iteratorStream(messages, `follow ${filter}`)
-    })
+        catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
+      }),
+      (f) => Effect.sync(() => f.stop())
+    )
+  })
+
+/** Replay then follow one subject filter of a limits stream (default TF_RESULTS), message by message. */
+export const follow = (filter: string, opts: FollowOptions = {}): Stream.Stream<JsMsg, BusError, Nats> =>
+  Stream.asyncScoped<JsMsg, BusError, Nats>((emit) =>
+    followOrdered(
+      filter,
+      { ...opts, maxMessages: 1_000 },
+      (m) => void emit.single(m),
+      (e) => void (e ? emit.fail(e) : emit.end())
+    ),
+    // in arrival order, however fast they come (the client library buffers them the same way)
+    "unbounded"
   )
 
 /**
@@ -57,31 +97,11 @@ export const follow = (filter: string, opts: { stream?: string; lastPerSubject?:
  * One Effect step per batch instead of several per message: a reporter folding 10,000 results a
  * few seconds apart spent most of its CPU in per-message Stream machinery (bench/pipeline.ts).
  */
-export const followBatches = (
-  filter: string,
-  opts: { stream?: string; lastPerSubject?: boolean; deliverNew?: boolean; everyMs?: number } = {}
-): Stream.Stream<ReadonlyArray<JsMsg>, BusError, Nats> =>
+export const followBatches = (filter: string, opts: FollowOptions & { everyMs?: number } = {}): Stream.Stream<ReadonlyArray<JsMsg>, BusError, Nats> =>
   Stream.asyncScoped<ReadonlyArray<JsMsg>, BusError, Nats>((emit) =>
     Effect.gen(function* () {
-      const { js } = yield* Nats
-      const op = `follow ${filter}`
-      const consumer = yield* Effect.tryPromise({
-        try: () =>
-          js.consumers.get(opts.stream ?? STREAM.results, {
-            filter_subjects: filter,
-            deliver_policy: opts.deliverNew ? DeliverPolicy.New : opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
-          }),
-        catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
-      })
       let inbox: JsMsg[] = []
-      const messages = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () => consumer.consume({ max_messages: 1_000, expires: CONSUME_EXPIRES_MS, callback: (m) => void inbox.push(m) }),
-          catch: (cause) => new BusError({ op, cause, transient: isTransient(cause) })
-        }),
-        (m) => Effect.sync(() => m.stop())
-      )
-      const timer = yield* Effect.acquireRelease(
+      yield* Effect.acquireRelease(
         Effect.sync(() =>
           setInterval(() => {
             if (inbox.length === 0) return
@@ -92,10 +112,14 @@ export const followBatches = (
         ),
         (t) => Effect.sync(() => clearInterval(t))
       )
-      void timer
       // An ordered consumer recreates itself after a hiccup; when it gives up, the Stream fails
       // and its owner restarts it (replaying from where it stands is the owner's business).
-      void messages.closed().then((err) => void (err ? emit.fail(new BusError({ op, cause: err, transient: true })) : emit.end()))
+      yield* followOrdered(
+        filter,
+        { ...opts, maxMessages: 1_000 },
+        (m) => void inbox.push(m),
+        (e) => void (e ? emit.fail(e) : emit.end())
+      )
     })
   )
 
