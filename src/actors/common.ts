@@ -65,6 +65,11 @@ export interface ActorSettingsShape {
   readonly heartbeatMs?: number
   /** fault tests only (TICKFLOW_TEST_FREEZE): freeze this process at one point, see `freezeAt` */
   readonly testFreeze?: TestFreeze
+  /**
+   * an executor with nothing to do for this long runs one full garbage collection
+   * (TICKFLOW_IDLE_GC_MS, default 500; 0: never), so its RSS stays flat (IdleCollector)
+   */
+  readonly idleGcMs: number
 }
 
 /**
@@ -135,6 +140,7 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
   sliceCacheBytes: Number(process.env.TICKFLOW_SLICE_CACHE_MB ?? 1024) * 1024 * 1024,
   equityEvents: process.env.TICKFLOW_EQUITY_EVENTS === "all" ? "all" : process.env.TICKFLOW_EQUITY_EVENTS === "none" ? "none" : "single",
   scanGroups: Math.max(1, Number(process.env.TICKFLOW_SCAN_GROUPS ?? 8) || 8),
+  idleGcMs: Math.max(0, Number(process.env.TICKFLOW_IDLE_GC_MS ?? 500) || 0),
   ...(process.env.TICKFLOW_HEARTBEAT_MS !== undefined ? { heartbeatMs: parseHeartbeatMs(process.env.TICKFLOW_HEARTBEAT_MS) } : {}),
   ...(process.env.TICKFLOW_TEST_FREEZE ? { testFreeze: parseTestFreeze(process.env.TICKFLOW_TEST_FREEZE) } : {}),
   instance: `${hostname()}:${process.pid}${process.env.TICKFLOW_INSTANCE_SUFFIX ? `:${process.env.TICKFLOW_INSTANCE_SUFFIX}` : ""}`,
@@ -144,7 +150,7 @@ export const defaultActorSettings = (over: Partial<ActorSettingsShape> = {}): Ac
 /** The settings, with the process-local state they size (slice cache, counters). */
 export const actorSettingsLayer = (over: Partial<ActorSettingsShape> = {}) => {
   const settings = defaultActorSettings(over)
-  return Layer.merge(Layer.succeed(ActorSettings, settings), processStateLayer(settings.sliceCacheBytes))
+  return Layer.merge(Layer.succeed(ActorSettings, settings), processStateLayer(settings.sliceCacheBytes, settings.idleGcMs))
 }
 
 /**

@@ -21,14 +21,14 @@ import {
 import { scenarioWindow } from "../engine/window.js"
 import type { PriceSeries } from "../engine/types.js"
 import { dayEndMs, dayStartMs, WIRE_VERSION } from "../schemas/common.js"
-import type { GroupItem } from "../schemas/wire.js"
+import type { GroupItem, GroupMessage } from "../schemas/wire.js"
 import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas/results.js"
-import { type Bus, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
+import { type Bus, type Delivery, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
-import { ActorMetrics, type FileFooters, type SliceCache } from "./process-state.js"
+import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
@@ -237,6 +237,113 @@ const alreadyAnswered = (group: { readonly batch_id: string; readonly submission
     return done
   })
 
+/** One execution message: its scenarios run, their results, curves and cache entry published. */
+const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
+  Effect.gen(function* () {
+    const settings = yield* ActorSettings
+    const metrics = yield* ActorMetrics
+    const natsContext = yield* Effect.context<Nats>()
+    const sliceKey = group.data_version !== undefined ? sliceHash(group.slice, group.data_version) : undefined
+    const ctx: RunContext = {
+      sliceKey,
+      inlineEquity: group.items.length === 1,
+      curvesSubject: SUBJECT.curves(group.batch_id, group.group_id),
+      resolvedBy: group.resolved_by,
+      dataVersion: group.data_version,
+      instance: settings.instance,
+      attempt: delivery.deliveryCount,
+      strategies: yield* StrategyStore,
+      // long runs stream their curve as events (settings.equityEvents): by default only alone
+      equityEvents: settings.equityEvents === "all" || (settings.equityEvents === "single" && group.items.length === 1),
+      emit: (s, kind, seq, data) =>
+        Effect.runPromise(
+          publish(
+            SUBJECT.event(s.batch_id, s.scenario_id, kind),
+            PipelineEvent,
+            { v: WIRE_VERSION, batch_id: s.batch_id, subject_id: s.scenario_id, kind, phase: "execution", at: now(), data },
+            { msgId: `${s.batch_id}:${s.scenario_id}:${kind}:${delivery.deliveryCount}:${seq}` }
+          ).pipe(Effect.provide(natsContext))
+        ).catch(() => undefined)
+    }
+    const started = yield* phaseStart("execution", group)
+    const root = group.slice.data_root ?? settings.dataRoot
+    // Only the slices this message's scenarios read: an execution chunk of a scan group holds
+    // some of the group's symbols, not all of them.
+    const perItem = ownUniverses(group)
+    const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
+    const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
+    const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics | FileFooters> =>
+      settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
+    const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
+    const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))
+    const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
+    metrics.groups++
+    const pending: ScenarioResult[] = []
+    // every result of this chunk with the JSON text it was published as (the cache entry reuses it)
+    const published: Array<{ result: ScenarioResult; json: string }> = []
+    const toMessages = (results: ReadonlyArray<ScenarioResult>) => {
+      const messages = resultMessages(results, group.submission)
+      for (let i = 0; i < results.length; i++) published.push({ result: results[i], json: messages[i].json })
+      return messages
+    }
+    const curves = new Map<string, { ts: number[]; nav: number[] }>()
+    // a chunk of a sweep names one strategy: resolved once, not once per scenario
+    const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
+    const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
+    let firstPendingAt = 0
+    let lastYield = Date.now()
+    const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
+    const flush = Effect.suspend(() => publishManyTrusted(toMessages(pending.splice(0, pending.length))))
+    for (const item of group.items) {
+      const answered = finished.get(item.scenario.scenario_id)
+      if (answered !== undefined) {
+        // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
+        // but count in this group's phase result as they ended, so phase counts stay exact.
+        metrics.skippedAsDone++
+        if (answered === "success") counts.pass++
+        else counts[answered]++
+        continue
+      }
+      let strategy = strategies.get(item.scenario.strategy)
+      if (strategy === undefined) strategies.set(item.scenario.strategy, (strategy = yield* Effect.either(ctx.strategies.load(item.scenario.strategy))))
+      const own: LoadedSeries = perItem ? { universe: item.scenario.universe.flatMap((sym) => bySymbol.get(sym) ?? []), bySymbol } : loaded
+      const events: Array<Promise<unknown>> = []
+      const r = runOne(item, strategy, own, ctx, curves, events)
+      if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
+      metrics.scenarios++
+      if (r.status === "success") counts.pass++
+      else if (r.status === "skipped") counts.skipped++
+      else counts.failed++
+      if (pending.length === 0) firstPendingAt = Date.now()
+      pending.push(r)
+      if (pending.length >= FLUSH_COUNT || Date.now() - firstPendingAt > FLUSH_MS) yield* flush
+      if (Date.now() - lastYield > YIELD_EVERY_MS) {
+        // A real macrotask turn, so the heartbeat timer and socket I/O get to run.
+        yield* Effect.sleep(0)
+        lastYield = Date.now()
+      }
+    }
+    // The end of a chunk is one bulk publish, in this order on the connection (so in the
+    // stream): the curves, then the phase result, then the last results — a client that reads
+    // the chunk's last result finds its curve, and the record is usually complete when that
+    // result makes the batch done (the reporter folds both either way). The cache entry goes
+    // at the same time: one wait for all of them instead of four round trips in a row.
+    const tail: OutgoingMessage[] = []
+    if (curves.size > 0)
+      tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
+    tail.push(yield* phaseResultMessage("execution", group, started, counts))
+    tail.push(...toMessages(pending.splice(0, pending.length)))
+    // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
+    const cacheable = published.filter((p) => p.result.strategy !== SCAN_STRATEGY)
+    const cacheWrite =
+      sliceKey === undefined || cacheable.length === 0
+        ? Effect.void
+        : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
+            Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
+          )
+    yield* Effect.all([publishManyTrusted(tail), cacheWrite], { concurrency: 2, discard: true })
+  })
+
 export const executorActor = groupActor({
   name: "executor",
   consumer: "executor",
@@ -245,107 +352,8 @@ export const executorActor = groupActor({
   oneAtATime: true,
   handle: (group, delivery) =>
     Effect.gen(function* () {
-      const settings = yield* ActorSettings
-      const metrics = yield* ActorMetrics
-      const natsContext = yield* Effect.context<Nats>()
-      const sliceKey = group.data_version !== undefined ? sliceHash(group.slice, group.data_version) : undefined
-      const ctx: RunContext = {
-        sliceKey,
-        inlineEquity: group.items.length === 1,
-        curvesSubject: SUBJECT.curves(group.batch_id, group.group_id),
-        resolvedBy: group.resolved_by,
-        dataVersion: group.data_version,
-        instance: settings.instance,
-        attempt: delivery.deliveryCount,
-        strategies: yield* StrategyStore,
-        // long runs stream their curve as events (settings.equityEvents): by default only alone
-        equityEvents: settings.equityEvents === "all" || (settings.equityEvents === "single" && group.items.length === 1),
-        emit: (s, kind, seq, data) =>
-          Effect.runPromise(
-            publish(
-              SUBJECT.event(s.batch_id, s.scenario_id, kind),
-              PipelineEvent,
-              { v: WIRE_VERSION, batch_id: s.batch_id, subject_id: s.scenario_id, kind, phase: "execution", at: now(), data },
-              { msgId: `${s.batch_id}:${s.scenario_id}:${kind}:${delivery.deliveryCount}:${seq}` }
-            ).pipe(Effect.provide(natsContext))
-          ).catch(() => undefined)
-      }
-      const started = yield* phaseStart("execution", group)
-      const root = group.slice.data_root ?? settings.dataRoot
-      // Only the slices this message's scenarios read: an execution chunk of a scan group holds
-      // some of the group's symbols, not all of them.
-      const perItem = ownUniverses(group)
-      const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
-      const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
-      const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics | FileFooters> =>
-        settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
-      const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
-      const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))
-      const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
-      metrics.groups++
-      const pending: ScenarioResult[] = []
-      // every result of this chunk with the JSON text it was published as (the cache entry reuses it)
-      const published: Array<{ result: ScenarioResult; json: string }> = []
-      const toMessages = (results: ReadonlyArray<ScenarioResult>) => {
-        const messages = resultMessages(results, group.submission)
-        for (let i = 0; i < results.length; i++) published.push({ result: results[i], json: messages[i].json })
-        return messages
-      }
-      const curves = new Map<string, { ts: number[]; nav: number[] }>()
-      // a chunk of a sweep names one strategy: resolved once, not once per scenario
-      const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
-      const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
-      let firstPendingAt = 0
-      let lastYield = Date.now()
-      const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
-      const flush = Effect.suspend(() => publishManyTrusted(toMessages(pending.splice(0, pending.length))))
-      for (const item of group.items) {
-        const answered = finished.get(item.scenario.scenario_id)
-        if (answered !== undefined) {
-          // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
-          // but count in this group's phase result as they ended, so phase counts stay exact.
-          metrics.skippedAsDone++
-          if (answered === "success") counts.pass++
-          else counts[answered]++
-          continue
-        }
-        let strategy = strategies.get(item.scenario.strategy)
-        if (strategy === undefined) strategies.set(item.scenario.strategy, (strategy = yield* Effect.either(ctx.strategies.load(item.scenario.strategy))))
-        const own: LoadedSeries = perItem ? { universe: item.scenario.universe.flatMap((sym) => bySymbol.get(sym) ?? []), bySymbol } : loaded
-        const events: Array<Promise<unknown>> = []
-        const r = runOne(item, strategy, own, ctx, curves, events)
-        if (events.length > 0) yield* Effect.promise(() => Promise.all(events))
-        metrics.scenarios++
-        if (r.status === "success") counts.pass++
-        else if (r.status === "skipped") counts.skipped++
-        else counts.failed++
-        if (pending.length === 0) firstPendingAt = Date.now()
-        pending.push(r)
-        if (pending.length >= FLUSH_COUNT || Date.now() - firstPendingAt > FLUSH_MS) yield* flush
-        if (Date.now() - lastYield > YIELD_EVERY_MS) {
-          // A real macrotask turn, so the heartbeat timer and socket I/O get to run.
-          yield* Effect.sleep(0)
-          lastYield = Date.now()
-        }
-      }
-      // The end of a chunk is one bulk publish, in this order on the connection (so in the
-      // stream): the curves, then the phase result, then the last results — a client that reads
-      // the chunk's last result finds its curve, and the record is usually complete when that
-      // result makes the batch done (the reporter folds both either way). The cache entry goes
-      // at the same time: one wait for all of them instead of four round trips in a row.
-      const tail: OutgoingMessage[] = []
-      if (curves.size > 0)
-        tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
-      tail.push(yield* phaseResultMessage("execution", group, started, counts))
-      tail.push(...toMessages(pending.splice(0, pending.length)))
-      // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
-      const cacheable = published.filter((p) => p.result.strategy !== SCAN_STRATEGY)
-      const cacheWrite =
-        sliceKey === undefined || cacheable.length === 0
-          ? Effect.void
-          : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
-              Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
-            )
-      yield* Effect.all([publishManyTrusted(tail), cacheWrite], { concurrency: 2, discard: true })
+      const idle = yield* ExecutorIdleGc
+      idle.busy()
+      yield* runChunk(group, delivery).pipe(Effect.ensuring(Effect.sync(() => idle.idle())))
     })
 })
