@@ -6,8 +6,9 @@
  * process (tests) never share them.
  */
 import { Context, type Deferred, Layer } from "effect"
-import { setFlagsFromString } from "node:v8"
+import { getHeapStatistics, setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
+import { rootLogger } from "../logging.js"
 import { type CoverageMemory, type CoverageReport, type DataError, FooterCache } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
 
@@ -86,19 +87,29 @@ export class CoverageIndex extends Context.Tag("tickflow/CoverageIndex")<Coverag
 export class FileFooters extends Context.Tag("tickflow/FileFooters")<FileFooters, FooterCache>() {}
 
 /**
- * A full garbage collection once an executor has had nothing to do for `idleMs`. An execution
- * chunk's results, JSON texts and curves live until its end, outlast young-generation
- * collections and are promoted: old space fills with garbage between major collections and V8
- * keeps the freed pages a while, so an executor's RSS wandered 220–336 MB over 20,000 scenarios
- * with 42 MB actually retained (bench/memory.ts). Collected while idle, that costs no
- * throughput. `gc` comes from `--expose-gc` (set at run time when node was not started with
- * it); where that is refused, nothing is collected and nothing else changes.
+ * A full garbage collection once an executor has had nothing to do for `idleMs`, when its heap
+ * has grown by GC_GROWTH_BYTES since the last one. An execution chunk's results, JSON texts and
+ * curves live until its end, outlast young-generation collections and are promoted: old space
+ * fills with garbage between major collections and V8 keeps the freed pages a while, so an
+ * executor's RSS wandered 220–336 MB over 20,000 scenarios with 42 MB actually retained
+ * (bench/memory.ts). Collected after every pause of 500 ms, RSS stayed within ×1.02–1.08, but
+ * tick sweeps lost ~15% throughput (0.83 vs 0.98 pipeline efficiency, paired runs): pauses that
+ * short happen mid-batch, and a memory-reducing collection also shrinks the young generation,
+ * which the next chunk grows again. Hence the default: only after 5 s idle (really idle), and
+ * only when the heap has grown GC_GROWTH_BYTES since the last collection. `gc` comes from `--expose-gc` (set at
+ * run time when node was not started with it); where that is refused, nothing is collected.
  */
 export class IdleCollector {
   #timer: ReturnType<typeof setTimeout> | undefined
   readonly #gc: (() => void) | undefined
+  /** committed heap right after the last collection (or when first idle) */
+  #afterLast: number | undefined
   collections = 0
-  constructor(readonly idleMs: number) {
+  constructor(
+    readonly idleMs: number,
+    readonly growthBytes = GC_GROWTH_BYTES,
+    private readonly onCollect: (e: { ms: number; heapBefore: number; heapAfter: number }) => void = () => {}
+  ) {
     this.#gc = idleMs > 0 ? exposedGc() : undefined
   }
   /** work starts: no collection until the next `idle()` */
@@ -106,18 +117,28 @@ export class IdleCollector {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
   }
-  /** work ended: collect once if nothing starts within idleMs */
+  /** work ended: collect once if nothing starts within idleMs and the heap has grown enough */
   idle(): void {
     if (this.#gc === undefined) return
     this.busy()
     this.#timer = setTimeout(() => {
       this.#timer = undefined
-      this.collections++
+      const heapBefore = getHeapStatistics().total_heap_size
+      this.#afterLast ??= heapBefore
+      if (heapBefore - this.#afterLast < this.growthBytes) return
+      const t0 = performance.now()
       this.#gc!()
+      this.collections++
+      const heapAfter = getHeapStatistics().total_heap_size
+      this.#afterLast = heapAfter
+      this.onCollect({ ms: performance.now() - t0, heapBefore, heapAfter })
     }, this.idleMs)
     this.#timer.unref()
   }
 }
+
+/** how much the committed heap must have grown since the last idle collection for another */
+export const GC_GROWTH_BYTES = 16 * 1024 * 1024
 
 const exposedGc = (): (() => void) | undefined => {
   const existing = (globalThis as { gc?: () => void }).gc
@@ -135,7 +156,13 @@ export class ExecutorIdleGc extends Context.Tag("tickflow/ExecutorIdleGc")<Execu
 
 export const processStateLayer = (sliceCacheBytes: number, idleGcMs = 0) =>
   Layer.mergeAll(
-    Layer.sync(ExecutorIdleGc, () => new IdleCollector(idleGcMs)),
+    Layer.sync(
+      ExecutorIdleGc,
+      () =>
+        new IdleCollector(idleGcMs, GC_GROWTH_BYTES, (e) =>
+          rootLogger().debug({ event: "idle_gc", ms: Math.round(e.ms), heap_before_mb: Math.round(e.heapBefore / 2 ** 20), heap_after_mb: Math.round(e.heapAfter / 2 ** 20) }, "idle garbage collection")
+        )
+    ),
     Layer.sync(FileFooters, () => new FooterCache()),
     Layer.sync(CoverageIndex, () => ({ reports: new Map(), building: new Map(), summaries: new Map() })),
     Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
