@@ -73,9 +73,11 @@ export interface BatchFold {
   readonly completedOrder: string[]
   /** progress events published so far (scan jobs): the next is completedOrder[progressSent] */
   progressSent: number
+  /** the batch's phase events were read from the stream when its results first made it final */
+  phasesCaughtUp: boolean
 }
 
-const newFold = (batchId: string): BatchFold => ({ batchId, scenarios: new Map(), phases: new Map(), dirty: true, lastNewsAt: Date.now(), completedOrder: [], progressSent: 0 })
+const newFold = (batchId: string): BatchFold => ({ batchId, scenarios: new Map(), phases: new Map(), dirty: true, lastNewsAt: Date.now(), completedOrder: [], progressSent: 0, phasesCaughtUp: false })
 
 /** The cheapest check that still catches a wrong shape (results are ~1 KB, thousands a second). */
 const readResult = (m: JsMsg): { batch: string; scenario: string; state: ScenarioState } | undefined => {
@@ -261,7 +263,19 @@ const writeRecord = (f: BatchFold) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const stored = yield* kvGet(bus.batches, f.batchId, BatchRecord)
-    const rec = recordOf(f, stored?.value)
+    let rec = recordOf(f, stored?.value)
+    if (isFinal(rec) && !f.phasesCaughtUp) {
+      // Results and phase events come through two followers, which keep no order between
+      // them: under load the last result can arrive before phase events stored ahead of it
+      // (an execution chunk publishes its phase result before its last results). Before the
+      // final record goes out, read the batch's phase events from the stream (a replay stops
+      // when caught up), so a batch is never "done" with its phase counts still partial.
+      const events = yield* replayAll(`tf.evt.${f.batchId}.*.phase`)
+      const folds = new Map([[f.batchId, f]])
+      for (const m of events) foldMessage(folds, m, false)
+      f.phasesCaughtUp = true
+      rec = recordOf(f, stored?.value)
+    }
     const prev = stored?.value
     if (prev && (doneOf(prev) > doneOf(rec) || (isFinal(prev) && !isFinal(rec) && doneOf(prev) >= doneOf(rec)))) return
     const same =
