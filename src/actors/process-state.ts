@@ -101,7 +101,8 @@ export class FileFooters extends Context.Tag("tickflow/FileFooters")<FileFooters
  */
 export class IdleCollector {
   #timer: ReturnType<typeof setTimeout> | undefined
-  readonly #gc: (() => void) | undefined
+  /** resolved at the first idle period: processes that never run an executor never touch V8 flags */
+  #gc: (() => void) | undefined | null = null
   /** committed heap right after the last collection (or when first idle) */
   #afterLast: number | undefined
   collections = 0
@@ -109,9 +110,7 @@ export class IdleCollector {
     readonly idleMs: number,
     readonly growthBytes = GC_GROWTH_BYTES,
     private readonly onCollect: (e: { ms: number; heapBefore: number; heapAfter: number }) => void = () => {}
-  ) {
-    this.#gc = idleMs > 0 ? exposedGc() : undefined
-  }
+  ) {}
   /** work starts: no collection until the next `idle()` */
   busy(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
@@ -119,6 +118,8 @@ export class IdleCollector {
   }
   /** work ended: collect once if nothing starts within idleMs and the heap has grown enough */
   idle(): void {
+    if (this.idleMs <= 0) return
+    if (this.#gc === null) this.#gc = exposedGc()
     if (this.#gc === undefined) return
     this.busy()
     this.#timer = setTimeout(() => {

@@ -270,7 +270,7 @@ const writeRecord = (f: BatchFold) =>
       // (an execution chunk publishes its phase result before its last results). Before the
       // final record goes out, read the batch's phase events from the stream (a replay stops
       // when caught up), so a batch is never "done" with its phase counts still partial.
-      const events = yield* replayAll(`tf.evt.${f.batchId}.*.phase`)
+      const events = yield* replayAll(SUBJECT.phaseEventsOf(f.batchId))
       const folds = new Map([[f.batchId, f]])
       for (const m of events) foldMessage(folds, m, false)
       f.phasesCaughtUp = true
@@ -352,7 +352,7 @@ const rebuild = (folds: Map<string, BatchFold>, batchId: string) =>
     const f = folds.get(batchId) ?? newFold(batchId)
     folds.set(batchId, f)
     const [results, events] = yield* Effect.all(
-      [replayAll(SUBJECT.resultsOf(batchId), { lastPerSubject: true }), replayAll(`tf.evt.${batchId}.*.phase`)],
+      [replayAll(SUBJECT.resultsOf(batchId), { lastPerSubject: true }), replayAll(SUBJECT.phaseEventsOf(batchId))],
       { concurrency: 2 }
     )
     for (const m of results) foldMessage(folds, m, true)

@@ -58,10 +58,7 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
   Effect.suspend(() => {
     const checked = schema.safeParse(value, { reportInput: true })
     if (!checked.success) return Effect.die(new DecodeError({ subject, problems: formatIssues(checked.error) }))
-    return Effect.map(
-      publishManyTrusted([{ subject, json: JSON.stringify(checked.data), msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-      (acks) => acks[0]
-    )
+    return publishTrusted(subject, checked.data, opts)
   })
 
 /**
@@ -69,7 +66,7 @@ export const publish = <S extends z.ZodType>(subject: string, schema: S, value: 
  * at ~70 µs per result with it). Whoever receives it still validates at its own boundary.
  */
 export const publishTrusted = (subject: string, value: unknown, opts: PublishOptions): Effect.Effect<PubAck, BusError, Nats> =>
-  Effect.map(publishManyTrusted([{ subject, value, msgId: opts.msgId }], opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), (acks) => acks[0])
+  Effect.map(publishManyTrusted([{ subject, value, msgId: opts.msgId }], { timeoutMs: opts.timeoutMs }), (acks) => acks[0])
 
 /** One message of a bulk publish (publishManyTrusted): a value, or its JSON text already written. */
 export type OutgoingMessage = { readonly subject: string; readonly msgId: string } & ({ readonly value: unknown } | { readonly json: string })
@@ -81,7 +78,7 @@ export type OutgoingMessage = { readonly subject: string; readonly msgId: string
  * acknowledged yet; their msg-ids make a message that did arrive before its ack was lost a
  * duplicate the server drops.
  */
-export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opts: { timeoutMs?: number } = {}): Effect.Effect<PubAck[], BusError, Nats> =>
+export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opts: { timeoutMs?: number | undefined } = {}): Effect.Effect<PubAck[], BusError, Nats> =>
   Effect.flatMap(Nats, ({ publisher }) => {
     const acks = new Array<PubAck>(messages.length)
     if (messages.length === 0) return Effect.succeed(acks)

@@ -37,6 +37,8 @@ export const SUBJECT = {
   curves: (batch: string, group: string) => `tf.evt.${batch}.${group}.curves`,
   /** phase telemetry of every group of every batch: what the reporter folds into phase counts */
   allPhaseEvents: "tf.evt.*.*.phase",
+  /** phase telemetry of every group of one batch (a reporter's replay) */
+  phaseEventsOf: (batch: string) => `tf.evt.${batch}.*.phase`,
   dlq: (stage: string) => `tf.dlq.${stage}`,
   /** session commands (core request/reply), events (stored in TF_SESSIONS), listing */
   sessionCmd: (session: string) => `tf.ses.${session}.cmd`,
