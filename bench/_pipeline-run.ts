@@ -6,10 +6,11 @@ import { Effect } from "effect"
 import { cpus, loadavg } from "node:os"
 import type { ChildProcess } from "node:child_process"
 import type { Msg, Subscription } from "@nats-io/transport-node"
-import { fmt, machineCpuSeconds, procCpuSeconds, selfCpuSeconds } from "./_support.js"
+import { fmt, gc, machineCpuSeconds, procCpuSeconds, selfCpuSeconds } from "./_support.js"
 import { BatchRecord } from "../src/schemas/results.js"
 import { Nats, NatsSettings } from "../src/streams/connection.js"
 import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
+import { replayAll } from "../src/streams/replay.js"
 import { CONSUMER, STREAM, SUBJECT } from "../src/streams/topology.js"
 
 const BATCH_TIMEOUT_S = 120
@@ -116,32 +117,13 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
         }
       })
     )
-    subs.push(
-      nc.subscribe(`tf.res.${batchId}.>`, {
-        callback: (_e, m: Msg) => {
-          const at = performance.now() - t0
-          if (results === 0) firstResultAt = at
-          lastResultAt = at
-          results++
-          resultBytes += m.data.length
-          resultSizes.push(m.data.length)
-          if (!opts.parseResults) return
-          // two fields of a ~1 KB result: a regex over the text costs this listener far less than JSON.parse
-          const text = decoder.decode(m.data)
-          const ms = Number(EXEC_MS_RE.exec(text)?.[1] ?? 0)
-          const executor = EXECUTOR_RE.exec(text)?.[1] ?? "?"
-          execMsSum += ms
-          const e = byExecutor.get(executor) ?? { n: 0, execMs: 0, firstAt: at, lastAt: at }
-          e.n++
-          e.execMs += ms
-          e.lastAt = at
-          byExecutor.set(executor, e)
-        }
-      })
-    )
     yield* Effect.promise(() => nc.flush())
+    // Like each in-process run (_pipeline-inprocess.ts), each pipeline run starts from a collected
+    // heap in this process (the actors'), not in the garbage of the runs before it.
+    gc()
     const cpu0 = cpuSnapshot(executors, settings.embedded?.pid)
     t0 = performance.now()
+    const submittedAtEpochMs = Date.now()
     yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batchId, config: cfg }), `submit:${batchId}`)
     const timeoutS = opts.timeoutS ?? BATCH_TIMEOUT_S
     const finished = yield* Effect.promise(() =>
@@ -150,6 +132,29 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     const ms = finished ? doneAt : performance.now() - t0
     const cpu1 = cpuSnapshot(executors, settings.embedded?.pid)
     for (const s of subs) s.unsubscribe()
+    // The results, read back from the stream once the clock has stopped: a listener taking every
+    // result live would be part of what is measured (it shares this process with the actors).
+    // When each arrived is the server's store time.
+    for (const m of yield* replayAll(`tf.res.${batchId}.>`)) {
+      const at = m.info.timestampNanos / 1e6 - submittedAtEpochMs
+      if (results === 0 || at < firstResultAt) firstResultAt = at
+      lastResultAt = Math.max(lastResultAt, at)
+      results++
+      resultBytes += m.data.length
+      resultSizes.push(m.data.length)
+      if (!opts.parseResults) continue
+      // two fields of a ~1 KB result: a regex over the text
+      const text = decoder.decode(m.data)
+      const ms = Number(EXEC_MS_RE.exec(text)?.[1] ?? 0)
+      const executor = EXECUTOR_RE.exec(text)?.[1] ?? "?"
+      execMsSum += ms
+      const e = byExecutor.get(executor) ?? { n: 0, execMs: 0, firstAt: at, lastAt: at }
+      e.n++
+      e.execMs += ms
+      e.firstAt = Math.min(e.firstAt, at)
+      e.lastAt = Math.max(e.lastAt, at)
+      byExecutor.set(executor, e)
+    }
     const rec = yield* kvGet(bus.batches, batchId, BatchRecord)
     if (!rec) return yield* Effect.fail(new Error(`batch ${batchId}: no record in tf_batches`))
     const record = rec.value

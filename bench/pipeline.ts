@@ -36,6 +36,7 @@
  * Run: npm run bench -- pipeline   (or npx tsx bench/pipeline.ts; --expose-gc for gc between runs)
  * Knobs: EXECUTORS (default os.cpus().length), TICKS_PER_MINUTE (default 50: sizes the large
  * scenarios), LARGE=0 skips (a) and (b), SMALL=0 skips (d), SMALL_TIMEOUT_S (default 90),
+ * EXECUTOR_NODE_ARGS="--flag ..." starts the executors' node with those flags,
  * PROFILE_DIR=<dir> writes a V8 CPU profile of every executor there on exit (run the bench
  * itself with `node --cpu-prof --cpu-prof-dir=<dir> --import tsx bench/pipeline.ts` for the actors).
  */
@@ -65,7 +66,10 @@ const LATENCY_SAMPLES = 20
 const RUN_LARGE = process.env.LARGE !== "0"
 const RUN_SMALL = process.env.SMALL !== "0"
 const SMALL_TIMEOUT_S = Number(process.env.SMALL_TIMEOUT_S ?? 90)
-const EXECUTOR_NODE_ARGS = process.env.PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE_DIR}`] : []
+const EXECUTOR_NODE_ARGS = [
+  ...(process.env.PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE_DIR}`] : []),
+  ...(process.env.EXECUTOR_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")
+]
 /** a second 10,000-scenario run only when the first took less than this */
 const SMALL_SECOND_RUN_S = 30
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)

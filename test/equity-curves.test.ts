@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest"
-import { CurvesMessage, encodeCurves } from "../src/actors/equity.js"
+import fc from "fast-check"
+import { CurvesMessage, decodeNav, encodeCurves, encodeNav, readCurves } from "../src/actors/equity.js"
 
 describe("a chunk's curves message", () => {
-  it("sends each distinct time axis once and rounds NAVs to 1/10,000", () => {
+  it("sends each distinct time axis once and reads back every curve exactly", () => {
     const axisA = [1, 2, 3]
     const curves = new Map([
       ["s1", { ts: [...axisA], nav: [100, 100.123456789, 99.99994] }],
@@ -13,8 +14,27 @@ describe("a chunk's curves message", () => {
     const msg = encodeCurves("b", "g", curves)
     expect(CurvesMessage.safeParse(msg).success).toBe(true)
     expect(msg.times).toEqual([axisA, [1, 2.5, 3]])
-    expect(msg.curves.s1).toEqual({ t: 0, nav: [100, 100.1235, 99.9999] })
     expect(msg.curves.s2!.t).toBe(0)
     expect(msg.curves.s3!.t).toBe(1)
+    // through JSON, as it travels
+    expect(readCurves(JSON.parse(JSON.stringify(msg)))).toEqual(Object.fromEntries(curves))
+  })
+
+  it("NAV bytes: any float64s round-trip bit for bit; a text that is not whole float64s is refused", () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true }), { maxLength: 300 }), (nav) => {
+        const back = decodeNav(encodeNav(nav))!
+        expect(back.length).toBe(nav.length)
+        // Object.is tells -0 from 0: the bytes are the value
+        for (let i = 0; i < nav.length; i++) expect(Object.is(back[i], nav[i])).toBe(true)
+      })
+    )
+    expect(decodeNav(Buffer.from([1, 2, 3]).toString("base64"))).toBeUndefined()
+  })
+
+  it("still reads a message of the earlier format (NAVs as rounded numbers)", () => {
+    const old = { batch_id: "b", group_id: "g", times: [[1, 2]], curves: { s1: { t: 0, nav: [100, 100.1235] }, bad: { t: 3, nav: [1, 2] } } }
+    expect(readCurves(old)).toEqual({ s1: { ts: [1, 2], nav: [100, 100.1235] } })
+    expect(readCurves({ batch_id: "b" })).toBeUndefined()
   })
 })

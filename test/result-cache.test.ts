@@ -36,7 +36,7 @@ describe("result cache", () => {
         SLICE,
         "B1",
         "g1",
-        [a, b, failed, again].map((r) => ({ result: r, json: JSON.stringify({ ...r, submission: "7" }) }))
+        [a, b, failed, again].map((r) => ({ result: r, payload: new TextEncoder().encode(JSON.stringify({ ...r, submission: "7" })) }))
       )
       const { cache } = yield* Bus
       // entries another writer could have left: each is passed over, the good one in the same entry kept

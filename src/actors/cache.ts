@@ -18,25 +18,35 @@ const MAX_ENTRIES_PER_LOOKUP = 5_000
 
 const CacheEntry = z.object({ v: z.literal(1), results: z.record(z.string(), z.unknown()) })
 
+const utf8 = new TextEncoder()
+const ENTRY_HEAD = utf8.encode(`{"v":1,"results":{`)
+const ENTRY_TAIL = utf8.encode("}}")
+
 /**
  * Store the successful results of one execution chunk (once per chunk, not per scenario). Each
- * result comes with the JSON text it was published as (`json`): the entry is written from those
- * texts, not encoded a second time. The text may carry the submission id; answers from the cache
- * drop it.
+ * result comes with the UTF-8 JSON it was published as (`payload`): the entry is put together
+ * from those bytes, not encoded a second time. The text may carry the submission id; answers
+ * from the cache drop it.
  */
-export const storeCached = (sliceKey: string, batchId: string, groupId: string, results: ReadonlyArray<{ readonly result: ScenarioResult; readonly json: string }>) =>
+export const storeCached = (
+  sliceKey: string,
+  batchId: string,
+  groupId: string,
+  results: ReadonlyArray<{ readonly result: ScenarioResult; readonly payload: Uint8Array }>
+) =>
   Effect.gen(function* () {
-    let body = ""
+    const parts: Uint8Array[] = [ENTRY_HEAD]
     const seen = new Set<string>()
-    for (const { result: r, json } of results) {
+    for (const { result: r, payload } of results) {
       if (r.status !== "success" || !r.result_key || r.cached || seen.has(r.result_key)) continue
+      parts.push(utf8.encode(`${seen.size === 0 ? "" : ","}${JSON.stringify(r.result_key)}:`), payload)
       seen.add(r.result_key)
-      body += `${body === "" ? "" : ","}${JSON.stringify(r.result_key)}:${json}`
     }
-    if (body === "") return
+    if (seen.size === 0) return
+    parts.push(ENTRY_TAIL)
     const { cache } = yield* Bus
     yield* Effect.tryPromise({
-      try: () => cache.put(cacheEntryKey(sliceKey, batchId, groupId), `{"v":1,"results":{${body}}}`),
+      try: () => cache.put(cacheEntryKey(sliceKey, batchId, groupId), Buffer.concat(parts)),
       catch: (cause) => new BusError({ op: "cache put", cause, transient: isTransient(cause) })
     })
   })

@@ -59,6 +59,11 @@ export const MAX_GROUP_BYTES = 256 * 1024
  * Split scenarios into groups sharing a slice, each under the item and byte limits. Group ids
  * carry the submission, so a new submission of the same scenarios is a new group (answered
  * again), while a redelivered submission republishes the same ids (de-duplicated).
+ *
+ * The groups come out taking turns between slices (the first group of each slice, then the
+ * second of each, ...): the loader works on several groups at once, and a sweep's groups in
+ * slice order gave all of its slots the same slice — one loaded it while the others waited,
+ * slice after slice (10,000 daily scenarios on 4 symbols: loading ended 3.4 s after submit).
  */
 export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>, submission?: string, cache?: boolean): GroupMessageT[] => {
   const byKey = new Map<string, ScenarioT[]>()
@@ -68,8 +73,10 @@ export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>, submission?:
     if (list) list.push(s)
     else byKey.set(k, [s])
   }
-  const groups: GroupMessageT[] = []
+  const bySlice: GroupMessageT[][] = []
   for (const [key, list] of byKey) {
+    const groups: GroupMessageT[] = []
+    bySlice.push(groups)
     const base = submission === undefined ? `g${hash(key, 10)}` : `g${hash(key, 10)}-${submission}`
     let chunk: ScenarioT[] = []
     let bytes = 0
@@ -105,6 +112,10 @@ export const groupScenarios = (scenarios: ReadonlyArray<ScenarioT>, submission?:
     }
     flush()
   }
+  const total = bySlice.reduce((n, g) => n + g.length, 0)
+  const groups: GroupMessageT[] = []
+  for (let round = 0; groups.length < total; round++)
+    for (const sliceGroups of bySlice) if (round < sliceGroups.length) groups.push(sliceGroups[round])
   return groups
 }
 

@@ -13,23 +13,43 @@ export type EquityCurve = z.infer<typeof EquityCurve>
 
 /**
  * A chunk's curves on the wire. The scenarios of a chunk mostly share their time axis (same
- * dates), so each distinct axis is sent once (`times`) and a curve names it by index; NAVs are
- * rounded to 1/10,000 of the currency unit (the curve is for plotting; metrics are computed
- * from the full-precision run). About 1.3 KB per scenario instead of ~4 KB: the executors
- * wrote ~40 MB of curves per 10,000-scenario sweep (bench/pipeline.ts).
+ * dates), so each distinct axis is sent once (`times`) and a curve names it by index. NAVs go
+ * as base64 of little-endian IEEE-754 float64s (`nav64`), exactly as the run produced them:
+ * writing 120 numbers a scenario out as decimal text was the executors' largest cost outside
+ * the engine and the results after the engine (bench/pipeline.ts profiles), for about the same
+ * size (~1.3 KB a scenario). Messages of earlier versions (`nav`, numbers rounded to 1/10,000)
+ * still read.
  */
 export const CurvesMessage = z.object({
   batch_id: z.string(),
   group_id: z.string(),
   times: z.array(z.array(z.number())),
-  curves: z.record(z.string(), z.object({ t: z.number().int().nonnegative(), nav: z.array(z.number()) }))
+  curves: z.record(
+    z.string(),
+    z.union([z.object({ t: z.number().int().nonnegative(), nav64: z.base64() }), z.object({ t: z.number().int().nonnegative(), nav: z.array(z.number()) })])
+  )
 })
 export type CurvesMessage = z.infer<typeof CurvesMessage>
 
-const NAV_SCALE = 10_000
 const sameAxis = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => a.length === b.length && a.every((x, i) => x === b[i])
 
-/** The curves message of one chunk: shared time axes, rounded NAVs. */
+/** NAVs as base64 of little-endian float64s. */
+export const encodeNav = (nav: ReadonlyArray<number>): string => {
+  const bytes = Buffer.allocUnsafe(nav.length * 8)
+  for (let i = 0; i < nav.length; i++) bytes.writeDoubleLE(nav[i]!, i * 8)
+  return bytes.toString("base64")
+}
+
+/** The NAVs of `encodeNav`; undefined when the text is not a whole number of float64s. */
+export const decodeNav = (text: string): number[] | undefined => {
+  const bytes = Buffer.from(text, "base64")
+  if (bytes.length % 8 !== 0) return undefined
+  const out = new Array<number>(bytes.length / 8)
+  for (let i = 0; i < out.length; i++) out[i] = bytes.readDoubleLE(i * 8)
+  return out
+}
+
+/** The curves message of one chunk: shared time axes, NAVs as float64 bytes. */
 export const encodeCurves = (batchId: string, groupId: string, curves: ReadonlyMap<string, EquityCurve>): CurvesMessage => {
   const times: number[][] = []
   const byKey = new Map<string, number[]>()
@@ -42,9 +62,23 @@ export const encodeCurves = (batchId: string, groupId: string, curves: ReadonlyM
       t = times.push(c.ts) - 1
       byKey.set(key, [...candidates, t])
     }
-    out[id] = { t, nav: c.nav.map((x) => Math.round(x * NAV_SCALE) / NAV_SCALE) }
+    out[id] = { t, nav64: encodeNav(c.nav) }
   }
   return { batch_id: batchId, group_id: groupId, times, curves: out }
+}
+
+/** Every curve of a chunk's curves message, by scenario id (undefined when it is not one). */
+export const readCurves = (message: unknown): Record<string, EquityCurve> | undefined => {
+  const parsed = CurvesMessage.safeParse(message)
+  if (!parsed.success) return undefined
+  const { times, curves } = parsed.data
+  const out: Record<string, EquityCurve> = {}
+  for (const [id, c] of Object.entries(curves)) {
+    const ts = times[c.t]
+    const nav = "nav64" in c ? decodeNav(c.nav64) : c.nav
+    if (ts && nav && ts.length === nav.length) out[id] = { ts, nav }
+  }
+  return out
 }
 
 /** Every curve of one chunk message, by scenario id (undefined when the message is gone). */
@@ -52,18 +86,7 @@ export const fetchCurves = (subject: string) =>
   lastMessageOn(subject).pipe(
     // an unreachable or missing message reads as "no curves" (the result stands without them)
     Effect.orElseSucceed(() => null),
-    Effect.map((m): Record<string, EquityCurve> | undefined => {
-      if (!m) return undefined
-      const parsed = CurvesMessage.safeParse(m.json())
-      if (!parsed.success) return undefined
-      const { times, curves } = parsed.data
-      const out: Record<string, EquityCurve> = {}
-      for (const [id, c] of Object.entries(curves)) {
-        const ts = times[c.t]
-        if (ts && ts.length === c.nav.length) out[id] = { ts, nav: c.nav }
-      }
-      return out
-    })
+    Effect.map((m) => (m ? readCurves(m.json()) : undefined))
   )
 
 /** The equity curve of a result: inline, or fetched from the chunk it points at. */

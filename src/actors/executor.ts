@@ -6,7 +6,8 @@
  * while a long group runs; a killed executor's message is redelivered to another, which skips
  * the scenarios that already have a final result (and results are de-duplicated by id).
  */
-import { Effect, type Either } from "effect"
+import { Effect, type Either, Fiber, Option } from "effect"
+import type { BusError } from "../streams/errors.js"
 import {
   ENGINE_VERSION,
   EngineRunError,
@@ -42,6 +43,12 @@ const YIELD_EVERY_MS = 50
 /** Publish results in bulk: when this many are ready, or this long after the first. */
 const FLUSH_COUNT = 64
 const FLUSH_MS = 100
+/**
+ * Bulks whose acks may be outstanding while the engine goes on. Waiting for each bulk's acks
+ * before the next scenario left the executor idle for a server round trip every 64 results;
+ * the chunk's message is still acknowledged only after every result's ack (at-least-once).
+ */
+const FLUSHES_IN_FLIGHT = 4
 
 const now = () => new Date().toISOString()
 
@@ -279,11 +286,11 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
     metrics.groups++
     const pending: ScenarioResult[] = []
-    // every result of this chunk with the JSON text it was published as (the cache entry reuses it)
-    const published: Array<{ result: ScenarioResult; json: string }> = []
+    // every result of this chunk with the bytes it was published as (the cache entry reuses them)
+    const published: Array<{ result: ScenarioResult; payload: Uint8Array }> = []
     const toMessages = (results: ReadonlyArray<ScenarioResult>) => {
       const messages = resultMessages(results, group.submission)
-      for (let i = 0; i < results.length; i++) published.push({ result: results[i], json: messages[i].json })
+      for (let i = 0; i < results.length; i++) published.push({ result: results[i], payload: messages[i].payload })
       return messages
     }
     const curves = new Map<string, { ts: number[]; nav: number[] }>()
@@ -293,7 +300,16 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     let firstPendingAt = 0
     let lastYield = Date.now()
     const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
-    const flush = Effect.suspend(() => publishManyTrusted(toMessages(pending.splice(0, pending.length))))
+    const inFlight: Array<Fiber.RuntimeFiber<unknown, BusError>> = []
+    // the oldest bulk's acks awaited (its failure fails the chunk) when too many are out, or done
+    const settleFlushes = (max: number) =>
+      Effect.gen(function* () {
+        while (inFlight.length > 0 && (inFlight.length > max || Option.isSome(yield* Fiber.poll(inFlight[0])))) yield* Fiber.join(inFlight.shift()!)
+      })
+    const flush = Effect.gen(function* () {
+      inFlight.push(yield* Effect.fork(publishManyTrusted(toMessages(pending.splice(0, pending.length)))))
+      yield* settleFlushes(FLUSHES_IN_FLIGHT)
+    })
     for (const item of group.items) {
       const answered = finished.get(item.scenario.scenario_id)
       if (answered !== undefined) {
@@ -341,7 +357,7 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
         : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
             Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
           )
-    yield* Effect.all([publishManyTrusted(tail), cacheWrite], { concurrency: 2, discard: true })
+    yield* Effect.all([publishManyTrusted(tail), cacheWrite, settleFlushes(0)], { concurrency: 3, discard: true })
   })
 
 export const executorActor = groupActor({

@@ -4,14 +4,14 @@
  * into the object store `tf_data` under its content key. A KV claim in `tf_claims` stops two
  * loaders loading the same slice at once; the loser waits for the winner's object.
  */
-import { Effect } from "effect"
-import { encodeSlice, loadSlice, sliceContentKey } from "../data/index.js"
+import { Deferred, Effect, Exit } from "effect"
+import { encodeSlice, loadSlice, sliceContentKey, type SliceRequirement } from "../data/index.js"
 import type { GroupMessage, SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { ActorSettings, freezeAt, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
-import { ActorMetrics, FileFooters } from "./process-state.js"
+import { ActorMetrics, FileFooters, SliceLoadsInFlight } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
 
 /**
@@ -47,11 +47,34 @@ const ensureSlice = (group: GroupMessage, symbol: string, root: string, instance
  */
 export const ensureSliceFor = (slice: SliceSpec, dataVersion: string | undefined, symbol: string, root: string, instance: string) =>
   Effect.gen(function* () {
+    const inFlight = yield* SliceLoadsInFlight
+    const req = requirementFor(slice, symbol)
+    const key = sliceContentKey(req, dataVersion ?? "unversioned")
+    const pending = inFlight.get(key)
+    if (pending) {
+      ;(yield* ActorMetrics).sharedLoads++
+      return yield* Deferred.await(pending)
+    }
+    const done = yield* Deferred.make<SliceRef, SliceLoadFailed | BusError>()
+    inFlight.set(key, done)
+    return yield* sliceInStore(req, key, root, instance).pipe(
+      Effect.onExit((exit) =>
+        Effect.zipRight(
+          Effect.sync(() => inFlight.delete(key)),
+          // a load interrupted with its group is, to the groups awaiting it, a transient fault
+          Exit.isInterrupted(exit) ? Deferred.fail(done, new BusError({ op: `load ${key}`, cause: "interrupted", transient: true })) : Deferred.done(done, exit)
+        )
+      )
+    )
+  })
+
+/** The slice under `key` in the object store: found there, waited for (another loader), or loaded and stored. */
+const sliceInStore = (req: SliceRequirement, key: string, root: string, instance: string) =>
+  Effect.gen(function* () {
     const bus = yield* Bus
     const metrics = yield* ActorMetrics
     const footers = yield* FileFooters
-    const req = requirementFor(slice, symbol)
-    const key = sliceContentKey(req, dataVersion ?? "unversioned")
+    const symbol = req.symbol
     for (let attempt = 0; ; attempt++) {
       const info = yield* objectInfo(key)
       if (info && !info.deleted) {

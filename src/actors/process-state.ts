@@ -11,6 +11,9 @@ import { runInNewContext } from "node:vm"
 import { rootLogger } from "../logging.js"
 import { type CoverageMemory, type CoverageReport, type DataError, FooterCache } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
+import type { SliceRef } from "../schemas/wire.js"
+import type { BusError } from "../streams/errors.js"
+import type { SliceLoadFailed } from "./loader.js"
 
 const seriesBytes = (s: PriceSeries) =>
   s.ts.byteLength + s.close.byteLength + (s.open?.byteLength ?? 0) + (s.high?.byteLength ?? 0) + (s.low?.byteLength ?? 0) + (s.volume?.byteLength ?? 0) + (s.synthetic?.byteLength ?? 0)
@@ -58,6 +61,8 @@ export interface ActorMetricsShape {
   loads: number
   reused: number
   waitedForOtherLoader: number
+  /** loads of this process another group awaited (SliceLoadsInFlight) */
+  sharedLoads: number
   bytesStored: number
   loadMs: number
   /** slices read from the object store / served from memory */
@@ -82,6 +87,15 @@ export interface CoverageIndexShape {
 }
 
 export class CoverageIndex extends Context.Tag("tickflow/CoverageIndex")<CoverageIndex, CoverageIndexShape>() {}
+
+/**
+ * Slice loads this process has under way, by content key: a group that needs a slice another
+ * group of this process is loading awaits that load instead of polling the claim every 100 ms.
+ */
+export class SliceLoadsInFlight extends Context.Tag("tickflow/SliceLoadsInFlight")<
+  SliceLoadsInFlight,
+  Map<string, Deferred.Deferred<SliceRef, SliceLoadFailed | BusError>>
+>() {}
 
 /** Parquet footers this process has read (the loader reads the same files for many slices). */
 export class FileFooters extends Context.Tag("tickflow/FileFooters")<FileFooters, FooterCache>() {}
@@ -165,12 +179,14 @@ export const processStateLayer = (sliceCacheBytes: number, idleGcMs = 0) =>
         )
     ),
     Layer.sync(FileFooters, () => new FooterCache()),
+    Layer.sync(SliceLoadsInFlight, () => new Map()),
     Layer.sync(CoverageIndex, () => ({ reports: new Map(), building: new Map(), summaries: new Map() })),
     Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
     Layer.sync(ActorMetrics, () => ({
       loads: 0,
       reused: 0,
       waitedForOtherLoader: 0,
+      sharedLoads: 0,
       bytesStored: 0,
       loadMs: 0,
       slicesFetched: 0,

@@ -69,7 +69,11 @@ export const publishTrusted = (subject: string, value: unknown, opts: PublishOpt
   Effect.map(publishManyTrusted([{ subject, value, msgId: opts.msgId }], { timeoutMs: opts.timeoutMs }), (acks) => acks[0])
 
 /** One message of a bulk publish (publishManyTrusted): a value, or its JSON text already written. */
-export type OutgoingMessage = { readonly subject: string; readonly msgId: string } & ({ readonly value: unknown } | { readonly json: string })
+/** A message to publish: a value to encode, its JSON text, or its encoded bytes (UTF-8 JSON). */
+export type OutgoingMessage = { readonly subject: string; readonly msgId: string } & ({ readonly value: unknown } | { readonly json: string } | { readonly payload: Uint8Array })
+
+/** The UTF-8 bytes of an outgoing message. */
+export const payloadOf = (m: OutgoingMessage): Uint8Array => ("payload" in m ? m.payload : encoder.encode("json" in m ? m.json : JSON.stringify(m.value)))
 
 /**
  * Publish many values our own code built, all in flight at once (the client writes them in one
@@ -83,7 +87,7 @@ export const publishManyTrusted = (messages: ReadonlyArray<OutgoingMessage>, opt
     const acks = new Array<PubAck>(messages.length)
     if (messages.length === 0) return Effect.succeed(acks)
     // positions in `messages` still to be acknowledged, and their encoded form
-    let todo = messages.map((m, index) => ({ index, subject: m.subject, payload: encoder.encode("json" in m ? m.json : JSON.stringify(m.value)), msgId: m.msgId }))
+    let todo = messages.map((m, index) => ({ index, subject: m.subject, payload: payloadOf(m), msgId: m.msgId }))
     const attempt = Effect.tryPromise({
       try: async () => {
         const outcomes = await publisher.publishAll(todo, opts.timeoutMs ?? 10_000)
