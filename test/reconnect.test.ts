@@ -7,7 +7,7 @@
  *   the server stops. Long timeouts (120 s): without the mechanism each request ends in a
  *   TimeoutError, which the assertions tell apart; no duration is asserted;
  * - a work-queue message taken before the restart is acked after it, confirmed by the server;
- * - followers (ordered consumers: `follow`, `followBatches`, and the iterable tickflow/client
+ * - followers (ordered consumers: `follow`, `followInto`, and the iterable tickflow/client
  *   reads) see every message stored after they began, once, in order, nothing older — also
  *   a "new" one that had seen nothing when the server went. How soon is printed
  *   (`RECOVERY followers ...`), not asserted.
@@ -18,7 +18,7 @@ import { nanos, type Msg } from "@nats-io/transport-node"
 import { AckPolicy, RetentionPolicy, StorageType, type JsMsg } from "@nats-io/jetstream"
 import { z } from "zod"
 import { consume, isTransient, publishRaw, publishTrusted } from "../src/streams/bus.js"
-import { follow, followBatches } from "../src/streams/follow.js"
+import { follow, followInto } from "../src/streams/follow.js"
 import { orderedFollowerIterable } from "../src/streams/ordered.js"
 import { Nats } from "../src/streams/connection.js"
 import { RequestLostInReconnect } from "../src/streams/errors.js"
@@ -144,7 +144,9 @@ describe("requests across a nats-server restart", () => {
             Effect.forkScoped(Stream.runForEach(stream, (m) => Effect.sync(() => (Array.isArray(m) ? m : [m]).forEach((x: JsMsg) => into.push(x.string())))))
           // a follower's consumer exists at the server once it has fixed where it starts
           const followers = () => jsm.streams.info("TEST_RES").then((i) => i.state.consumer_count)
-          yield* collect(early, followBatches("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }))
+          // what the reporter follows with (a callback, no Stream)
+          const into = (list: string[]) => followInto("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }, (m) => void list.push(m.string()), () => undefined)
+          yield* into(early)
           yield* collect(all, follow("tf.test.res.>", { stream: "TEST_RES" }))
           // what tickflow/client iterates (plain nats.js, no Effect)
           const { nc, js } = yield* Nats
@@ -160,7 +162,7 @@ describe("requests across a nats-server restart", () => {
           yield* send(range("a", 3))
           yield* Effect.promise(() => until(async () => early.length >= 3 && all.length >= 8 && iterated.length >= 8, "the first messages at the followers", 60_000))
           // this one has seen nothing when the server goes
-          yield* collect(idle, followBatches("tf.test.res.>", { stream: "TEST_RES", deliverNew: true }))
+          yield* into(idle)
           yield* Effect.promise(() => until(async () => (await followers()) >= 4, "the fourth follower", 60_000))
           yield* server.kill(signal)
           yield* server.start

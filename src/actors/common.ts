@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { ENGINE_VERSION } from "../engine/index.js"
 import { processStateLayer } from "./process-state.js"
+import { publishSummaries } from "./summaries.js"
 import { type OutgoingMessage, publish, publishManyTrusted, publishTrusted } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 import type { Scenario } from "../schemas/batch.js"
@@ -212,10 +213,12 @@ export const stoppedResult = (
 
 /**
  * Publish results concurrently (bulk async publish), each de-duplicated by scenario and
- * submission. Results are built by our own code (typed), so the hot path skips zod: a result
- * is checked where it enters from outside (the reporter, a foreign client's decoder).
+ * submission, then — once they are stored — their summary for the reporter (summaries.ts).
+ * Results are built by our own code (typed), so the hot path skips zod: a result is checked
+ * where it enters from outside (a foreign client's decoder, a replay).
  */
-export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) => publishManyTrusted(resultMessages(results, submission))
+export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) =>
+  results.length === 0 ? Effect.void : Effect.flatMap(publishManyTrusted(resultMessages(results, submission)), (acks) => publishSummaries(results, acks))
 
 /**
  * The messages of `publishResults`, to send along with others in one bulk publish: each result

@@ -29,6 +29,7 @@ import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
+import { publishSummaries, type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
 import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
@@ -221,20 +222,21 @@ const runOne = (
 
 /**
  * Scenarios of a redelivered group that this submission already answered: the latest result on
- * each scenario's subject, if it belongs to the same submission. One lookup per scenario, paid
- * only on redelivery.
+ * each scenario's subject, if it belongs to the same submission, with its summary entry (the
+ * attempt that stored it may have died before publishing its summary). One lookup per
+ * scenario, paid only on redelivery.
  */
 const alreadyAnswered = (group: { readonly batch_id: string; readonly submission?: string | undefined; readonly items: ReadonlyArray<GroupItem> }) =>
   Effect.gen(function* () {
-    const done = new Map<string, "success" | "skipped" | "failed">()
+    const done = new Map<string, SummaryEntry>()
     yield* Effect.forEach(
       group.items,
       (item) =>
         lastMessageOn(SUBJECT.result(group.batch_id, item.scenario.scenario_id)).pipe(
           Effect.map((m) => {
-            const r = m?.json<{ submission?: string; status?: string }>()
-            if (r && r.submission === group.submission && (r.status === "success" || r.status === "skipped" || r.status === "failed"))
-              done.set(item.scenario.scenario_id, r.status)
+            const r = m?.json<ScenarioResult>()
+            if (m && r && r.scenario_id === item.scenario.scenario_id && r.submission === group.submission && (r.status === "success" || r.status === "skipped" || r.status === "failed"))
+              done.set(item.scenario.scenario_id, summaryEntry(r, m.seq))
           }),
           // not found (no result yet) is the usual answer
           Effect.catchAll(() => Effect.void)
@@ -296,7 +298,7 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     const curves = new Map<string, { ts: number[]; nav: number[] }>()
     // a chunk of a sweep names one strategy: resolved once, not once per scenario
     const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
-    const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, "success" | "skipped" | "failed">()
+    const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, SummaryEntry>()
     let firstPendingAt = 0
     let lastYield = Date.now()
     const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
@@ -306,8 +308,11 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
       Effect.gen(function* () {
         while (inFlight.length > 0 && (inFlight.length > max || Option.isSome(yield* Fiber.poll(inFlight[0])))) yield* Fiber.join(inFlight.shift()!)
       })
+    // a bulk of results, then (stored) their summary for the reporter
+    const publishBulk = (results: ReadonlyArray<ScenarioResult>) =>
+      Effect.flatMap(publishManyTrusted(toMessages(results)), (acks) => publishSummaries(results, acks))
     const flush = Effect.gen(function* () {
-      inFlight.push(yield* Effect.fork(publishManyTrusted(toMessages(pending.splice(0, pending.length)))))
+      inFlight.push(yield* Effect.fork(publishBulk(pending.splice(0, pending.length))))
       yield* settleFlushes(FLUSHES_IN_FLIGHT)
     })
     for (const item of group.items) {
@@ -316,8 +321,8 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
         // Redelivered (an executor died or timed out): scenarios already answered are not rerun,
         // but count in this group's phase result as they ended, so phase counts stay exact.
         metrics.skippedAsDone++
-        if (answered === "success") counts.pass++
-        else counts[answered]++
+        if (answered.status === "success") counts.pass++
+        else counts[answered.status]++
         continue
       }
       let strategy = strategies.get(item.scenario.strategy)
@@ -348,7 +353,9 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     if (curves.size > 0)
       tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
     tail.push(yield* phaseResultMessage("execution", group, started, counts))
-    tail.push(...toMessages(pending.splice(0, pending.length)))
+    const last = pending.splice(0, pending.length)
+    const lastFrom = tail.length
+    tail.push(...toMessages(last))
     // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
     const cacheable = published.filter((p) => p.result.strategy !== SCAN_STRATEGY)
     const cacheWrite =
@@ -357,7 +364,15 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
         : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
             Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
           )
-    yield* Effect.all([publishManyTrusted(tail), cacheWrite, settleFlushes(0)], { concurrency: 3, discard: true })
+    // the last results' summary once they are stored; those answered by an earlier attempt get
+    // theirs again (the same stored sequences: a summary that did go out is a duplicate)
+    const tailThenSummaries = Effect.gen(function* () {
+      const acks = yield* publishManyTrusted(tail)
+      const summaries = summaryMessages(last, acks.slice(lastFrom))
+      if (finished.size > 0) summaries.push(summaryMessage(group.batch_id, [...finished.values()]))
+      if (summaries.length > 0) yield* publishManyTrusted(summaries)
+    })
+    yield* Effect.all([tailThenSummaries, cacheWrite, settleFlushes(0)], { concurrency: 3, discard: true })
   })
 
 export const executorActor = groupActor({

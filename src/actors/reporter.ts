@@ -16,7 +16,7 @@
  * `tf.dlq.<stage>` and leaves the work queue.
  */
 import { createHash } from "node:crypto"
-import { Chunk, Deferred, Duration, Effect, Either, Schedule, Stream } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, Schedule, Stream } from "effect"
 import type { Msg } from "@nats-io/transport-node"
 import type { JsMsg } from "@nats-io/jetstream"
 import { WIRE_VERSION } from "../schemas/common.js"
@@ -25,9 +25,10 @@ import { GroupOnWire } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
 import { Bus, decodeMessage, kvGet, publishRaw, publishTrusted } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
-import { followBatches } from "../streams/follow.js"
+import { followInto } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
+import { readSummary } from "./summaries.js"
 import { freezeAt, missingBatchRecord, Shutdown, stopGroup } from "./common.js"
 import { STAGE_PHASE } from "./runner.js"
 
@@ -36,6 +37,13 @@ const STATUSES = new Set<string>(["success", "skipped", "failed"])
 const PHASE_SET = new Set<string>(PHASES)
 /** A finished batch's state is dropped after this long without news (rebuilt if news comes). */
 const EVICT_AFTER_MS = 60_000
+/**
+ * A batch not done that has had no news this long has its results replayed: results whose
+ * publisher died before their summary (summaries.ts) are counted then. The wait doubles after
+ * each replay, up to RECONCILE_MAX_MS, so a batch of long scenarios is not replayed every gap.
+ */
+const RECONCILE_QUIET_MS = 5_000
+const RECONCILE_MAX_MS = 60_000
 
 interface ScenarioState {
   readonly seq: number
@@ -75,9 +83,26 @@ export interface BatchFold {
   progressSent: number
   /** the batch's phase events were read from the stream when its results first made it final */
   phasesCaughtUp: boolean
+  /** the last record written was final (done or failed) */
+  final: boolean
+  /** `lastNewsAt` when its results were last replayed for want of summaries, and how long to wait next */
+  reconciledNewsAt: number
+  reconcileAfterMs: number
 }
 
-const newFold = (batchId: string): BatchFold => ({ batchId, scenarios: new Map(), phases: new Map(), dirty: true, lastNewsAt: Date.now(), completedOrder: [], progressSent: 0, phasesCaughtUp: false })
+const newFold = (batchId: string): BatchFold => ({
+  batchId,
+  scenarios: new Map(),
+  phases: new Map(),
+  dirty: true,
+  lastNewsAt: Date.now(),
+  completedOrder: [],
+  progressSent: 0,
+  phasesCaughtUp: false,
+  final: false,
+  reconciledNewsAt: 0,
+  reconcileAfterMs: RECONCILE_QUIET_MS
+})
 
 /** The cheapest check that still catches a wrong shape (results are ~1 KB, thousands a second). */
 const readResult = (m: JsMsg): { batch: string; scenario: string; state: ScenarioState } | undefined => {
@@ -136,7 +161,20 @@ const readPhaseEvent = (m: JsMsg): { batch: string; key: string; state: PhaseSta
   }
 }
 
-/** Fold one message into the states; true when it changed something. Newer sequence wins. */
+/** One scenario's latest state into its batch's fold: the newer stream sequence wins. */
+const foldScenario = (f: BatchFold, scenario: string, state: ScenarioState) => {
+  const cur = f.scenarios.get(scenario)
+  if (!cur) f.completedOrder.push(scenario)
+  if (!cur || cur.seq < state.seq) {
+    f.scenarios.set(scenario, state)
+    f.dirty = true
+  }
+}
+
+/**
+ * Fold one message into the states: a result, a result summary (summaries.ts: the same fold,
+ * under each result's own stream sequence) or a phase event. Returns the batch it belongs to.
+ */
 export const foldMessage = (folds: Map<string, BatchFold>, m: JsMsg, create: boolean): string | undefined => {
   if (m.subject.startsWith("tf.res.")) {
     const r = readResult(m)
@@ -146,14 +184,22 @@ export const foldMessage = (folds: Map<string, BatchFold>, m: JsMsg, create: boo
       if (!create) return r.batch
       folds.set(r.batch, (f = newFold(r.batch)))
     }
-    const cur = f.scenarios.get(r.scenario)
-    if (!cur) f.completedOrder.push(r.scenario)
-    if (!cur || cur.seq < r.state.seq) {
-      f.scenarios.set(r.scenario, r.state)
-      f.dirty = true
-    }
+    foldScenario(f, r.scenario, r.state)
     f.lastNewsAt = Date.now()
     return r.batch
+  }
+  if (m.subject.endsWith(".summary")) {
+    const sum = readSummary(m)
+    if (!sum) return undefined
+    let f = folds.get(sum.batch)
+    if (!f) {
+      if (!create) return sum.batch
+      folds.set(sum.batch, (f = newFold(sum.batch)))
+    }
+    for (const e of sum.entries)
+      foldScenario(f, e.id, { seq: e.seq, status: e.status, phase: e.phase, reason: e.reason, sharpe: e.sharpe, matches: e.matches })
+    f.lastNewsAt = Date.now()
+    return sum.batch
   }
   const e = readPhaseEvent(m)
   if (!e) return undefined
@@ -264,6 +310,7 @@ const writeRecord = (f: BatchFold) =>
     const bus = yield* Bus
     const stored = yield* kvGet(bus.batches, f.batchId, BatchRecord)
     let rec = recordOf(f, stored?.value)
+    f.final = isFinal(rec)
     if (isFinal(rec) && !f.phasesCaughtUp) {
       // Results and phase events come through two followers, which keep no order between
       // them: under load the last result can arrive before phase events stored ahead of it
@@ -398,6 +445,21 @@ const handleChunk = (folds: Map<string, BatchFold>, chunk: ReadonlyArray<JsMsg>)
     // News of a batch we hold no state for (new, evicted, or missed while down): rebuild it
     // from the stream, which includes this chunk's messages.
     yield* Effect.forEach(unknown, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
+    // Batches gone quiet before done: replay their results (the truth) in case summaries are missing.
+    const now = Date.now()
+    const quiet = [...folds.values()].filter((f) => !f.final && f.reconciledNewsAt !== f.lastNewsAt && now - f.lastNewsAt > f.reconcileAfterMs)
+    yield* Effect.forEach(
+      quiet,
+      (f) =>
+        Effect.gen(function* () {
+          const news = f.lastNewsAt
+          yield* rebuild(folds, f.batchId)
+          // a replay is not news: the batch stays quiet, and the next replay waits longer
+          f.lastNewsAt = f.reconciledNewsAt = news
+          f.reconcileAfterMs = Math.min(RECONCILE_MAX_MS, f.reconcileAfterMs * 2)
+        }),
+      { concurrency: 2, discard: true }
+    )
     const dirty = [...folds.values()].filter((f) => f.dirty)
     for (const f of dirty) f.dirty = false
     yield* Effect.forEach(dirty, (f) => Effect.zipRight(publishProgress(f), writeRecord(f)).pipe(Effect.tapError(() => Effect.sync(() => (f.dirty = true)))), {
@@ -410,39 +472,33 @@ const handleChunk = (folds: Map<string, BatchFold>, chunk: ReadonlyArray<JsMsg>)
 
 export const reporterActor = Effect.gen(function* () {
   const shutdown = yield* Shutdown
-  yield* Effect.logInfo("reporter following tf.res.> and phase events")
+  yield* Effect.logInfo("reporter following result summaries and phase events")
   const run = Effect.gen(function* () {
     const folds = new Map<string, BatchFold>()
-    let started = false
-    // Live messages, plus a tick so that the start-up rebuild and the writes happen even when
-    // nothing new arrives (a batch that finished while no reporter ran).
-    const live = Stream.mergeAll(
-      [
-        followBatches("tf.res.>", { deliverNew: true }),
-        followBatches(SUBJECT.allPhaseEvents, { deliverNew: true }),
-        Stream.fromSchedule(Schedule.spaced(Duration.seconds(1))).pipe(Stream.as([] as ReadonlyArray<JsMsg>))
-      ],
-      { concurrency: 3 }
+    // What the followers delivered since the last pass: a plain array, folded every 100 ms.
+    const inbox: JsMsg[] = []
+    const lost = yield* Deferred.make<void, BusError>()
+    const onEnd = (e?: BusError) => void Deferred.unsafeDone(lost, Exit.fail(e ?? new BusError({ op: "follow", cause: "the consumer ended", transient: true })))
+    // The live followers first: nothing falls between them and the start-up rebuild, and
+    // folding a message twice changes nothing.
+    yield* followInto(SUBJECT.allResultSummaries, { deliverNew: true }, (m) => void inbox.push(m), onEnd)
+    yield* followInto(SUBJECT.allPhaseEvents, { deliverNew: true }, (m) => void inbox.push(m), onEnd)
+    const open = yield* unfinishedBatches
+    yield* Effect.forEach(open, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
+    let lastPass = 0
+    // every 100 ms when something arrived (a record is written at most that often), every second
+    // otherwise (the start-up rebuild's writes, batches gone quiet, evictions)
+    const pass = Effect.suspend(() => {
+      if (inbox.length === 0 && Date.now() - lastPass < 1_000) return Effect.void
+      lastPass = Date.now()
+      return handleChunk(folds, inbox.splice(0, inbox.length))
+    })
+    yield* pass.pipe(
+      Effect.repeat(Schedule.spaced(Duration.millis(100))),
+      Effect.raceFirst(Deferred.await(lost)),
+      Effect.raceFirst(Deferred.await(shutdown))
     )
-    yield* live.pipe(
-      Stream.interruptWhen(Deferred.await(shutdown)),
-      // batches of messages (followBatches), gathered once more so a record is written at most every 100 ms
-      Stream.groupedWithin(64, Duration.millis(100)),
-      Stream.mapEffect((c) =>
-        Effect.gen(function* () {
-          if (!started) {
-            // The live followers exist already: nothing falls between them and the rebuild, and
-            // folding a message twice changes nothing.
-            const open = yield* unfinishedBatches
-            yield* Effect.forEach(open, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
-            started = true
-          }
-          yield* handleChunk(folds, Chunk.toReadonlyArray(c).flat())
-        })
-      ),
-      Stream.runDrain
-    )
-  })
+  }).pipe(Effect.scoped)
   yield* run.pipe(
     Effect.tapError((e) => Effect.logError("reporter failed; restarting", e)),
     // Capped at 500 ms, like the stage actors (runner.ts): the schedule's state lives as long as

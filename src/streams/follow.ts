@@ -78,6 +78,15 @@ const followOrdered = (filter: string, opts: FollowOptions & { maxMessages: numb
     )
   })
 
+/**
+ * Follow one subject filter into a callback for as long as the scope lives: no Stream between
+ * the consumer and the caller (the reporter folds what arrived every 100 ms; Stream.mergeAll and
+ * groupedWithin over its followers cost it more CPU than its fold, bench/actor-cpu.ts).
+ * `onEnd` is called when the consumer gives up.
+ */
+export const followInto = (filter: string, opts: FollowOptions, onMessage: (m: JsMsg) => void, onEnd: (e?: BusError) => void) =>
+  followOrdered(filter, { ...opts, maxMessages: 1_000 }, onMessage, onEnd)
+
 /** Replay then follow one subject filter of a limits stream (default TF_RESULTS), message by message. */
 export const follow = (filter: string, opts: FollowOptions = {}): Stream.Stream<JsMsg, BusError, Nats> =>
   Stream.asyncScoped<JsMsg, BusError, Nats>((emit) =>
@@ -89,38 +98,6 @@ export const follow = (filter: string, opts: FollowOptions = {}): Stream.Stream<
     ),
     // in arrival order, however fast they come (the client library buffers them the same way)
     "unbounded"
-  )
-
-/**
- * Replay then follow, handed over in batches: the consumer runs in callback mode and collects
- * messages in a plain array, and the Stream emits that array every `everyMs` (when not empty).
- * One Effect step per batch instead of several per message: a reporter folding 10,000 results a
- * few seconds apart spent most of its CPU in per-message Stream machinery (bench/pipeline.ts).
- */
-export const followBatches = (filter: string, opts: FollowOptions & { everyMs?: number } = {}): Stream.Stream<ReadonlyArray<JsMsg>, BusError, Nats> =>
-  Stream.asyncScoped<ReadonlyArray<JsMsg>, BusError, Nats>((emit) =>
-    Effect.gen(function* () {
-      let inbox: JsMsg[] = []
-      yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          setInterval(() => {
-            if (inbox.length === 0) return
-            const batch = inbox
-            inbox = []
-            void emit.single(batch)
-          }, opts.everyMs ?? 50)
-        ),
-        (t) => Effect.sync(() => clearInterval(t))
-      )
-      // An ordered consumer recreates itself after a hiccup; when it gives up, the Stream fails
-      // and its owner restarts it (replaying from where it stands is the owner's business).
-      yield* followOrdered(
-        filter,
-        { ...opts, maxMessages: 1_000 },
-        (m) => void inbox.push(m),
-        (e) => void (e ? emit.fail(e) : emit.end())
-      )
-    })
   )
 
 /** Follow and decode; messages that do not match the schema are dropped (and counted). */

@@ -39,6 +39,9 @@ export const SUBJECT = {
   allPhaseEvents: "tf.evt.*.*.phase",
   /** phase telemetry of every group of one batch (a reporter's replay) */
   phaseEventsOf: (batch: string) => `tf.evt.${batch}.*.phase`,
+  /** what a bulk of stored results says, for the reporter (actors/summaries.ts) */
+  resultSummary: (batch: string, key: string) => `tf.evt.${batch}.${key}.summary`,
+  allResultSummaries: "tf.evt.*.*.summary",
   dlq: (stage: string) => `tf.dlq.${stage}`,
   /** session commands (core request/reply), events (stored in TF_SESSIONS), listing */
   sessionCmd: (session: string) => `tf.ses.${session}.cmd`,
