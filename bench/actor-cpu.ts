@@ -8,7 +8,8 @@
  * event loop, so these figures are a little higher than there; their proportions are the point.
  *
  * Run: npm run bench -- actor-cpu   (RUNS, default 4: the first is not counted;
- * PROFILE_ACTOR=<actor> PROFILE_DIR=<dir> writes a V8 CPU profile of that actor's process)
+ * PROFILE_ACTOR=<actor> PROFILE_DIR=<dir> writes a V8 CPU profile of that actor's process, or
+ * of both executors' with PROFILE_ACTOR=executor)
  */
 import { median, printResults, result, runBenchmark } from "./_support.js"
 import { Effect, Layer } from "effect"
@@ -69,7 +70,7 @@ const program = (root: string) =>
       }),
       () => Effect.sync(() => procs.forEach((p) => p.child.kill("SIGTERM")))
     )
-    const executors = yield* spawnExecutors(2, settings, root)
+    const executors = yield* spawnExecutors(2, settings, root, process.env.PROFILE_ACTOR === "executor" ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE_DIR ?? "."}`] : [])
     executors.forEach((child, i) => procs.push({ name: `executor ${i + 1}`, child }))
     const serverPid = settings.embedded?.pid ?? -1
     const names = [...procs.map((p) => p.name), "nats-server"]

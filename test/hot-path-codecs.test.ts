@@ -8,6 +8,7 @@ import { canonicalJson } from "../src/actors/result-key.js"
 import { tooDeepAt } from "../src/schemas/depth.js"
 import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, wireItemProblem, type GroupMessage } from "../src/schemas/wire.js"
 import { expandBatch, parseBatchConfig, Scenario } from "../src/schemas/batch.js"
+import { fnv1a32, scenarioSeed } from "../src/engine/index.js"
 
 /** The definition: sorted keys, undefined-valued keys left out, JSON.stringify for the rest. */
 const canonicalOracle = (value: unknown): string => {
@@ -175,5 +176,27 @@ describe("hot-path codecs agree with their definitions", () => {
       }),
       { numRuns: 300 }
     )
+  })
+})
+
+/** The definition: FNV-1a 32 over the bytes TextEncoder writes (lone surrogates as U+FFFD). */
+const fnvOracle = (text: string): number => {
+  let hash = 0x811c9dc5
+  for (const b of new TextEncoder().encode(text)) hash = Math.imul(hash ^ b, 0x01000193)
+  return hash >>> 0
+}
+
+describe("scenario seeds (FNV-1a over UTF-8, walked in place)", () => {
+  it("equal the hash of TextEncoder's bytes for any string, lone surrogates included", () => {
+    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 40 }), (s) => fnv1a32(s) === fnvOracle(s)), { numRuns: 3_000 })
+    fc.assert(fc.property(fc.string({ unit: "grapheme", maxLength: 20 }), (s) => fnv1a32(s) === fnvOracle(s)), { numRuns: 1_000 })
+    for (const s of ["", "a", "\ud800", "x\udc00y", "\ud83d\ude00", "\ud83d", "é", "中文", "\u07ff\u0800\uffff"]) expect(fnv1a32(s)).toBe(fnvOracle(s))
+  })
+
+  it("keep the seeds scenarios had: values printed by the TextEncoder version before the rewrite", () => {
+    // seeds decide results (result keys too): they never change
+    expect([scenarioSeed(0, "s1"), scenarioSeed(42, "spx-ema-10-50"), scenarioSeed(2 ** 31 - 1, "g-fast=10-slow=60-AAA"), scenarioSeed(7, "é中\ud83d\ude00")]).toEqual([
+      4035012447, 1355096468, 1432243192, 3636622990
+    ])
   })
 })

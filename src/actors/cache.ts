@@ -18,9 +18,8 @@ const MAX_ENTRIES_PER_LOOKUP = 5_000
 
 const CacheEntry = z.object({ v: z.literal(1), results: z.record(z.string(), z.unknown()) })
 
-const utf8 = new TextEncoder()
-const ENTRY_HEAD = utf8.encode(`{"v":1,"results":{`)
-const ENTRY_TAIL = utf8.encode("}}")
+const ENTRY_HEAD = Buffer.from(`{"v":1,"results":{`)
+const ENTRY_TAIL = Buffer.from("}}")
 
 /**
  * Store the successful results of one execution chunk (once per chunk, not per scenario). Each
@@ -39,7 +38,7 @@ export const storeCached = (
     const seen = new Set<string>()
     for (const { result: r, payload } of results) {
       if (r.status !== "success" || !r.result_key || r.cached || seen.has(r.result_key)) continue
-      parts.push(utf8.encode(`${seen.size === 0 ? "" : ","}${JSON.stringify(r.result_key)}:`), payload)
+      parts.push(Buffer.from(`${seen.size === 0 ? "" : ","}${JSON.stringify(r.result_key)}:`), payload)
       seen.add(r.result_key)
     }
     if (seen.size === 0) return

@@ -164,7 +164,6 @@ export class Shutdown extends Context.Tag("tickflow/Shutdown")<Shutdown, Deferre
 export const shutdownLayer = Layer.effect(Shutdown, Deferred.make<void>())
 
 const now = () => new Date().toISOString()
-const utf8 = new TextEncoder()
 
 /**
  * A result's de-duplication id: a redelivered message republishes the same id (stored once),
@@ -222,12 +221,13 @@ export const publishResults = (results: ReadonlyArray<ScenarioResult>, submissio
 
 /**
  * The messages of `publishResults`, to send along with others in one bulk publish: each result
- * JSON-encoded once, to bytes (an executor's cache entry reuses them).
+ * JSON-encoded once, to bytes (an executor's cache entry reuses them). `Buffer.from` takes small
+ * buffers from Node's pool; a TextEncoder allocated a fresh ArrayBuffer per result.
  */
 export const resultMessages = (results: ReadonlyArray<ScenarioResult>, submission?: string): Array<OutgoingMessage & { readonly payload: Uint8Array }> =>
   results.map((r) => {
     const out = submission !== undefined && r.submission === undefined ? { ...r, submission } : r
-    return { subject: SUBJECT.result(out.batch_id, out.scenario_id), payload: utf8.encode(JSON.stringify(out)), msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
+    return { subject: SUBJECT.result(out.batch_id, out.scenario_id), payload: Buffer.from(JSON.stringify(out), "utf8"), msgId: resultMsgId(out.batch_id, out.scenario_id, out.submission) }
   })
 
 /** Stop every scenario of a group with the same status and reason. */

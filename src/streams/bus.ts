@@ -73,7 +73,7 @@ export const publishTrusted = (subject: string, value: unknown, opts: PublishOpt
 export type OutgoingMessage = { readonly subject: string; readonly msgId: string } & ({ readonly value: unknown } | { readonly json: string } | { readonly payload: Uint8Array })
 
 /** The UTF-8 bytes of an outgoing message. */
-export const payloadOf = (m: OutgoingMessage): Uint8Array => ("payload" in m ? m.payload : encoder.encode("json" in m ? m.json : JSON.stringify(m.value)))
+export const payloadOf = (m: OutgoingMessage): Uint8Array => ("payload" in m ? m.payload : Buffer.from("json" in m ? m.json : JSON.stringify(m.value), "utf8"))
 
 /**
  * Publish many values our own code built, all in flight at once (the client writes them in one
