@@ -84,9 +84,9 @@ describe("result summaries", () => {
       const subject = SUBJECT.resultSummary("SX", "rbad")
       const bad = [
         "not json",
-        JSON.stringify({ kind: "results", batch_id: "SY", entries: [{ id: "a", seq: 1, status: "success" }] }), // another batch than its subject
-        JSON.stringify({ kind: "phase_result", batch_id: "SX", entries: [] }),
-        JSON.stringify({ kind: "results", batch_id: "SX", entries: "none" })
+        JSON.stringify({ kind: "results", batch_id: "SY", data: { entries: [{ id: "a", seq: 1, status: "success" }] } }), // another batch than its subject
+        JSON.stringify({ kind: "phase_result", batch_id: "SX", data: { entries: [] } }),
+        JSON.stringify({ kind: "results", batch_id: "SX", data: { entries: "none" } })
       ]
       for (const [i, text] of bad.entries()) yield* publishRaw(subject, text, `bad-${i}`)
       yield* publishRaw(
@@ -94,7 +94,9 @@ describe("result summaries", () => {
         JSON.stringify({
           kind: "results",
           batch_id: "SX",
-          entries: [{ id: "ok", seq: 7, status: "success", sharpe: 1.5 }, { id: "neg", seq: -1, status: "success" }, { id: "st", seq: 3, status: "maybe" }, null, { id: "r", seq: 4, status: "failed", reason: "y".repeat(2_000) }]
+          data: {
+            entries: [{ id: "ok", seq: 7, status: "success", sharpe: 1.5 }, { id: "neg", seq: -1, status: "success" }, { id: "st", seq: 3, status: "maybe" }, null, { id: "r", seq: 4, status: "failed", reason: "y".repeat(2_000) }]
+          }
         }),
         "mixed"
       )

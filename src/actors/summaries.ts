@@ -7,8 +7,8 @@
  * largest single cost among the actors (bench/pipeline.ts, one process per actor).
  *
  * So whoever publishes results publishes, once they are stored, one summary per bulk on
- * `tf.evt.<batch>.<key>.summary`: one entry per result, carrying the stream sequence its result
- * was stored under. The reporter folds entries exactly as it folds results (the newer stream
+ * `tf.evt.<batch>.<key>.summary` (a telemetry event of kind `results`, its entries in `data`):
+ * one entry per result, carrying the stream sequence its result was stored under. The reporter folds entries exactly as it folds results (the newer stream
  * sequence wins), so a summary and a replay of the results themselves agree, whichever comes
  * first, and folding either twice changes nothing.
  *
@@ -79,7 +79,9 @@ export const summaryMessages = (results: ReadonlyArray<ScenarioResult>, acks: Re
 /** One batch's summary message of these entries. */
 export const summaryMessage = (batch: string, entries: ReadonlyArray<SummaryEntry>): OutgoingMessage => {
   const key = `r${createHash("sha256").update(entries.map((e) => e.seq).join(",")).digest("hex").slice(0, 20)}`
-  return { subject: SUBJECT.resultSummary(batch, key), json: JSON.stringify({ v: WIRE_VERSION, kind: "results", batch_id: batch, entries }), msgId: `${batch}:${key}:summary` }
+  // a telemetry event like the others on tf.evt (kind `results`), its entries in `data`
+  const event = { v: WIRE_VERSION, batch_id: batch, subject_id: key, kind: "results", phase: "summary", at: new Date().toISOString(), data: { entries } }
+  return { subject: SUBJECT.resultSummary(batch, key), json: JSON.stringify(event), msgId: `${batch}:${key}:summary` }
 }
 
 /** Publish the summaries of results just stored (nothing when every one was a duplicate). */
@@ -102,10 +104,11 @@ export const readSummary = (m: JsMsg): { batch: string; entries: SummaryEntry[] 
   } catch {
     return undefined
   }
-  if (s === null || typeof s !== "object" || s.kind !== "results" || typeof s.batch_id !== "string" || !Array.isArray(s.entries)) return undefined
+  const data = s?.data as { entries?: unknown } | undefined
+  if (s === null || typeof s !== "object" || s.kind !== "results" || typeof s.batch_id !== "string" || !Array.isArray(data?.entries)) return undefined
   if (!m.subject.startsWith(`tf.evt.${s.batch_id}.`) || !m.subject.endsWith(".summary")) return undefined
   const entries: SummaryEntry[] = []
-  for (const e of s.entries as unknown[]) {
+  for (const e of data.entries as unknown[]) {
     if (e === null || typeof e !== "object") continue
     const x = e as Record<string, unknown>
     if (typeof x.id !== "string" || !isCount(x.seq) || !STATUSES.has(x.status as string)) continue

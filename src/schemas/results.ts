@@ -112,7 +112,8 @@ export type ScenarioResult = z.infer<typeof ScenarioResult>
 /** Matches one scan result carries at most (match_count counts them all): results stay small. */
 export const MAX_SCAN_MATCHES = 1_000
 
-export const EventKind = z.enum(["started", "progress", "equity", "phase_start", "phase_result", "log"])
+/** `results`: a bulk of stored results summarised for the reporter (actors/summaries.ts) */
+export const EventKind = z.enum(["started", "progress", "equity", "phase_start", "phase_result", "log", "results"])
 /** Telemetry on `tf.evt.<batch>.<scenario-or-group>.<kind>`. */
 export const PipelineEvent = z.object({
   v: z.literal(WIRE_VERSION),
