@@ -217,7 +217,11 @@ export const stoppedResult = (
  * where it enters from outside (a foreign client's decoder, a replay).
  */
 export const publishResults = (results: ReadonlyArray<ScenarioResult>, submission?: string) =>
-  results.length === 0 ? Effect.void : Effect.flatMap(publishManyTrusted(resultMessages(results, submission)), (acks) => publishSummaries(results, acks))
+  results.length === 0 ? Effect.void : publishResultMessages(results, resultMessages(results, submission))
+
+/** `publishResults` with the messages already built (`resultMessages` of the same results, in order). */
+export const publishResultMessages = (results: ReadonlyArray<ScenarioResult>, messages: ReadonlyArray<OutgoingMessage>) =>
+  Effect.flatMap(publishManyTrusted(messages), (acks) => publishSummaries(results, acks))
 
 /**
  * The messages of `publishResults`, to send along with others in one bulk publish: each result

@@ -27,9 +27,9 @@ import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas
 import { type Bus, type Delivery, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, resultFor, resultMessages, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResultMessages, resultFor, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
-import { publishSummaries, type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
+import { type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
 import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
 import { encodeCurves } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
@@ -309,10 +309,9 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
         while (inFlight.length > 0 && (inFlight.length > max || Option.isSome(yield* Fiber.poll(inFlight[0])))) yield* Fiber.join(inFlight.shift()!)
       })
     // a bulk of results, then (stored) their summary for the reporter
-    const publishBulk = (results: ReadonlyArray<ScenarioResult>) =>
-      Effect.flatMap(publishManyTrusted(toMessages(results)), (acks) => publishSummaries(results, acks))
     const flush = Effect.gen(function* () {
-      inFlight.push(yield* Effect.fork(publishBulk(pending.splice(0, pending.length))))
+      const results = pending.splice(0, pending.length)
+      inFlight.push(yield* Effect.fork(publishResultMessages(results, toMessages(results))))
       yield* settleFlushes(FLUSHES_IN_FLIGHT)
     })
     for (const item of group.items) {

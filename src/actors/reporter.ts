@@ -28,7 +28,7 @@ import { BusError } from "../streams/errors.js"
 import { followInto } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
 import { STREAM, SUBJECT } from "../streams/topology.js"
-import { readSummary } from "./summaries.js"
+import { MAX_REASON, readSummary } from "./summaries.js"
 import { freezeAt, missingBatchRecord, Shutdown, stopGroup } from "./common.js"
 import { STAGE_PHASE } from "./runner.js"
 
@@ -125,7 +125,7 @@ const readResult = (m: JsMsg): { batch: string; scenario: string; state: Scenari
       seq: m.seq,
       status: r.status as ResultStatus,
       phase: typeof r.phase === "string" ? r.phase : undefined,
-      reason: typeof r.reason === "string" ? r.reason.slice(0, 500) : undefined,
+      reason: typeof r.reason === "string" ? r.reason.slice(0, MAX_REASON) : undefined,
       sharpe: typeof metrics?.sharpe === "number" ? metrics.sharpe : undefined,
       matches: typeof scan?.match_count === "number" ? scan.match_count : undefined
     }
@@ -174,49 +174,55 @@ const foldScenario = (f: BatchFold, scenario: string, state: ScenarioState) => {
 }
 
 /**
- * Fold one message into the states: a result, a result summary (summaries.ts: the same fold,
- * under each result's own stream sequence) or a phase event. Returns the batch it belongs to.
+ * What one message says, as a change to its batch's fold: a result, a result summary
+ * (summaries.ts: the same fold, under each result's own stream sequence) or a phase event.
  */
-export const foldMessage = (folds: Map<string, BatchFold>, m: JsMsg, create: boolean): string | undefined => {
+const readMessage = (m: JsMsg): { batch: string; apply: (f: BatchFold) => void } | undefined => {
   if (m.subject.startsWith("tf.res.")) {
     const r = readResult(m)
-    if (!r) return undefined
-    let f = folds.get(r.batch)
-    if (!f) {
-      if (!create) return r.batch
-      folds.set(r.batch, (f = newFold(r.batch)))
-    }
-    foldScenario(f, r.scenario, r.state)
-    f.lastNewsAt = Date.now()
-    return r.batch
+    return r && { batch: r.batch, apply: (f) => foldScenario(f, r.scenario, r.state) }
   }
   if (m.subject.endsWith(".summary")) {
     const sum = readSummary(m)
-    if (!sum) return undefined
-    let f = folds.get(sum.batch)
-    if (!f) {
-      if (!create) return sum.batch
-      folds.set(sum.batch, (f = newFold(sum.batch)))
-    }
-    for (const e of sum.entries)
-      foldScenario(f, e.id, { seq: e.seq, status: e.status, phase: e.phase, reason: e.reason, sharpe: e.sharpe, matches: e.matches })
-    f.lastNewsAt = Date.now()
-    return sum.batch
+    return (
+      sum && {
+        batch: sum.batch,
+        apply: (f) => {
+          for (const e of sum.entries) foldScenario(f, e.id, { seq: e.seq, status: e.status, phase: e.phase, reason: e.reason, sharpe: e.sharpe, matches: e.matches })
+        }
+      }
+    )
   }
   const e = readPhaseEvent(m)
-  if (!e) return undefined
-  let f = folds.get(e.batch)
+  return (
+    e && {
+      batch: e.batch,
+      apply: (f) => {
+        const cur = f.phases.get(e.key)
+        if (!cur || cur.seq < e.state.seq) {
+          f.phases.set(e.key, e.state)
+          f.dirty = true
+        }
+      }
+    }
+  )
+}
+
+/**
+ * Fold one message into its batch's state (created when `create`; otherwise a batch with no
+ * state is only named, for the caller to rebuild). Returns the batch it belongs to.
+ */
+export const foldMessage = (folds: Map<string, BatchFold>, m: JsMsg, create: boolean): string | undefined => {
+  const read = readMessage(m)
+  if (!read) return undefined
+  let f = folds.get(read.batch)
   if (!f) {
-    if (!create) return e.batch
-    folds.set(e.batch, (f = newFold(e.batch)))
+    if (!create) return read.batch
+    folds.set(read.batch, (f = newFold(read.batch)))
   }
-  const cur = f.phases.get(e.key)
-  if (!cur || cur.seq < e.state.seq) {
-    f.phases.set(e.key, e.state)
-    f.dirty = true
-  }
+  read.apply(f)
   f.lastNewsAt = Date.now()
-  return e.batch
+  return read.batch
 }
 
 /** The batch record a fold says, over what the coordinator created (name, times, owner, ...). */

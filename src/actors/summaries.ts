@@ -4,13 +4,14 @@
  * A result is ~1 KB; the reporter needs five fields of it (status, phase, reason, Sharpe, scan
  * matches). Followed one by one, results cost the reporter ~60 µs of CPU each (delivery, JSON,
  * the fold) and the server a delivery each: 0.6–0.8 core-s per 10,000-scenario sweep, the
- * largest single cost among the actors (bench/pipeline.ts, one process per actor).
+ * largest single cost among the actors (bench/actor-cpu.ts, one process per actor).
  *
  * So whoever publishes results publishes, once they are stored, one summary per bulk on
  * `tf.evt.<batch>.<key>.summary` (a telemetry event of kind `results`, its entries in `data`):
- * one entry per result, carrying the stream sequence its result was stored under. The reporter folds entries exactly as it folds results (the newer stream
- * sequence wins), so a summary and a replay of the results themselves agree, whichever comes
- * first, and folding either twice changes nothing.
+ * one entry per result, carrying the stream sequence its result was stored under. The
+ * reporter folds entries exactly as it folds results (the newer stream sequence wins), so a
+ * summary and a replay of the results themselves agree, whichever comes first, and folding
+ * either twice changes nothing.
  *
  * A summary goes out only after its results' acks (it never names a result that is not
  * stored), and only for results that were new (a duplicate's stored original may say something
@@ -27,8 +28,8 @@ import type { ResultStatus, ScenarioResult } from "../schemas/results.js"
 import { type OutgoingMessage, publishManyTrusted } from "../streams/bus.js"
 import { SUBJECT } from "../streams/topology.js"
 
-/** A reason in a summary is cut here (the batch record keeps the first 500 characters too). */
-const MAX_REASON = 500
+/** A reason is cut here, in a summary as in the reporter's fold of a result. */
+export const MAX_REASON = 500
 const STATUSES: ReadonlySet<string> = new Set(["success", "skipped", "failed"])
 
 /** One stored result as the reporter folds it. */
