@@ -63,6 +63,15 @@ const decoder = new TextDecoder()
 const EXEC_MS_RE = /"exec_ms":([-+.\deE]+)/
 const EXECUTOR_RE = /"executor":"([^"]*)"/
 
+/** Messages each stream has taken so far (last sequence), by stream name. */
+const storedPerStream = Effect.flatMap(Nats, ({ jsm }) =>
+  Effect.promise(async () => {
+    const out = new Map<string, number>()
+    for await (const si of jsm.streams.list()) out.set(si.config.name, si.state.last_seq)
+    return out
+  })
+)
+
 /** Submit a batch and wait for its record to say done; collect the telemetry on the way. */
 export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray<ChildProcess>, opts: { timeoutS?: number; parseResults?: boolean } = {}) =>
   Effect.gen(function* () {
@@ -121,6 +130,7 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     // Like each in-process run (_pipeline-inprocess.ts), each pipeline run starts from a collected
     // heap in this process (the actors'), not in the garbage of the runs before it.
     gc()
+    const stored0 = yield* storedPerStream
     const cpu0 = cpuSnapshot(executors, settings.embedded?.pid)
     t0 = performance.now()
     const submittedAtEpochMs = Date.now()
@@ -132,6 +142,8 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     const ms = finished ? doneAt : performance.now() - t0
     const cpu1 = cpuSnapshot(executors, settings.embedded?.pid)
     for (const s of subs) s.unsubscribe()
+    const stored1 = yield* storedPerStream
+    console.log("    stored: " + [...stored1].map(([k, v]) => `${k} +${v - (stored0.get(k) ?? 0)}`).filter((x) => !x.endsWith("+0")).join(", "))
     // The results, read back from the stream once the clock has stopped: a listener taking every
     // result live would be part of what is measured (it shares this process with the actors).
     // When each arrived is the server's store time.

@@ -30,6 +30,11 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
     const m = await c.next({ expires: 2_000 })
     if (!m) throw new Error("no result read")
   },
+  readEvents: async (nc) => {
+    const c = await jetstream(nc, { timeout: 5_000 }).consumers.get("TF_EVENTS", { filter_subjects: "tf.evt.b1.>" })
+    const m = await c.next({ expires: 2_000 })
+    if (!m) throw new Error("no event read")
+  },
   readRecord: async (nc) => {
     const kv = await new Kvm(nc).open("tf_batches")
     if (!(await kv.get("b1"))) throw new Error("no record read")
@@ -61,6 +66,7 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
 const EXPECTED: Record<string, [Outcome, Outcome, Outcome, Outcome, Outcome, Outcome]> = {
   submit: /*            */ [A, A, D, A, A, D],
   readResults: /*       */ [A, A, D, A, A, A],
+  readEvents: /*        */ [A, A, D, A, A, A],
   readRecord: /*        */ [A, A, D, A, A, A],
   writeRecord: /*       */ [A, A, D, D, D, D],
   purgeRecord: /*       */ [A, A, D, D, D, D],
@@ -129,6 +135,7 @@ beforeAll(async () => {
       })
       const { js, jsm, objm } = yield* Nats
       yield* Effect.promise(() => js.publish("tf.res.b1.s1", '{"v":1}'))
+      yield* Effect.promise(() => js.publish("tf.evt.b1.batch", '{"v":1}'))
       // The reporter follows results with ordered consumers now (ensureTopology removes the old
       // durable): a durable of that name is created here so the denials are tested against a
       // consumer that exists, not answered by "consumer not found".
