@@ -35,6 +35,11 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
     const m = await c.next({ expires: 2_000 })
     if (!m) throw new Error("no event read")
   },
+  // what a redelivered execution chunk asks: the last result on a scenario's subject
+  readLastResult: async (nc) => {
+    const m = await (await jetstreamManager(nc, { timeout: 5_000 })).streams.getMessage("TF_RESULTS", { last_by_subj: "tf.res.b1.s1" })
+    if (!m) throw new Error("no result read")
+  },
   readRecord: async (nc) => {
     const kv = await new Kvm(nc).open("tf_batches")
     if (!(await kv.get("b1"))) throw new Error("no record read")
@@ -67,6 +72,7 @@ const EXPECTED: Record<string, [Outcome, Outcome, Outcome, Outcome, Outcome, Out
   submit: /*            */ [A, A, D, A, A, D],
   readResults: /*       */ [A, A, D, A, A, A],
   readEvents: /*        */ [A, A, D, A, A, A],
+  readLastResult: /*    */ [A, A, A, D, D, D],
   readRecord: /*        */ [A, A, D, A, A, A],
   writeRecord: /*       */ [A, A, D, D, D, D],
   purgeRecord: /*       */ [A, A, D, D, D, D],
