@@ -61,7 +61,7 @@ describe("topology", () => {
         return names.sort()
       })
       expect(streams).toEqual(
-        ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_EVENTS", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
+        ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
       )
       const after = yield* Effect.promise(() => jsm.consumers.info(STREAM.pipeline, "executor"))
       expect(after.config.filter_subject).toBe("tf.scn.exec.>")

@@ -22,7 +22,6 @@ import { BusError } from "./errors.js"
 export const STREAM = {
   pipeline: "TF_PIPELINE",
   results: "TF_RESULTS",
-  events: "TF_EVENTS",
   dlq: "TF_DLQ",
   sessions: "TF_SESSIONS"
 } as const
@@ -50,24 +49,6 @@ export const SUBJECT = {
   sessionEvt: (session: string) => `tf.ses.${session}.evt`,
   sessionList: "tf.ses.list"
 } as const
-
-/**
- * The stream that stores a subject. Results (`tf.res.>`) and telemetry (`tf.evt.>`) live in
- * separate streams: in nats-server 2.9 every filtered consumer of a stream is woken and scans
- * for each message stored in it, so the reporter's followers of summaries and phase events on a
- * stream shared with 10,000 results doubled the server's cost of storing each result (measured:
- * 27 → 55 µs a 1 KB message with two such followers, 26 µs with the streams split).
- */
-export const streamOf = (subject: string): string =>
-  subject.startsWith("tf.evt.")
-    ? STREAM.events
-    : subject.startsWith("tf.dlq.")
-      ? STREAM.dlq
-      : subject.startsWith("tf.ses.")
-        ? STREAM.sessions
-        : subject.startsWith("tf.scn.") || subject === SUBJECT.submit
-          ? STREAM.pipeline
-          : STREAM.results
 
 export const BUCKET = {
   batches: "tf_batches",
@@ -244,19 +225,15 @@ export const ensureTopologyReporting = (options: TopologyOptions = {}) =>
       duplicate_window: nanos(o.duplicateWindowMs),
       discard: DiscardPolicy.Old
     }, force))
-    // Results first: a TF_RESULTS made before the split also held tf.evt.>, which TF_EVENTS
-    // can only take once TF_RESULTS has let go of it (events stored before stay readable by
-    // sequence there, and age out).
-    for (const [name, subjects] of [[STREAM.results, ["tf.res.>"]], [STREAM.events, ["tf.evt.>"]]] as const)
-      mismatches.push(yield* ensureStream({
-        name,
-        subjects: [...subjects],
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        num_replicas: o.replicas,
-        max_age: nanos(o.resultsMaxAgeMs),
-        duplicate_window: nanos(o.duplicateWindowMs)
-      }, force))
+    mismatches.push(yield* ensureStream({
+      name: STREAM.results,
+      subjects: ["tf.res.>", "tf.evt.>"],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: o.replicas,
+      max_age: nanos(o.resultsMaxAgeMs),
+      duplicate_window: nanos(o.duplicateWindowMs)
+    }, force))
     mismatches.push(yield* ensureStream({
       name: STREAM.dlq,
       subjects: ["tf.dlq.>"],
