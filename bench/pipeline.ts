@@ -106,8 +106,9 @@ const SMALL = config("bench-small", "1d", { start_date: "2000-01-01", end_date: 
  * The same sweep six months later: what the executors run before (d)'s clock starts, as the
  * in-process peer runs the whole sweep once before its clock starts (measureInProcess). Other
  * dates, so (d)'s first run still finds its slices cold (loaded, stored, fetched) while the
- * executors' daily code is compiled: without it, that run paid ~0.6 core-s an executor in
- * V8's background compiler threads that the peer had paid in its warm-up.
+ * executors' daily code is compiled. Without it, that run cost each executor ~0.6 core-s more
+ * than the next one on V8's background threads alone (per-thread CPU from /proc; compiler or
+ * GC helpers, not told apart), a start-up cost the peer pays in its own warm-up.
  */
 const SMALL_WARMUP = config("bench-small-warmup", "1d", { start_date: "2000-07-01", end_date: "2020-06-30" }, {
   fast: range(2, 51),
