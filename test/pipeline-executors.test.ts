@@ -23,11 +23,35 @@ import { exited, stopChild, until } from "./support/child.js"
 
 const ACK_WAIT_MS = 3_000
 
-const startExecutor = (env: Record<string, string>, name: string): ChildProcess =>
-  spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
-    stdio: ["ignore", "ignore", process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
-    env: { ...process.env, ...env, TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", TICKFLOW_INSTANCE_SUFFIX: name }
+/** An executor process; with `logs`, its JSON log lines (info and up) are collected there. */
+const startExecutor = (env: Record<string, string>, name: string, logs?: Array<Record<string, unknown>>): ChildProcess => {
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
+    stdio: ["ignore", "ignore", logs ? "pipe" : process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
+    env: {
+      ...process.env,
+      ...env,
+      TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS),
+      TICKFLOW_LOG_LEVEL: logs || process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn",
+      ...(logs ? { TICKFLOW_LOG_FORMAT: "json" } : {}),
+      TICKFLOW_INSTANCE_SUFFIX: name
+    }
   })
+  if (logs) {
+    let rest = ""
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      const parts = (rest + chunk).split("\n")
+      rest = parts.pop() ?? ""
+      for (const line of parts) {
+        try {
+          logs.push(JSON.parse(line) as Record<string, unknown>)
+        } catch {
+          /* not a log line */
+        }
+      }
+    })
+  }
+  return child
+}
 
 const STAGE_ACTORS = ["coordinator", "availability", "requirements", "loader", "quality", "reporter"] as const
 
@@ -51,7 +75,10 @@ const slowBatch = (name: string, count: number, spinUs: number, strategy: string
  */
 const withExecutorProcesses = <A>(
   execChunkSize: number,
-  body: (ctx: { startWith: (name: string, extraEnv?: Record<string, string>) => ChildProcess; root: string }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus>
+  body: (ctx: {
+    startWith: (name: string, extraEnv?: Record<string, string>, logs?: Array<Record<string, unknown>>) => ChildProcess
+    root: string
+  }) => Effect.Effect<A, unknown, NatsSettings | Nats | Bus>
 ) => {
   const root = mkdtempSync(join(tmpdir(), "tf-exec-"))
   const children: ChildProcess[] = []
@@ -63,8 +90,8 @@ const withExecutorProcesses = <A>(
     const env = { ...childEnv(settings), NATS_USER: executorCreds.user, NATS_PASSWORD: executorCreds.pass, TICKFLOW_DATA_ROOT: root }
     return yield* body({
       root,
-      startWith: (name, extraEnv = {}) => {
-        const child = startExecutor({ ...env, ...extraEnv }, name)
+      startWith: (name, extraEnv = {}, logs) => {
+        const child = startExecutor({ ...env, ...extraEnv }, name, logs)
         children.push(child)
         return child
       }
@@ -129,6 +156,53 @@ describe("executors", () => {
           expect(byB).toHaveLength(25)
           // The group A held when it died was redelivered to B.
           expect(byB.filter((r) => (r.attempt ?? 1) > 1)).toHaveLength(5)
+        })
+      ),
+    600_000
+  )
+
+  it.scopedLive(
+    "a redelivered chunk, under the executor role, runs only the scenarios its first executor had not answered",
+    () =>
+      withExecutorProcesses(5, ({ startWith, root }) =>
+        Effect.gen(function* () {
+          // A runs its first chunk of five, then the second one up to its fifth scenario, where
+          // it stalls (~225 ms a scenario: each result is published before the next one runs).
+          // Killed there, it leaves a chunk that is partly answered.
+          const marker = join(root, "exA.stalled")
+          const a = startWith("exA", { TICKFLOW_TEST_STALL: `10:120000:${marker}` })
+          const slow = yield* publishFixture("slow-strategy.ts")
+          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "redo1", config: slowBatch("redo_test", 10, 300, slow) }), "submit:redo1")
+          yield* stalled(marker)
+          // what A wrote before it stalled reaches the stream (A itself can send nothing more)
+          yield* Effect.sleep("1 second")
+          const answeredByA = (yield* readResults("redo1")).filter((r) => r.executor?.endsWith(":exA")).length
+          const logs: Array<Record<string, unknown>> = []
+          startWith("exB", {}, logs)
+          a.kill("SIGKILL")
+          yield* Effect.promise(() => exited(a))
+
+          const rec = yield* waitForBatch("redo1", 480_000)
+          expect(rec.status).toBe("done")
+          expect(rec.counts).toEqual({ success: 10, skipped: 0, failed: 0 })
+          const perSubject = Object.values(yield* storedResultCounts("redo1"))
+          expect(perSubject).toHaveLength(10)
+          expect(perSubject.every((n) => n === 1)).toBe(true)
+          const all = yield* readResults("redo1")
+          const byA = all.filter((r) => r.executor?.endsWith(":exA"))
+          // A answered its first chunk and some of the second before it stalled
+          expect(answeredByA).toBeGreaterThan(5)
+          expect(byA).toHaveLength(answeredByA)
+          // B says how many of the redelivered chunk it found answered (it reads the last result
+          // on each scenario's subject, which the executor role must be allowed to do), and ran
+          // only the others: 10 - answered results are B's, from the second delivery.
+          yield* Effect.promise(() => until(async () => logs.some((l) => String(l.msg ?? "").startsWith("redelivered execution chunk")), "exB's redelivery log line", 30_000))
+          const line = logs.find((l) => String(l.msg ?? "").startsWith("redelivered execution chunk"))!
+          expect(line.batch_id).toBe("redo1")
+          expect(line.answered).toBe(answeredByA - 5)
+          const byB = all.filter((r) => r.executor?.endsWith(":exB"))
+          expect(byB).toHaveLength(10 - answeredByA)
+          expect(byB.every((r) => (r.attempt ?? 1) > 1)).toBe(true)
         })
       ),
     600_000
