@@ -97,6 +97,29 @@ describe("hot-path codecs agree with their definitions", () => {
     )
   })
 
+  it("groups: every item's resolved parameters come back with the same JSON text, shared defaults or not", () => {
+    const value = fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constantFrom("a", "b", false))
+    const keys = fc.constantFrom("fast", "slow", "k", "mode", "allow_short")
+    const own = fc.dictionary(keys, value, { maxKeys: 3 })
+    // resolved: own plus defaults, a value changed, keys reordered, or none
+    const draft = fc.record({ own, defaults: fc.dictionary(keys, value, { maxKeys: 2 }), how: fc.constantFrom("plus", "plus", "changed", "reordered", "none") })
+    fc.assert(
+      fc.property(fc.array(draft, { minLength: 1, maxLength: 6 }), (drafts) => {
+        const scenarioOf = (i: number, params: Record<string, unknown>) =>
+          Scenario.parse({ v: 1, batch_id: "B1", scenario_id: `s${i}`, strategy: "t", params, freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", universe: ["A"], start_capital: 1 })
+        const items = drafts.map((d, i) => {
+          const resolved: Record<string, unknown> | undefined =
+            d.how === "none" ? undefined : d.how === "changed" ? { ...d.own, ...d.defaults, fast: 99 } : d.how === "reordered" ? { ...d.defaults, ...d.own } : { ...d.own, ...d.defaults }
+          return { scenario: scenarioOf(i, d.own), ...(resolved !== undefined ? { params: resolved } : {}), warnings: [] }
+        })
+        const g: GroupMessage = { v: 1, batch_id: "B1", group_id: "g1", slice: { universe: ["A"], freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", warmup_bars: 0 }, items, findings: [] }
+        const back = decodeGroup(GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g)))))
+        expect(back.items.map((it) => JSON.stringify(it.params))).toEqual(g.items.map((it) => JSON.stringify(it.params)))
+      }),
+      { numRuns: 2_000 }
+    )
+  })
+
   it("stage items: the cheap check accepts whatever the item schema accepts, and refuses a wrong type or an unknown field", () => {
     const id = fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/)
     const item = fc.record(

@@ -572,6 +572,28 @@ describe("groups on the wire", () => {
     expect(GroupOnWire.parse(encodeGroup(g))).toEqual(g)
   })
 
+  it("sends resolved parameters that only add the same defaults once for the group, not per item", () => {
+    const g = full([scenario("a", { params: { fast: 5 } }), scenario("b", { params: { fast: 6 } }), scenario("c", { params: { fast: 7, slow: 30 } })])
+    const resolvedGroup: GroupMessage = { ...g, items: g.items.map((it) => ({ ...it, params: { ...it.scenario.params, slow: (it.scenario.params.slow as number | undefined) ?? 50, allow_short: false } })) }
+    const sent = (m: GroupMessage) => GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(m))))
+    const shared: GroupMessage = { ...g, items: g.items.slice(0, 2).map((it) => ({ ...it, params: { ...it.scenario.params, slow: 50, allow_short: false } })) }
+    const wire = sent(shared)
+    expect(wire.resolved_defaults).toEqual({ slow: 50, allow_short: false })
+    expect(wire.items.every((it) => it.resolved === undefined)).toBe(true)
+    const back = decodeGroup(wire)
+    expect(back.items.map((it) => JSON.stringify(it.params))).toEqual(shared.items.map((it) => JSON.stringify(it.params)))
+    expect(back).toEqual(shared)
+    // c resolves slow to its own 30, not the others' default: every item carries its own again
+    const mixed = sent(resolvedGroup)
+    expect(mixed.resolved_defaults).toBeUndefined()
+    expect(mixed.items.map((it) => it.resolved)).toEqual(resolvedGroup.items.map((it) => it.params))
+    expect(decodeGroup(mixed)).toEqual(resolvedGroup)
+    // a coerced value or another key order is not "own plus defaults" either
+    const coerced: GroupMessage = { ...shared, items: [shared.items[0], { ...shared.items[1], params: { allow_short: false, fast: 6, slow: 50 } }] }
+    expect(sent(coerced).resolved_defaults).toBeUndefined()
+    expect(decodeGroup(sent(coerced))).toEqual(coerced)
+  })
+
   it("carries an item's own universe only when it differs from the slice's (a scan group)", () => {
     const g = full([scenario("a", { universe: ["AAPL"] }), scenario("b", { universe: ["MSFT"] }), scenario("c")])
     const wire = GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g))))

@@ -169,7 +169,14 @@ export const GroupWire = z.strictObject({
   findings: z.array(z.string()).default([]),
   submission: z.string().optional(),
   cache: z.boolean().optional(),
-  resolved_by: z.string().max(64).optional()
+  resolved_by: z.string().max(64).optional(),
+  /**
+   * When every item's resolved parameters are its own parameters plus the same defaults (a
+   * sweep after requirements: `{fast, slow}` resolved to `{fast, slow, allow_short: false}`),
+   * those defaults, once; the items then carry no `resolved` (it doubled the message from
+   * requirements on: 37 → 73 KB for 500 daily scenarios).
+   */
+  resolved_defaults: z.record(z.string(), z.unknown()).optional()
 })
 export type GroupWire = z.infer<typeof GroupWire>
 
@@ -196,6 +203,21 @@ const sameJson = (a: unknown, b: unknown): boolean => {
 }
 const definedKeys = (o: Record<string, unknown>) => Object.keys(o).filter((k) => o[k] !== undefined)
 
+/**
+ * The defaults that every item's resolved parameters add to its own parameters, in the same
+ * key order (`{...params, ...defaults}` has the same JSON text as the resolved ones); undefined
+ * when any item is unresolved or resolved otherwise (a value coerced, a key reordered).
+ */
+const sharedResolvedDefaults = (items: ReadonlyArray<GroupItem>): Record<string, unknown> | undefined => {
+  const first = items[0]
+  if (first?.params === undefined) return undefined
+  const own = first.scenario.params
+  const defaults: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(first.params)) if (v !== undefined && own[k] === undefined) defaults[k] = v
+  for (const it of items) if (it.params === undefined || !sameJson(it.params, { ...it.scenario.params, ...defaults })) return undefined
+  return defaults
+}
+
 /** Full group → wire form: shared fields once, per item only what differs. */
 export const encodeGroup = (g: GroupMessage): GroupWire => {
   const scenarios = g.items.map((it) => it.scenario)
@@ -215,12 +237,13 @@ export const encodeGroup = (g: GroupMessage): GroupWire => {
     ...(benchmark !== undefined ? { benchmark } : {}),
     ...(name !== undefined ? { name } : {})
   }
+  const resolvedDefaults = sharedResolvedDefaults(g.items)
   const items = g.items.map((it) => {
     const s = it.scenario
     const out: Record<string, unknown> = { id: s.scenario_id }
     for (const k of VARYING) if (s[k] !== undefined && !sameJson(s[k], base[k])) out[k] = s[k]
     if (!sameJson(s.universe, g.slice.universe)) out.universe = s.universe
-    if (it.params !== undefined) out.resolved = it.params
+    if (it.params !== undefined && resolvedDefaults === undefined) out.resolved = it.params
     if (it.warmup_bars !== undefined) out.warmup_bars = it.warmup_bars
     if (it.warnings.length > 0) out.warnings = it.warnings
     return out as z.infer<typeof GroupItemWire>
@@ -237,7 +260,8 @@ export const encodeGroup = (g: GroupMessage): GroupWire => {
     findings: g.findings,
     ...(g.submission !== undefined ? { submission: g.submission } : {}),
     ...(g.cache !== undefined ? { cache: g.cache } : {}),
-    ...(g.resolved_by !== undefined ? { resolved_by: g.resolved_by } : {})
+    ...(g.resolved_by !== undefined ? { resolved_by: g.resolved_by } : {}),
+    ...(resolvedDefaults !== undefined ? { resolved_defaults: resolvedDefaults } : {})
   }
 }
 
@@ -266,9 +290,10 @@ export const decodeGroup = (w: GroupWire): GroupMessage => ({
       ...((it.name ?? w.base.name) !== undefined ? { name: it.name ?? w.base.name } : {}),
       ...(w.slice.data_root !== undefined ? { data_root: w.slice.data_root } : {})
     }
+    const resolved = it.resolved ?? (w.resolved_defaults !== undefined ? { ...scenario.params, ...w.resolved_defaults } : undefined)
     return {
       scenario,
-      ...(it.resolved !== undefined ? { params: it.resolved } : {}),
+      ...(resolved !== undefined ? { params: resolved } : {}),
       ...(it.warmup_bars !== undefined ? { warmup_bars: it.warmup_bars } : {}),
       warnings: it.warnings ?? []
     }
