@@ -104,7 +104,7 @@ export const measureInProcess = (root: string, scenarios: ReadonlyArray<Scenario
         `engine ${fmt(engine)} ms (${((engine / scenarios.length) * 1000).toFixed(0)} µs/scenario); runs ${runs.map((r) => fmt(r.totalMs)).join(", ")} ms; ` +
         `other processes used ${others.toFixed(1)} core-s of ${((sum(runs.map((r) => r.totalMs)) / 1000) * cpus().length).toFixed(1)}; load avg ${loadAvg()}`
     )
-    return { total, load, engine, rows: runs[0].rows }
+    return { total, load, engine, rows: runs[0].rows, runs: runs.map((r) => r.totalMs) }
   })
 
 /**

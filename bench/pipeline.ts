@@ -24,7 +24,8 @@
  *  (c) publish → first result latency of a single daily scenario sent to `tf.submit`
  *      (LATENCY_SAMPLES after one warm-up), slice already in the object store;
  *  (d) many small: 10,000 daily scenarios (20 years, 4 symbols) through the pipeline against the
- *      same runs in-process (scenarios/s ratio); a second run when the first was quick. Both
+ *      same runs in-process (scenarios/s ratio; the in-process median over its runs before the
+ *      pipeline's and one after each pipeline run); a second run when the first was quick. Both
  *      sides warm up before their clocks start: the peer runs the sweep once, the executors run
  *      it on dates six months later (so the first measured run's slices are still cold).
  *  (e) the result cache: a cached single scenario's latency, and a 1,000-scenario sweep run
@@ -42,7 +43,7 @@
  * PROFILE_DIR=<dir> writes a V8 CPU profile of every executor there on exit (run the bench
  * itself with `node --cpu-prof --cpu-prof-dir=<dir> --import tsx bench/pipeline.ts` for the actors).
  */
-import { fmt, median, percentile, printResults, result, runBenchmark } from "./_support.js"
+import { fmt, gc, median, percentile, printResults, result, runBenchmark } from "./_support.js"
 import { mkdtemp, rm } from "node:fs/promises"
 import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -56,7 +57,7 @@ import { stageActorsOnEmbeddedServer } from "./_system.js"
 import { spawnExecutors } from "../src/cli/system.js"
 import { reportPeakRss } from "./_rss.js"
 import { LoggingLive } from "../src/logging.js"
-import { measureGroupCodec, measureInProcess, measureResultCost, RUNS } from "./_pipeline-inprocess.js"
+import { measureGroupCodec, measureInProcess, measureResultCost, RUNS, runInProcess } from "./_pipeline-inprocess.js"
 import { describeRun, describeTimeline, runBatch, waitForExecutors, type BatchRun } from "./_pipeline-run.js"
 
 const SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
@@ -311,6 +312,7 @@ const program = (root: string) =>
       const warm = yield* runBatch(`small-warmup-${Date.now() % 100000}`, SMALL_WARMUP, executors, { timeoutS: SMALL_TIMEOUT_S })
       console.log(`(d) executors' warm-up: the same sweep on dates six months later, ${fmt(warm.run.ms)} ms (not counted)`)
       const runs: BatchRun[] = []
+      const peerBetween: number[] = []
       for (let i = 0; i < 2; i++) {
         const small = yield* runBatch(`small-${i}-${Date.now() % 100000}`, SMALL, executors, { timeoutS: SMALL_TIMEOUT_S, parseResults: true })
         if (!small.finished) {
@@ -325,16 +327,23 @@ const program = (root: string) =>
         describeRun(`${EXECUTORS} executors, ${smallScenarios.length} daily scenarios, run ${i + 1}`, small.run, EXECUTORS)
         describeTimeline(small.run)
         runs.push(small.run)
+        // the peer again, right after: both sides of the ratio see the machine as it is now
+        gc()
+        peerBetween.push((yield* runInProcess(root, smallScenarios)).totalMs)
         if (small.run.ms > SMALL_SECOND_RUN_S * 1000) break
       }
       if (runs.length > 0) {
         const Bsmall = median(runs.map((r) => r.ms))
-        smallRatio = Asmall.total / Bsmall
+        // the peer's runs before the pipeline's and after each of them: this shared machine's
+        // speed drifts by a quarter within minutes, and the ratio should not depend on when
+        const Apeer = median([...Asmall.runs, ...peerBetween])
+        console.log(`(d) in-process runs before the pipeline ${Asmall.runs.map(fmt).join(", ")} ms, after each pipeline run ${peerBetween.map(fmt).join(", ")} ms: median ${fmt(Apeer)} ms`)
+        smallRatio = Apeer / Bsmall
         resultBytes = median(runs.flatMap((r) => r.resultSizes))
         // every process's CPU (bench + actors, executors, nats-server) over the scenarios run
         cpuUsPerScenario = median(runs.map((r) => ((r.cpu.self + r.cpu.executors.reduce((a, b) => a + b, 0) + r.cpu.server) * 1e6) / r.record.total))
         console.log(
-          `(d) ${smallScenarios.length} scenarios: pipeline ${fmt(smallScenarios.length / (Bsmall / 1000))}/s (median of ${runs.length}) vs in-process ${fmt(smallScenarios.length / (Asmall.total / 1000))}/s = ${smallRatio.toFixed(3)}×; ` +
+          `(d) ${smallScenarios.length} scenarios: pipeline ${fmt(smallScenarios.length / (Bsmall / 1000))}/s (median of ${runs.length}) vs in-process ${fmt(smallScenarios.length / (Apeer / 1000))}/s = ${smallRatio.toFixed(3)}×; ` +
             `per result outside the engine: encode ${resultCost.us.toFixed(0)} µs + decode ${resultCost.decUs.toFixed(0)} µs`
         )
       }
