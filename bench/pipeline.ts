@@ -98,11 +98,8 @@ const LARGE = config("bench-large", "tick", { start_date: "2023-01-09", end_date
 /** executor warm-up: 8 tick scenarios on other dates, so the large batch's slices stay cold */
 const WARMUP = config("bench-warmup", "tick", { start_date: "2023-01-03", end_date: "2023-01-06" }, { fast: [5, 10], slow: [30], symbol: SYMBOLS })
 /** 50 fast × 50 slow × 4 symbols = 10,000 daily scenarios of ~5,000 bars */
-const SMALL = config("bench-small", "1d", { start_date: "2000-01-01", end_date: "2019-12-31" }, {
-  fast: range(2, 51),
-  slow: { from: 60, to: 158, step: 2 },
-  symbol: SYMBOLS
-})
+const SMALL_GRID = { fast: range(2, 51), slow: { from: 60, to: 158, step: 2 }, symbol: SYMBOLS }
+const SMALL = config("bench-small", "1d", { start_date: "2000-01-01", end_date: "2019-12-31" }, SMALL_GRID)
 /**
  * The same sweep six months later: what the executors run before (d)'s clock starts, as the
  * in-process peer runs the whole sweep once before its clock starts (measureInProcess). Other
@@ -111,11 +108,7 @@ const SMALL = config("bench-small", "1d", { start_date: "2000-01-01", end_date: 
  * than the next one on V8's background threads alone (per-thread CPU from /proc; compiler or
  * GC helpers, not told apart), a start-up cost the peer pays in its own warm-up.
  */
-const SMALL_WARMUP = config("bench-small-warmup", "1d", { start_date: "2000-07-01", end_date: "2020-06-30" }, {
-  fast: range(2, 51),
-  slow: { from: 60, to: 158, step: 2 },
-  symbol: SYMBOLS
-})
+const SMALL_WARMUP = config("bench-small-warmup", "1d", { start_date: "2000-07-01", end_date: "2020-06-30" }, SMALL_GRID)
 
 const expand = (cfg: unknown, batchId: string): Scenario[] => expandBatch(parseBatchConfig(cfg), { batchId })
 const loadAvg = () => loadavg().map((x) => x.toFixed(1)).join(" ")

@@ -24,7 +24,7 @@ import { parseHeartbeatMs, parseTestFreeze } from "../src/actors/common.js"
 import { systemTestLayer } from "./support/system.js"
 import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch } from "./support/results.js"
-import { startTickflow, stopChild, until } from "./support/child.js"
+import { onJsonLogLines, startTickflow, stopChild, until } from "./support/child.js"
 
 /**
  * The tolerance for a process that gets no CPU at all: on a starved machine (other tests, two
@@ -75,18 +75,9 @@ const slowGroupWithTwoExecutors = (batchId: string, executorEnv: Record<string, 
       )
       const lines: Array<{ time: number; msg: string }> = []
       logs.set(name, lines)
-      let rest = ""
-      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-        const parts = (rest + chunk).split("\n")
-        rest = parts.pop() ?? ""
-        for (const line of parts) {
-          try {
-            const e = JSON.parse(line) as { time?: number; msg?: string; batch_id?: string }
-            if (e.batch_id === batchId || /ack failed/.test(e.msg ?? "")) lines.push({ time: e.time ?? 0, msg: e.msg ?? "" })
-          } catch {
-            /* not a log line */
-          }
-        }
+      onJsonLogLines(child, (e) => {
+        const msg = typeof e.msg === "string" ? e.msg : ""
+        if (e.batch_id === batchId || /ack failed/.test(msg)) lines.push({ time: typeof e.time === "number" ? e.time : 0, msg })
       })
       children.push(child)
     }

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn, type ChildProcess } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -15,41 +15,21 @@ import { ensureSampleCatalog, generateCatalog } from "../src/data/index.js"
 import { Bus, publishRaw } from "../src/streams/bus.js"
 import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
 import { STREAM, SUBJECT } from "../src/streams/topology.js"
-import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { systemTestLayer } from "./support/system.js"
 import { publishFixture } from "./support/strategies.js"
 import { readResults, storedResultCounts, waitForBatch, waitForRecord } from "./support/results.js"
-import { exited, stopChild, until } from "./support/child.js"
+import { exited, onJsonLogLines, startTickflow, stopChild, until } from "./support/child.js"
 
 const ACK_WAIT_MS = 3_000
 
 /** An executor process; with `logs`, its JSON log lines (info and up) are collected there. */
 const startExecutor = (env: Record<string, string>, name: string, logs?: Array<Record<string, unknown>>): ChildProcess => {
-  const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, "executor"], {
-    stdio: ["ignore", "ignore", logs ? "pipe" : process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
-    env: {
-      ...process.env,
-      ...env,
-      TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS),
-      TICKFLOW_LOG_LEVEL: logs || process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn",
-      ...(logs ? { TICKFLOW_LOG_FORMAT: "json" } : {}),
-      TICKFLOW_INSTANCE_SUFFIX: name
-    }
-  })
-  if (logs) {
-    let rest = ""
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      const parts = (rest + chunk).split("\n")
-      rest = parts.pop() ?? ""
-      for (const line of parts) {
-        try {
-          logs.push(JSON.parse(line) as Record<string, unknown>)
-        } catch {
-          /* not a log line */
-        }
-      }
-    })
-  }
+  const child = startTickflow(
+    ["executor"],
+    { ...env, TICKFLOW_ACK_WAIT_MS: String(ACK_WAIT_MS), TICKFLOW_INSTANCE_SUFFIX: name, ...(logs ? { TICKFLOW_LOG_LEVEL: "info", TICKFLOW_LOG_FORMAT: "json" } : {}) },
+    { pipeStderr: logs !== undefined }
+  )
+  if (logs) onJsonLogLines(child, (entry) => void logs.push(entry))
   return child
 }
 
@@ -113,6 +93,21 @@ const withExecutorProcesses = <A>(
   )
 }
 
+/**
+ * The batch ends `done` with every one of its `n` scenarios a success, and exactly one stored
+ * result per scenario: nothing lost, nothing duplicated. Returns the record.
+ */
+const doneWithOneResultEach = (batchId: string, n: number) =>
+  Effect.gen(function* () {
+    const rec = yield* waitForBatch(batchId, 480_000)
+    expect(rec.status).toBe("done")
+    expect(rec.counts).toEqual({ success: n, skipped: 0, failed: 0 })
+    const perSubject = Object.values(yield* storedResultCounts(batchId))
+    expect(perSubject).toHaveLength(n)
+    expect(perSubject.every((count) => count === 1)).toBe(true)
+    return rec
+  })
+
 /** Wait (without blocking the worker) for the marker the slow fixture writes when it stalls. */
 const stalled = (marker: string) => Effect.promise(() => until(() => existsSync(marker), `executor stall marker ${marker}`, 480_000))
 
@@ -134,19 +129,13 @@ describe("executors", () => {
           a.kill("SIGKILL")
           yield* Effect.promise(() => exited(a))
 
-          const rec = yield* waitForBatch("kill1", 480_000)
-          expect(rec.status).toBe("done")
-          expect(rec.counts).toEqual({ success: 30, skipped: 0, failed: 0 })
+          const rec = yield* doneWithOneResultEach("kill1", 30)
           // Phase counters equal the scenarios that passed each phase, though a group was redelivered
           // (the last phase events may land just after the last result).
           const phasesDone = (r: typeof rec) =>
             ["availability", "requirements", "loading", "quality", "execution"].every((p) => r.phases[p]?.in === 30 && r.phases[p]?.pass === 30)
           const settled = yield* waitForRecord("kill1", phasesDone)
           expect(settled.counts).toEqual({ success: 30, skipped: 0, failed: 0 })
-          // Exactly one stored result per scenario: nothing lost, nothing duplicated.
-          const perSubject = Object.values(yield* storedResultCounts("kill1"))
-          expect(perSubject).toHaveLength(30)
-          expect(perSubject.every((n) => n === 1)).toBe(true)
           const all = yield* readResults("kill1")
           const byA = all.filter((r) => r.executor?.endsWith(":exA"))
           const byB = all.filter((r) => r.executor?.endsWith(":exB"))
@@ -182,12 +171,7 @@ describe("executors", () => {
           a.kill("SIGKILL")
           yield* Effect.promise(() => exited(a))
 
-          const rec = yield* waitForBatch("redo1", 480_000)
-          expect(rec.status).toBe("done")
-          expect(rec.counts).toEqual({ success: 10, skipped: 0, failed: 0 })
-          const perSubject = Object.values(yield* storedResultCounts("redo1"))
-          expect(perSubject).toHaveLength(10)
-          expect(perSubject.every((n) => n === 1)).toBe(true)
+          yield* doneWithOneResultEach("redo1", 10)
           const all = yield* readResults("redo1")
           const byA = all.filter((r) => r.executor?.endsWith(":exA"))
           // A answered its first chunk and some of the second before it stalled
@@ -196,8 +180,9 @@ describe("executors", () => {
           // B says how many of the redelivered chunk it found answered (it reads the last result
           // on each scenario's subject, which the executor role must be allowed to do), and ran
           // only the others: 10 - answered results are B's, from the second delivery.
-          yield* Effect.promise(() => until(async () => logs.some((l) => String(l.msg ?? "").startsWith("redelivered execution chunk")), "exB's redelivery log line", 30_000))
-          const line = logs.find((l) => String(l.msg ?? "").startsWith("redelivered execution chunk"))!
+          const redelivery = () => logs.find((l) => String(l.msg ?? "").startsWith("redelivered execution chunk"))
+          yield* Effect.promise(() => until(async () => redelivery() !== undefined, "exB's redelivery log line", 30_000))
+          const line = redelivery()!
           expect(line.batch_id).toBe("redo1")
           expect(line.answered).toBe(answeredByA - 5)
           const byB = all.filter((r) => r.executor?.endsWith(":exB"))

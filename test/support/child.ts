@@ -74,3 +74,24 @@ export const startTickflow = (args: ReadonlyArray<string>, env: Record<string, s
     stdio: ["ignore", "ignore", opts.pipeStderr ? "pipe" : process.env.TICKFLOW_TEST_CHILD_LOGS ? "inherit" : "ignore"],
     env: { ...process.env, TICKFLOW_LOG_LEVEL: process.env.TICKFLOW_TEST_CHILD_LOGS ? "info" : "warn", ...env }
   })
+
+/**
+ * Each JSON log line a child writes to its piped stderr (`startTickflow` with `pipeStderr` and
+ * TICKFLOW_LOG_FORMAT=json), parsed, in order; lines that are not JSON are passed over.
+ */
+export const onJsonLogLines = (child: ChildProcess, onLine: (entry: Record<string, unknown>) => void): void => {
+  let rest = ""
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    const parts = (rest + chunk).split("\n")
+    rest = parts.pop() ?? ""
+    for (const line of parts) {
+      let entry: unknown
+      try {
+        entry = JSON.parse(line)
+      } catch {
+        continue // not a log line
+      }
+      if (entry !== null && typeof entry === "object") onLine(entry as Record<string, unknown>)
+    }
+  })
+}
