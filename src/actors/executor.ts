@@ -298,11 +298,16 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     const curves = new Map<string, { ts: number[]; nav: number[] }>()
     // a chunk of a sweep names one strategy: resolved once, not once per scenario
     const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
-    const finished = delivery.deliveryCount > 1 ? yield* alreadyAnswered(group) : new Map<string, SummaryEntry>()
-    if (delivery.deliveryCount > 1)
-      yield* Effect.logInfo("redelivered execution chunk: scenarios this submission already answered are not run again").pipe(
-        Effect.annotateLogs({ batch_id: group.batch_id, group_id: group.group_id, attempt: delivery.deliveryCount, answered: finished.size, scenarios: group.items.length })
-      )
+    const finished =
+      delivery.deliveryCount > 1
+        ? yield* alreadyAnswered(group).pipe(
+            Effect.tap((done) =>
+              Effect.logInfo("redelivered execution chunk: scenarios this submission already answered are not run again").pipe(
+                Effect.annotateLogs({ batch_id: group.batch_id, group_id: group.group_id, attempt: delivery.deliveryCount, answered: done.size, scenarios: group.items.length })
+              )
+            )
+          )
+        : new Map<string, SummaryEntry>()
     let firstPendingAt = 0
     let lastYield = Date.now()
     const counts = { in: group.items.length, pass: 0, skipped: 0, failed: 0 }
