@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import { cpus, loadavg } from "node:os"
 import type { ChildProcess } from "node:child_process"
 import type { Msg, Subscription } from "@nats-io/transport-node"
-import { fmt, gc, machineCpuSeconds, procCpuSeconds, selfCpuSeconds } from "./_support.js"
+import { fmt, gc, machineCpuSeconds, procCpuSeconds, selfCpuSeconds, threadCpuSeconds } from "./_support.js"
 import { BatchRecord } from "../src/schemas/results.js"
 import { Nats, NatsSettings } from "../src/streams/connection.js"
 import { Bus, kvGet, publishRaw } from "../src/streams/bus.js"
@@ -132,6 +132,8 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     gc()
     const stored0 = yield* storedPerStream
     const cpu0 = cpuSnapshot(executors, settings.embedded?.pid)
+    const traffic0 = nc.stats()
+    const threads0 = executors.map((c) => threadCpuSeconds(c.pid ?? -1))
     t0 = performance.now()
     const submittedAtEpochMs = Date.now()
     yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batchId, config: cfg }), `submit:${batchId}`)
@@ -141,8 +143,20 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     )
     const ms = finished ? doneAt : performance.now() - t0
     const cpu1 = cpuSnapshot(executors, settings.embedded?.pid)
+    const traffic1 = nc.stats()
+    const threads1 = executors.map((c) => threadCpuSeconds(c.pid ?? -1))
+    console.log(
+      "    executor threads, CPU s: " +
+        threads1
+          .map((t, i) => `#${i + 1} ` + [...t].map(([name, v]) => [name, v - (threads0[i]?.get(name) ?? 0)] as const).filter(([, v]) => v > 0.005).map(([name, v]) => `${name} ${v.toFixed(2)}`).join(", "))
+          .join(" | ")
+    )
     for (const s of subs) s.unsubscribe()
     const stored1 = yield* storedPerStream
+    console.log(
+      `    this process's connection (actors + bench listeners): in ${traffic1.inMsgs - traffic0.inMsgs} msgs ${fmt((traffic1.inBytes - traffic0.inBytes) / 1e6)} MB, ` +
+        `out ${traffic1.outMsgs - traffic0.outMsgs} msgs ${fmt((traffic1.outBytes - traffic0.outBytes) / 1e6)} MB`
+    )
     console.log("    stored: " + [...stored1].map(([k, v]) => `${k} +${v - (stored0.get(k) ?? 0)}`).filter((x) => !x.endsWith("+0")).join(", "))
     // The results, read back from the stream once the clock has stopped: a listener taking every
     // result live would be part of what is measured (it shares this process with the actors).

@@ -5,7 +5,7 @@
  * Import this module FIRST in a benchmark: it sets TICKFLOW_LOG_LEVEL=warn (unless set) before
  * src/logging.ts reads it, and the executor child processes inherit it.
  */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { Cause, Effect, Exit, Fiber } from "effect"
 
 process.env.TICKFLOW_LOG_LEVEL ??= "warn"
@@ -54,6 +54,21 @@ export const procCpuSeconds = (pid: number): number => {
   } catch {
     return Number.NaN
   }
+}
+/** CPU seconds of a process so far: its main thread (`main`) and all its other threads (`other`: GC, compiler, I/O pool); empty elsewhere than Linux. */
+export const threadCpuSeconds = (pid: number): Map<string, number> => {
+  const out = new Map<string, number>()
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")
+      const name = tid === String(pid) ? "main" : "other"
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      out.set(name, (out.get(name) ?? 0) + (Number(rest[11]) + Number(rest[12])) / CLK_TCK)
+    }
+  } catch {
+    // gone, or not Linux
+  }
+  return out
 }
 /**
  * Core-seconds the whole machine has spent busy (every process, user + nice + system + irq +

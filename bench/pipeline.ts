@@ -38,7 +38,8 @@
  *
  * Run: npm run bench -- pipeline   (or npx tsx bench/pipeline.ts; --expose-gc for gc between runs)
  * Knobs: EXECUTORS (default os.cpus().length), TICKS_PER_MINUTE (default 50: sizes the large
- * scenarios), LARGE=0 skips (a) and (b), SMALL=0 skips (d), SMALL_TIMEOUT_S (default 90),
+ * scenarios), LARGE=0 skips (a) and (b), SMALL=0 skips (d), SMALL_RUNS (default 2) measured runs of (d),
+ * SMALL_TIMEOUT_S (default 90),
  * EXECUTOR_NODE_ARGS="--flag ..." starts the executors' node with those flags,
  * PROFILE_DIR=<dir> writes a V8 CPU profile of every executor there on exit (run the bench
  * itself with `node --cpu-prof --cpu-prof-dir=<dir> --import tsx bench/pipeline.ts` for the actors).
@@ -75,6 +76,8 @@ const EXECUTOR_NODE_ARGS = [
 ]
 /** a second 10,000-scenario run only when the first took less than this */
 const SMALL_SECOND_RUN_S = 30
+/** measured 10,000-scenario runs (SMALL_RUNS, default 2): more give a steadier median when comparing changes */
+const SMALL_RUNS = Number(process.env.SMALL_RUNS ?? 2)
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 /**
@@ -306,7 +309,7 @@ const program = (root: string) =>
       console.log(`(d) executors' warm-up: the same sweep on dates six months later, ${fmt(warm.run.ms)} ms (not counted)`)
       const runs: BatchRun[] = []
       const peerBetween: number[] = []
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < SMALL_RUNS; i++) {
         const small = yield* runBatch(`small-${i}-${Date.now() % 100000}`, SMALL, executors, { timeoutS: SMALL_TIMEOUT_S, parseResults: true })
         if (!small.finished) {
           const rate = small.run.results / (small.run.ms / 1000)
@@ -335,6 +338,11 @@ const program = (root: string) =>
         resultBytes = median(runs.flatMap((r) => r.resultSizes))
         // every process's CPU (bench + actors, executors, nats-server) over the scenarios run
         cpuUsPerScenario = median(runs.map((r) => ((r.cpu.self + r.cpu.executors.reduce((a, b) => a + b, 0) + r.cpu.server) * 1e6) / r.record.total))
+        const cpuMedian = (f: (r: BatchRun) => number) => fmt(median(runs.map(f)))
+        console.log(
+          `(d) CPU s a run, medians of ${runs.length}: bench+actors ${cpuMedian((r) => r.cpu.self)}, executors ${cpuMedian((r) => r.cpu.executors.reduce((a, b) => a + b, 0))}, ` +
+            `nats-server ${cpuMedian((r) => r.cpu.server)}; B ${runs.map((r) => fmt(r.ms)).join(", ")} ms`
+        )
         console.log(
           `(d) ${smallScenarios.length} scenarios: pipeline ${fmt(smallScenarios.length / (Bsmall / 1000))}/s (median of ${runs.length}) vs in-process ${fmt(smallScenarios.length / (Apeer / 1000))}/s = ${smallRatio.toFixed(3)}×; ` +
             `per result outside the engine: encode ${resultCost.us.toFixed(0)} µs + decode ${resultCost.decUs.toFixed(0)} µs`

@@ -6,9 +6,10 @@ import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import { canonicalJson } from "../src/actors/result-key.js"
 import { tooDeepAt } from "../src/schemas/depth.js"
-import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, wireItemProblem, type GroupMessage } from "../src/schemas/wire.js"
+import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, wireItemProblem, withDefaults, type GroupMessage } from "../src/schemas/wire.js"
 import { expandBatch, parseBatchConfig, Scenario } from "../src/schemas/batch.js"
 import { fnv1a32, scenarioSeed } from "../src/engine/index.js"
+import { scenarioJsonBound } from "../src/actors/coordinator.js"
 
 /** The definition: sorted keys, undefined-valued keys left out, JSON.stringify for the rest. */
 const canonicalOracle = (value: unknown): string => {
@@ -118,6 +119,53 @@ describe("hot-path codecs agree with their definitions", () => {
       }),
       { numRuns: 2_000 }
     )
+  })
+
+  it("scenarioJsonBound: never less than the scenario's JSON length (5,000 scenarios, any strings and numbers)", () => {
+    const scenario = fc.record(
+      {
+        v: fc.constant(1 as const),
+        batch_id: fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/),
+        scenario_id: fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/),
+        name: fc.string({ maxLength: 200, unit: "binary" }),
+        strategy: fc.string({ minLength: 1, maxLength: 60, unit: "binary" }),
+        params: fc.dictionary(fc.string({ maxLength: 8, unit: "binary" }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }),
+        strict: fc.boolean(),
+        freq: fc.constantFrom("1d", "1h", "1m", "tick"),
+        start_date: fc.constant("2019-01-01"),
+        end_date: fc.constant("2019-12-31"),
+        universe: fc.array(fc.string({ minLength: 1, maxLength: 12, unit: "binary" }), { minLength: 1, maxLength: 5 }),
+        start_capital: fc.double({ min: Number.MIN_VALUE, noNaN: true, noDefaultInfinity: true }),
+        costs: fc.record({ commission_bps: fc.double({ noNaN: true }), spread_w: fc.double({ noNaN: true }), impact_w: fc.double({ noNaN: true }), slippage_bps: fc.double({ noNaN: true }) }),
+        batch_seed: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        benchmark: fc.string({ maxLength: 12, unit: "binary" }),
+        data_root: fc.string({ maxLength: 80, unit: "binary" })
+      },
+      { requiredKeys: ["v", "batch_id", "scenario_id", "strategy", "params", "strict", "freq", "start_date", "end_date", "universe", "start_capital", "costs", "batch_seed"] }
+    )
+    fc.assert(
+      fc.property(scenario, (s) => {
+        expect(scenarioJsonBound(s as Scenario)).toBeGreaterThanOrEqual(JSON.stringify(s).length)
+      }),
+      { numRuns: 5_000 }
+    )
+  })
+
+  it("withDefaults: the same keys, order and values as a spread, a key named __proto__ included", () => {
+    // JSON.parse makes `__proto__` an own key, as a foreign client's params can
+    const key = fc.constantFrom("fast", "slow", "k", "__proto__", "constructor")
+    const record = fc.dictionary(key, fc.jsonValue({ maxDepth: 1 }), { maxKeys: 4 }).map((o) => JSON.parse(JSON.stringify(o)) as Record<string, unknown>)
+    fc.assert(
+      fc.property(record, record, (own, defaults) => {
+        const merged = withDefaults(own, defaults)
+        const spread = { ...own, ...defaults }
+        expect(Object.keys(merged)).toEqual(Object.keys(spread))
+        expect(JSON.stringify(merged)).toBe(JSON.stringify(spread))
+        expect(Object.getPrototypeOf(merged)).toBe(Object.prototype)
+      }),
+      { numRuns: 5_000 }
+    )
+    expect(Object.keys(withDefaults(JSON.parse('{"__proto__":{"x":1},"fast":2}'), { slow: 3 }))).toEqual(["__proto__", "fast", "slow"])
   })
 
   it("stage items: the cheap check accepts whatever the item schema accepts, and refuses a wrong type or an unknown field", () => {

@@ -27,7 +27,7 @@ import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas
 import { type Bus, type Delivery, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResultMessages, resultFor, resultMessages, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResultMessages, ranResult, resultMessages, stoppedResult } from "./common.js"
 import { storeCached } from "./cache.js"
 import { type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
 import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
@@ -91,6 +91,8 @@ interface RunContext {
   readonly curvesSubject: string
   /** the engine version that resolved the items' params (GroupMessage.resolved_by) */
   readonly resolvedBy: string | undefined
+  /** the submission the results answer (set when the result is built, not added to it later) */
+  readonly submission: string | undefined
 }
 
 /**
@@ -110,8 +112,7 @@ const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): Scenar
     const formula = parseFormula(String((item.params ?? s.params).formula ?? ""))
     const own = scenarioWindow({ warmupBars: item.warmup_bars ?? 0, startMs: dayStartMs(s.start_date), endMs: dayEndMs(s.end_date) }, [series]).series[0]
     const found = scanWithValues(formula, own, MAX_SCAN_MATCHES)
-    return {
-      ...resultFor(s, "success", base),
+    return ranResult(s, base, {
       scan: {
         symbol,
         formula: formula.source,
@@ -121,8 +122,9 @@ const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): Scenar
         rows: own.ts.length - own.startIndex
       },
       executor: ctx.instance,
-      timings: { exec_ms: Math.round((performance.now() - t0) * 1000) / 1000 }
-    }
+      exec_ms: Math.round((performance.now() - t0) * 1000) / 1000,
+      ...(ctx.submission !== undefined ? { submission: ctx.submission } : {})
+    })
   } catch (e) {
     return { ...stoppedResult(s, "failed", "execution", `scan of ${symbol} failed: ${(e as Error)?.message ?? String(e)}`, base), executor: ctx.instance }
   }
@@ -203,15 +205,18 @@ const runOne = (
         })
     }
     const curve = thin(result.equity, RESULT_EQUITY_POINTS)
-    const out: ScenarioResult = {
-      ...resultFor(s, "success", { ...base, params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings] }),
-      metrics: result.metrics,
-      ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
-      ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
-      cached: false,
-      executor: ctx.instance,
-      timings: { exec_ms: Math.round(execMs * 1000) / 1000 }
-    }
+    const out = ranResult(
+      s,
+      { params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings], attempt: ctx.attempt, data_version: ctx.dataVersion },
+      {
+        metrics: result.metrics,
+        ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
+        ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
+        executor: ctx.instance,
+        exec_ms: Math.round(execMs * 1000) / 1000,
+        ...(ctx.submission !== undefined ? { submission: ctx.submission } : {})
+      }
+    )
     if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
     return out
   } catch (e) {
@@ -258,6 +263,7 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
       inlineEquity: group.items.length === 1,
       curvesSubject: SUBJECT.curves(group.batch_id, group.group_id),
       resolvedBy: group.resolved_by,
+      submission: group.submission,
       dataVersion: group.data_version,
       instance: settings.instance,
       attempt: delivery.deliveryCount,

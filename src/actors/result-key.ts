@@ -24,13 +24,32 @@ const sha: (s: string) => string =
     ? (s) => (nodeCrypto as unknown as { hash: (alg: string, data: string, enc: string) => string }).hash("sha256", s, "hex")
     : (s) => nodeCrypto.createHash("sha256").update(s).digest("hex")
 
+/** Strings JSON writes as they are, between quotes: no escaping to do. */
+const PLAIN_TEXT = /^[A-Za-z0-9_.:-]*$/
+const quoted = (text: string) => (PLAIN_TEXT.test(text) ? `"${text}"` : JSON.stringify(text))
+
 /**
  * JSON with object keys sorted at every level: the same value always gives the same text.
- * Loops and string appends rather than map/filter/join: it runs once per scenario on the
- * executors' hot path (result keys). Keys whose value is undefined are left out, as JSON does.
+ * Loops and string appends rather than map/filter/join, and numbers, booleans and plain
+ * strings written without JSON.stringify: it runs once per scenario on the executors' hot path
+ * (result keys; test/hot-path-codecs.test.ts holds it to the plain definition). Keys whose
+ * value is undefined are left out, as JSON does.
  */
 export const canonicalJson = (value: unknown): string => {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
+  switch (typeof value) {
+    case "number":
+      // JSON writes a finite number as Number#toString does, anything else as null
+      return Number.isFinite(value) ? String(value) : "null"
+    case "string":
+      return quoted(value)
+    case "boolean":
+      return value ? "true" : "false"
+    case "object":
+      break
+    default:
+      return JSON.stringify(value) ?? "null"
+  }
+  if (value === null) return "null"
   if (Array.isArray(value)) {
     let out = "["
     for (let i = 0; i < value.length; i++) out += (i > 0 ? "," : "") + canonicalJson(value[i])
@@ -43,7 +62,7 @@ export const canonicalJson = (value: unknown): string => {
   for (const k of keys) {
     const v = obj[k]
     if (v === undefined) continue
-    out += (first ? "" : ",") + JSON.stringify(k) + ":" + canonicalJson(v)
+    out += (first ? "" : ",") + quoted(k) + ":" + canonicalJson(v)
     first = false
   }
   return out + "}"

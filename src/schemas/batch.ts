@@ -198,7 +198,12 @@ export const makeBatchId = (cfg: BatchConfig, now = new Date()): string => {
  */
 export const expandBatch = (cfg: BatchConfig, opts: ExpandOptions): Scenario[] => {
   const problems: string[] = []
-  const drafts: Array<{ id: string; path: string; fields: RunFields }> = []
+  /**
+   * `template`: drafts with the same template have the same fields apart from id and params (a
+   * sweep block's scenarios with the same values on its run-field axes, such as `symbol`), so
+   * those fields are validated once for all of them (below).
+   */
+  const drafts: Array<{ id: string; path: string; fields: RunFields; template?: string }> = []
   const merge = (base: RunFields, over: RunFields): RunFields => {
     const out: RunFields = { ...base }
     for (const [k, v] of Object.entries(over)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
@@ -213,7 +218,13 @@ export const expandBatch = (cfg: BatchConfig, opts: ExpandOptions): Scenario[] =
   blocks.forEach((block, bi) => {
     const { id, grid, ...fields } = block
     const base = merge(cfg.defaults, fields)
-    const axes = Object.entries(grid).map(([key, axis]) => ({ key, values: axisValues(axis) }))
+    // per axis, once: the field it sets (a run field, or a parameter) and each value's id token
+    const axes = Object.entries(grid).map(([key, axis]) => {
+      const name = key.replace(/^params\./, "")
+      const values = axisValues(axis)
+      const runField = !key.startsWith("params.") && (GRID_RUN_FIELDS as readonly string[]).includes(name)
+      return { name, values, runField, tokens: values.map((v) => `${name}-${valueToken(v)}`), valueKeys: values.map((v) => JSON.stringify(v)) }
+    })
     const total = axes.reduce((n, a) => n * a.values.length, 1)
     if (total > (opts.maxScenarios ?? 100_000)) {
       problems.push(`sweep[${bi}].grid: expands to ${total} scenarios, above the limit ${opts.maxScenarios ?? 100_000}`)
@@ -222,19 +233,21 @@ export const expandBatch = (cfg: BatchConfig, opts: ExpandOptions): Scenario[] =
     const idx = axes.map(() => 0)
     for (let n = 0; n < total; n++) {
       const fields2: RunFields = { ...base, params: { ...(base.params ?? {}) } }
-      const parts: string[] = [id]
-      axes.forEach((a, k) => {
+      let draftId = id
+      let template = `${bi}`
+      for (let k = 0; k < axes.length; k++) {
+        const a = axes[k]
         const v = a.values[idx[k]]
-        parts.push(`${a.key.replace(/^params\./, "")}-${valueToken(v)}`)
-        const key = a.key.replace(/^params\./, "")
-        if (!a.key.startsWith("params.") && (GRID_RUN_FIELDS as readonly string[]).includes(key)) {
+        draftId += `__${a.tokens[idx[k]]}`
+        if (a.runField) {
+          template += `|${a.valueKeys[idx[k]]}`
           const rf = fields2 as Record<string, unknown>
-          if (key === "symbol") rf.universe = [String(v)]
-          else if (key === "universe") rf.universe = String(v).split(/[+,\s]+/).filter(Boolean)
-          else rf[key] = v
-        } else fields2.params![key] = v
-      })
-      drafts.push({ id: parts.join("__").slice(0, 128), path: `sweep[${bi}]`, fields: fields2 })
+          if (a.name === "symbol") rf.universe = [String(v)]
+          else if (a.name === "universe") rf.universe = String(v).split(/[+,\s]+/).filter(Boolean)
+          else rf[a.name] = v
+        } else fields2.params![a.name] = v
+      }
+      drafts.push({ id: draftId.slice(0, 128), path: `sweep[${bi}]`, fields: fields2, template })
       for (let k = axes.length - 1; k >= 0; k--) {
         if (++idx[k] < axes[k].values.length) break
         idx[k] = 0
@@ -243,7 +256,7 @@ export const expandBatch = (cfg: BatchConfig, opts: ExpandOptions): Scenario[] =
   })
   const seen = new Map<string, string>()
   const scenarios: Scenario[] = []
-  /** validated scenarios by their fields other than id and params (JSON) */
+  /** validated scenarios by their fields other than id and params (a draft's template, or JSON) */
   const templates = new Map<string, Scenario>()
   for (const d of drafts) {
     const prev = seen.get(d.id)
@@ -298,8 +311,8 @@ export const expandBatch = (cfg: BatchConfig, opts: ExpandOptions): Scenario[] =
     // validated once per distinct combination (zod per scenario was 20 µs, most of a 10,000-run
     // sweep's submission time), the id and params of each are checked here. Anything unusual
     // (a bad id, params that are not a record) takes the full check, whose errors name it.
-    const { scenario_id: _id, params, ...shared } = candidate
-    const sharedKey = JSON.stringify(shared)
+    const params = candidate.params
+    const sharedKey = d.template !== undefined ? `sweep:${d.template}` : (({ scenario_id: _id, params: _params, ...shared }) => `json:${JSON.stringify(shared)}`)(candidate)
     const template = templates.get(sharedKey)
     if (template !== undefined && ID_RE.test(d.id) && params !== null && typeof params === "object" && !Array.isArray(params)) {
       // own copies of every object, as a parse would give: no two scenarios share one

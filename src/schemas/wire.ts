@@ -204,6 +204,15 @@ const sameJson = (a: unknown, b: unknown): boolean => {
 const definedKeys = (o: Record<string, unknown>) => Object.keys(o).filter((k) => o[k] !== undefined)
 
 /**
+ * `{ ...own, ...defaults }` without the spread: a spread object given keys it lacked took V8
+ * (Node 20) ~1 µs for three parameters, ten times Object.assign, once per scenario per stage.
+ * Object.assign sets keys where a spread defines them; they differ only for a key named
+ * `__proto__`, so such parameters take the spread.
+ */
+export const withDefaults = (own: Record<string, unknown>, defaults: Record<string, unknown>): Record<string, unknown> =>
+  Object.hasOwn(own, "__proto__") || Object.hasOwn(defaults, "__proto__") ? { ...own, ...defaults } : Object.assign({}, own, defaults)
+
+/**
  * The defaults that every item's resolved parameters add to its own parameters, in the same
  * key order (`{...params, ...defaults}` has the same JSON text as the resolved ones); undefined
  * when any item is unresolved or resolved otherwise (a value coerced, a key reordered).
@@ -214,7 +223,7 @@ const sharedResolvedDefaults = (items: ReadonlyArray<GroupItem>): Record<string,
   const own = first.scenario.params
   const defaults: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(first.params)) if (v !== undefined && own[k] === undefined) defaults[k] = v
-  for (const it of items) if (it.params === undefined || !sameJson(it.params, { ...it.scenario.params, ...defaults })) return undefined
+  for (const it of items) if (it.params === undefined || !sameJson(it.params, withDefaults(it.scenario.params, defaults))) return undefined
   return defaults
 }
 
@@ -290,7 +299,7 @@ export const decodeGroup = (w: GroupWire): GroupMessage => ({
       ...((it.name ?? w.base.name) !== undefined ? { name: it.name ?? w.base.name } : {}),
       ...(w.slice.data_root !== undefined ? { data_root: w.slice.data_root } : {})
     }
-    const resolved = it.resolved ?? (w.resolved_defaults !== undefined ? { ...scenario.params, ...w.resolved_defaults } : undefined)
+    const resolved = it.resolved ?? (w.resolved_defaults !== undefined ? withDefaults(scenario.params, w.resolved_defaults) : undefined)
     return {
       scenario,
       ...(resolved !== undefined ? { params: resolved } : {}),
