@@ -45,6 +45,12 @@ const EVICT_AFTER_MS = 60_000
  * RECONCILE_MAX_MS, so a batch of long scenarios is not replayed every gap.
  */
 const RECONCILE_QUIET_MS = 2_000
+/**
+ * The fold runs this often while news arrives, and a changed record is written (KV put and
+ * batch event) at most this often. At 100 ms a batch was declared done 50 ms after its last
+ * result on average (bench/pipeline.ts); each pass with news costs a KV read and write.
+ */
+const PASS_MS = 40
 const RECONCILE_MAX_MS = 60_000
 
 interface ScenarioState {
@@ -483,7 +489,7 @@ export const reporterActor = Effect.gen(function* () {
   yield* Effect.logInfo("reporter following result summaries and phase events")
   const run = Effect.gen(function* () {
     const folds = new Map<string, BatchFold>()
-    // What the followers delivered since the last pass: a plain array, folded every 100 ms.
+    // What the followers delivered since the last pass: a plain array, folded every PASS_MS.
     const inbox: JsMsg[] = []
     const lost = yield* Deferred.make<void, BusError>()
     const onEnd = (e?: BusError) => void Deferred.unsafeDone(lost, Exit.fail(e ?? new BusError({ op: "follow", cause: "the consumer ended", transient: true })))
@@ -494,7 +500,7 @@ export const reporterActor = Effect.gen(function* () {
     const open = yield* unfinishedBatches
     yield* Effect.forEach(open, (b) => rebuild(folds, b), { concurrency: 4, discard: true })
     let lastPass = 0
-    // every 100 ms when something arrived (a record is written at most that often), every second
+    // every PASS_MS when something arrived (a record is written at most that often), every second
     // otherwise (the start-up rebuild's writes, batches gone quiet, evictions)
     const pass = Effect.suspend(() => {
       if (inbox.length === 0 && Date.now() - lastPass < 1_000) return Effect.void
@@ -502,7 +508,7 @@ export const reporterActor = Effect.gen(function* () {
       return handleChunk(folds, inbox.splice(0, inbox.length))
     })
     yield* pass.pipe(
-      Effect.repeat(Schedule.spaced(Duration.millis(100))),
+      Effect.repeat(Schedule.spaced(Duration.millis(PASS_MS))),
       Effect.raceFirst(Deferred.await(lost)),
       Effect.raceFirst(Deferred.await(shutdown))
     )
