@@ -89,7 +89,16 @@ export const summaryMessage = (batch: string, entries: ReadonlyArray<SummaryEntr
 export const publishSummaries = (results: ReadonlyArray<ScenarioResult>, acks: ReadonlyArray<PubAck>) =>
   Effect.suspend(() => {
     const messages = summaryMessages(results, acks)
-    return messages.length === 0 ? Effect.void : Effect.asVoid(publishManyTrusted(messages))
+    const duplicates = acks.reduce((n, a) => n + (a?.duplicate ? 1 : 0), 0)
+    const publish = messages.length === 0 ? Effect.void : Effect.asVoid(publishManyTrusted(messages))
+    return duplicates === 0
+      ? publish
+      : Effect.zipRight(
+          Effect.logWarning("results already stored (duplicate acks) are left out of their summary").pipe(
+            Effect.annotateLogs({ batch_id: results[0]?.batch_id, duplicates, results: results.length })
+          ),
+          publish
+        )
   })
 
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0

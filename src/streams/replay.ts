@@ -12,17 +12,21 @@ import { STREAM } from "./topology.js"
 /** How long one fetch waits for more (the client's minimum). */
 const FETCH_WAIT_MS = 1_000
 
-export const replayAll = (filter: string, opts: { stream?: string; lastPerSubject?: boolean } = {}) =>
+export const replayAll = (filter: string, opts: { stream?: string; lastPerSubject?: boolean; fromSeq?: number } = {}) =>
   Effect.flatMap(Nats, ({ js, jsm }) =>
     Effect.tryPromise({
       try: async (): Promise<JsMsg[]> => {
         const stream = opts.stream ?? STREAM.results
         // The last message matching the filter marks where the replay ends (none: nothing to read).
         const last = await jsm.streams.getMessage(stream, { last_by_subj: filter }).catch(() => null)
-        if (!last) return []
+        if (!last || (opts.fromSeq !== undefined && last.seq < opts.fromSeq)) return []
         const consumer = await js.consumers.get(stream, {
           filter_subjects: filter,
-          deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All
+          // from a sequence: only what came after what the caller already has (the server reads
+          // from there, not from the start of a stream holding every batch)
+          ...(opts.fromSeq !== undefined
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromSeq }
+            : { deliver_policy: opts.lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All })
         })
         const out: JsMsg[] = []
         for (let caughtUp = false; !caughtUp; ) {
