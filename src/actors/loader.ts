@@ -11,7 +11,7 @@ import { Bus, isTransient, kvCreate } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { ActorSettings, freezeAt, ownUniverses, phaseResult, phaseStart, publishGroup, stopGroup } from "./common.js"
 import { rememberSlice, requirementFor } from "./slices.js"
-import { ActorMetrics, FileFooters, SliceLoadsInFlight } from "./process-state.js"
+import { ActorMetrics, FileFooters, SliceLoadsInFlight, SliceLoadTurns } from "./process-state.js"
 import { groupActor, TransientFault } from "./runner.js"
 
 /**
@@ -74,6 +74,7 @@ const sliceInStore = (req: SliceRequirement, key: string, root: string, instance
     const bus = yield* Bus
     const metrics = yield* ActorMetrics
     const footers = yield* FileFooters
+    const turns = yield* SliceLoadTurns
     const symbol = req.symbol
     for (let attempt = 0; ; attempt++) {
       const info = yield* objectInfo(key)
@@ -106,8 +107,12 @@ const sliceInStore = (req: SliceRequirement, key: string, root: string, instance
       return yield* Effect.raceFirst(
         Effect.gen(function* () {
           const t0 = Date.now()
-          const loaded = yield* loadSlice(root, req, { footers }).pipe(Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)))
-          const bytes = encodeSlice(loaded.series)
+          const { loaded, bytes } = yield* turns.withPermits(1)(
+            loadSlice(root, req, { footers }).pipe(
+              Effect.mapError((e) => new SliceLoadFailed(`${symbol}: ${e.message}`)),
+              Effect.map((loaded) => ({ loaded, bytes: encodeSlice(loaded.series) }))
+            )
+          )
           const ref: SliceRef = {
             symbol,
             key,

@@ -5,7 +5,7 @@
  * with the actor settings (`actorSettingsLayer`), one instance per layer, so two systems in one
  * process (tests) never share them.
  */
-import { Context, type Deferred, Layer } from "effect"
+import { Context, type Deferred, Effect, Layer } from "effect"
 import { getHeapStatistics, setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { rootLogger } from "../logging.js"
@@ -97,6 +97,14 @@ export class SliceLoadsInFlight extends Context.Tag("tickflow/SliceLoadsInFlight
   Map<string, Deferred.Deferred<SliceRef, SliceLoadFailed | BusError>>
 >() {}
 
+/**
+ * One slice load decodes at a time in this process. Loads are CPU work on one thread: four at
+ * once (the loader takes four groups, each of another symbol) all finished together, ~400 ms
+ * after a cold sweep's submit, where one after another the first is ready in ~100 ms and its
+ * group goes on to the executors while the next decodes (bench/pipeline.ts, cold run).
+ */
+export class SliceLoadTurns extends Context.Tag("tickflow/SliceLoadTurns")<SliceLoadTurns, Effect.Semaphore>() {}
+
 /** Parquet footers this process has read (the loader reads the same files for many slices). */
 export class FileFooters extends Context.Tag("tickflow/FileFooters")<FileFooters, FooterCache>() {}
 
@@ -180,6 +188,7 @@ export const processStateLayer = (sliceCacheBytes: number, idleGcMs = 0) =>
     ),
     Layer.sync(FileFooters, () => new FooterCache()),
     Layer.sync(SliceLoadsInFlight, () => new Map()),
+    Layer.effect(SliceLoadTurns, Effect.makeSemaphore(1)),
     Layer.sync(CoverageIndex, () => ({ reports: new Map(), building: new Map(), summaries: new Map() })),
     Layer.sync(SliceCache, () => new SeriesLru(sliceCacheBytes)),
     Layer.sync(ActorMetrics, () => ({

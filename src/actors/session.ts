@@ -54,7 +54,7 @@ import { ActorSettings, Shutdown } from "./common.js"
 import { coverageOf } from "./coverage.js"
 import { ensureSliceFor } from "./loader.js"
 import { fetchSlice } from "./slices.js"
-import type { ActorMetrics, CoverageIndex, FileFooters, SliceCache, SliceLoadsInFlight } from "./process-state.js"
+import type { ActorMetrics, CoverageIndex, FileFooters, SliceCache, SliceLoadsInFlight, SliceLoadTurns } from "./process-state.js"
 import { follow } from "../streams/follow.js"
 
 const now = () => new Date().toISOString()
@@ -598,7 +598,7 @@ export const sessionActor = Effect.gen(function* () {
   const bus = yield* Bus
   const { nc } = yield* Nats
   const shutdown = yield* Shutdown
-  const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore | SliceCache | ActorMetrics | CoverageIndex | FileFooters | SliceLoadsInFlight>()
+  const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore | SliceCache | ActorMetrics | CoverageIndex | FileFooters | SliceLoadsInFlight | SliceLoadTurns>()
   const kv = bus.sessions
   const leaseMs = settings.sessionLeaseMs
   let mine: Lease | undefined
