@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import { canonicalJson } from "../src/actors/result-key.js"
 import { tooDeepAt } from "../src/schemas/depth.js"
-import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, wireItemProblem, withDefaults, type GroupMessage } from "../src/schemas/wire.js"
+import { decodeGroup, encodeGroup, GroupItemWire, GroupOnWire, GroupWire, sliceItems, wireItemProblem, withDefaults, type GroupMessage } from "../src/schemas/wire.js"
 import { expandBatch, parseBatchConfig, Scenario } from "../src/schemas/batch.js"
 import { fnv1a32, scenarioSeed } from "../src/engine/index.js"
 import { scenarioJsonBound } from "../src/actors/coordinator.js"
@@ -116,6 +116,46 @@ describe("hot-path codecs agree with their definitions", () => {
         const g: GroupMessage = { v: 1, batch_id: "B1", group_id: "g1", slice: { universe: ["A"], freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", warmup_bars: 0 }, items, findings: [] }
         const back = decodeGroup(GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g)))))
         expect(back.items.map((it) => JSON.stringify(it.params))).toEqual(g.items.map((it) => JSON.stringify(it.params)))
+      }),
+      { numRuns: 2_000 }
+    )
+  })
+
+  it("groups passed on as they came (the same items, or slices of them) decode to what a fresh encoding gives", () => {
+    const value = fc.oneof(fc.integer({ min: 1, max: 3 }), fc.constantFrom("a", "b", false))
+    const keys = fc.constantFrom("fast", "slow", "k", "allow_short")
+    const draft = fc.record({
+      own: fc.dictionary(keys, value, { maxKeys: 3 }),
+      resolved: fc.boolean(),
+      capital: fc.constantFrom(100_000, 5),
+      universe: fc.constantFrom(["A"], ["A", "B"]),
+      warnings: fc.array(fc.constantFrom("w1", "w2"), { maxLength: 2 })
+    })
+    fc.assert(
+      fc.property(fc.array(draft, { minLength: 1, maxLength: 8 }), fc.nat(8), fc.nat(8), fc.constantFrom(["A"], ["A", "B"]), (drafts, a, b, universeRead) => {
+        const universe = [...universeRead]
+        const items = drafts.map((d, i) => ({
+          scenario: Scenario.parse({ v: 1, batch_id: "B1", scenario_id: `s${i}`, strategy: "t", params: d.own, freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", universe: d.universe, start_capital: d.capital }),
+          ...(d.resolved ? { params: { ...d.own, allow_short: false } } : {}),
+          warnings: d.warnings
+        }))
+        const g: GroupMessage = { v: 1, batch_id: "B1", group_id: "g1", slice: { universe: ["A"], freq: "1d", start_date: "2019-01-01", end_date: "2019-12-31", warmup_bars: 0 }, items, findings: [] }
+        const decoded = decodeGroup(GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(g)))))
+        const [from, to] = [Math.min(a, b) % (items.length + 1), Math.max(a, b) % (items.length + 1)]
+        // a stage passes the items on (whole, or a slice), perhaps with another slice universe
+        for (const next of <GroupMessage[]>[
+          { ...decoded, slices: [] },
+          { ...decoded, group_id: "g1-e0", items: sliceItems(decoded.items, from, Math.max(to, from + 1)) },
+          { ...decoded, slice: { ...decoded.slice, universe } }
+        ]) {
+          if (next.items.length === 0) continue
+          const fresh = { ...next, items: next.items.map((it) => ({ ...it })) }
+          const view = (m: GroupMessage) => m.items.map((it) => JSON.stringify([it.scenario, it.params, it.warmup_bars, it.warnings]))
+          const viaKept = decodeGroup(GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(next)))))
+          const viaFresh = decodeGroup(GroupWire.parse(JSON.parse(JSON.stringify(encodeGroup(fresh)))))
+          expect(view(viaKept)).toEqual(view(viaFresh))
+          expect(view(viaKept)).toEqual(view(next))
+        }
       }),
       { numRuns: 2_000 }
     )

@@ -92,8 +92,9 @@ export const availabilityActor = groupActor({
         if (!benchmarkProblem.has(symbol)) benchmarkProblem.set(symbol, availabilityProblem({ ...group.slice, universe: [symbol] }, report.right, root))
         return benchmarkProblem.get(symbol)
       }
-      const passing = group.items.filter((it) => it.scenario.benchmark === undefined || problemOf(it.scenario.benchmark) === undefined)
-      const noBenchmark = group.items.filter((it) => !passing.includes(it))
+      const noBenchmark = group.items.filter((it) => it.scenario.benchmark !== undefined && problemOf(it.scenario.benchmark) !== undefined)
+      // all of them, as they came (sent on in the form they arrived in: wire.ts, sliceItems)
+      const passing = noBenchmark.length === 0 ? group.items : group.items.filter((it) => !noBenchmark.includes(it))
       for (const it of noBenchmark) yield* stopGroup(group, [it], "skipped", "availability", `benchmark: ${problemOf(it.scenario.benchmark!)}`)
       if (passing.length > 0) yield* publishGroup("reqs", { ...group, items: passing, data_version: report.right.dataVersion } satisfies GroupMessage)
       yield* phaseResult("availability", group, started, { in: n, pass: passing.length, skipped: noBenchmark.length, failed: 0 })

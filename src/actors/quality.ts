@@ -9,7 +9,7 @@
 import { Effect } from "effect"
 import { qualityFindingsFor, type QualityFinding } from "../data/index.js"
 import type { PriceSeries } from "../engine/types.js"
-import type { GroupMessage, GroupItem } from "../schemas/wire.js"
+import { sliceItems, type GroupMessage, type GroupItem } from "../schemas/wire.js"
 import { ActorSettings, ownUniverses, phaseResult, phaseStart, publishResults, publishGroup, stoppedResult } from "./common.js"
 import { fetchSlice } from "./slices.js"
 import { groupActor } from "./runner.js"
@@ -17,11 +17,14 @@ import { groupActor } from "./runner.js"
 const summarize = (findings: ReadonlyArray<QualityFinding>, max = 3) =>
   findings.slice(0, max).map((f) => f.message).join("; ") + (findings.length > max ? `; and ${findings.length - max} more` : "")
 
-/** Split a list into chunks of at most `size`, sized evenly (25 → 13+12, not 24+1). */
-export const evenChunks = <A>(items: ReadonlyArray<A>, size: number): A[][] => {
+/**
+ * Split a list into chunks of at most `size`, sized evenly (25 → 13+12, not 24+1). `slice`
+ * cuts one chunk (sliceItems keeps a group's items in the form they arrived in).
+ */
+export const evenChunks = <A>(items: ReadonlyArray<A>, size: number, slice: (from: number, to: number) => A[] = (from, to) => items.slice(from, to)): A[][] => {
   const count = Math.max(1, Math.ceil(items.length / Math.max(1, size)))
   const out: A[][] = []
-  for (let i = 0; i < count; i++) out.push(items.slice(Math.floor((i * items.length) / count), Math.floor(((i + 1) * items.length) / count)))
+  for (let i = 0; i < count; i++) out.push(slice(Math.floor((i * items.length) / count), Math.floor(((i + 1) * items.length) / count)))
   return out.filter((c) => c.length > 0)
 }
 
@@ -69,14 +72,16 @@ export const qualityActor = groupActor({
               ...(group.data_version ? { data_version: group.data_version } : {})
             })
           )
-        else passed.push({ ...item, warnings: [...item.warnings, ...warnings] })
+        else passed.push(warnings.length === 0 ? item : { ...item, warnings: [...item.warnings, ...warnings] })
       }
+      // every item passed unchanged: the chunks are parts of the group's own items (wire.ts, sliceItems)
+      const kept = skipped.length === 0 && passed.every((it, i) => it === group.items[i]) ? group.items : passed
       yield* publishResults(skipped, group.submission)
       // a scenario reads the whole universe, a scan item its own symbol: rows of one on average
       const allRows = series.reduce((n, x) => n + x.ts.length, 0)
       const rowsPerScenario = Math.max(1, perItem ? allRows / Math.max(1, series.length) : allRows)
       const chunkSize = Math.max(1, Math.min(settings.execChunkSize, Math.floor(settings.execChunkRows / rowsPerScenario)))
-      const chunks = evenChunks(passed, chunkSize)
+      const chunks = evenChunks(kept, chunkSize, (from, to) => sliceItems(kept, from, to))
       yield* Effect.forEach(
         chunks,
         (items, i) => {
