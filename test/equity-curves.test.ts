@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
-import { CurvesMessage, decodeNav, encodeCurves, encodeNav, readCurves } from "../src/actors/equity.js"
+import { CurvesBuilder, CurvesMessage, decodeNav, encodeCurves, encodeNav, readCurves } from "../src/actors/equity.js"
 
 describe("a chunk's curves message", () => {
   it("sends each distinct time axis once and reads back every curve exactly", () => {
@@ -18,6 +18,17 @@ describe("a chunk's curves message", () => {
     expect(msg.curves.s3!.t).toBe(1)
     // through JSON, as it travels
     expect(readCurves(JSON.parse(JSON.stringify(msg)))).toEqual(Object.fromEntries(curves))
+  })
+
+  it("built curve by curve, a scenario id that is also a property of every object (__proto__) stays a curve", () => {
+    const builder = new CurvesBuilder()
+    builder.add("__proto__", { ts: [1, 2], nav: [100, 101] })
+    builder.add("constructor", { ts: [1, 2], nav: [100, 99] })
+    builder.add("__proto__", { ts: [1, 2], nav: [100, 102] })
+    expect(builder.size).toBe(2)
+    const read = readCurves(JSON.parse(JSON.stringify(builder.message("b", "g"))))!
+    expect(Object.keys(read).sort()).toEqual(["__proto__", "constructor"])
+    expect(read["__proto__"]).toEqual({ ts: [1, 2], nav: [100, 102] })
   })
 
   it("NAV bytes: any float64s round-trip bit for bit; a text that is not whole float64s is refused", () => {

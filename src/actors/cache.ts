@@ -31,7 +31,7 @@ export const storeCached = (
   sliceKey: string,
   batchId: string,
   groupId: string,
-  results: ReadonlyArray<{ readonly result: ScenarioResult; readonly payload: Uint8Array }>
+  results: ReadonlyArray<{ readonly result: Pick<ScenarioResult, "status" | "result_key" | "cached">; readonly payload: Uint8Array }>
 ) =>
   Effect.gen(function* () {
     const parts: Uint8Array[] = [ENTRY_HEAD]

@@ -49,30 +49,57 @@ export const decodeNav = (text: string): number[] | undefined => {
   return out
 }
 
+/**
+ * A chunk's curves message, built as its scenarios finish: each curve's NAVs are encoded at
+ * once and its time axis is shared with an equal earlier one, so a chunk keeps ~1.3 KB of text
+ * per scenario until its end instead of two arrays of numbers. (It did not change how often an
+ * executor's full collections run, ~5 per executor per 10,000-scenario sweep: those follow the
+ * churn of buffers outside the heap, --trace-gc.)
+ */
+export class CurvesBuilder {
+  readonly #times: number[][] = []
+  readonly #byKey = new Map<string, number[]>()
+  // no prototype: a scenario id may be `__proto__` (ids allow it), which must stay an own key
+  readonly #curves: CurvesMessage["curves"] = Object.create(null)
+  #size = 0
+
+  get size(): number {
+    return this.#size
+  }
+
+  add(id: string, c: EquityCurve): void {
+    const key = `${c.ts.length}:${c.ts[0]}:${c.ts[c.ts.length - 1]}`
+    const candidates = this.#byKey.get(key) ?? []
+    let t = candidates.find((i) => sameAxis(this.#times[i]!, c.ts))
+    if (t === undefined) {
+      t = this.#times.push(c.ts) - 1
+      this.#byKey.set(key, [...candidates, t])
+    }
+    if (!Object.hasOwn(this.#curves, id)) this.#size++
+    this.#curves[id] = { t, nav64: encodeNav(c.nav) }
+  }
+
+  message(batchId: string, groupId: string): CurvesMessage {
+    return { batch_id: batchId, group_id: groupId, times: this.#times, curves: this.#curves }
+  }
+}
+
 /** The curves message of one chunk: shared time axes, NAVs as float64 bytes. */
 export const encodeCurves = (batchId: string, groupId: string, curves: ReadonlyMap<string, EquityCurve>): CurvesMessage => {
-  const times: number[][] = []
-  const byKey = new Map<string, number[]>()
-  const out: CurvesMessage["curves"] = {}
-  for (const [id, c] of curves) {
-    const key = `${c.ts.length}:${c.ts[0]}:${c.ts[c.ts.length - 1]}`
-    const candidates = byKey.get(key) ?? []
-    let t = candidates.find((i) => sameAxis(times[i]!, c.ts))
-    if (t === undefined) {
-      t = times.push(c.ts) - 1
-      byKey.set(key, [...candidates, t])
-    }
-    out[id] = { t, nav64: encodeNav(c.nav) }
-  }
-  return { batch_id: batchId, group_id: groupId, times, curves: out }
+  const builder = new CurvesBuilder()
+  for (const [id, c] of curves) builder.add(id, c)
+  return builder.message(batchId, groupId)
 }
 
 /** Every curve of a chunk's curves message, by scenario id (undefined when it is not one). */
 export const readCurves = (message: unknown): Record<string, EquityCurve> | undefined => {
   const parsed = CurvesMessage.safeParse(message)
   if (!parsed.success) return undefined
-  const { times, curves } = parsed.data
-  const out: Record<string, EquityCurve> = {}
+  const { times } = parsed.data
+  // The entries of the message itself, which zod has checked: zod's copy of a record loses a
+  // key named `__proto__` (a scenario id may be one), the JSON-parsed message does not.
+  const curves = (message as { curves: CurvesMessage["curves"] }).curves
+  const out: Record<string, EquityCurve> = Object.create(null)
   for (const [id, c] of Object.entries(curves)) {
     const ts = times[c.t]
     const nav = "nav64" in c ? decodeNav(c.nav64) : c.nav

@@ -31,7 +31,7 @@ import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishRes
 import { storeCached } from "./cache.js"
 import { type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
 import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
-import { encodeCurves } from "./equity.js"
+import { CurvesBuilder } from "./equity.js"
 import { resultKey, sliceHash } from "./result-key.js"
 import { fetchSlice, loadSliceDirect } from "./slices.js"
 import { StrategyStore } from "../strategies-store.js"
@@ -145,7 +145,7 @@ const runOne = (
   strategy: Either.Either<StrategyDefinition<any>, unknown>,
   loaded: LoadedSeries,
   ctx: RunContext,
-  curves: Map<string, { ts: number[]; nav: number[] }>,
+  curves: CurvesBuilder,
   events: Array<Promise<unknown>>
 ): ScenarioResult => {
   const s = item.scenario
@@ -223,7 +223,7 @@ const runOne = (
         ...(ctx.submission !== undefined ? { submission: ctx.submission } : {})
       }
     )
-    if (!ctx.inlineEquity) curves.set(s.scenario_id, curve)
+    if (!ctx.inlineEquity) curves.add(s.scenario_id, curve)
     return out
   } catch (e) {
     const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
@@ -300,14 +300,19 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     const loaded: LoadedSeries = { universe: group.slice.universe.map((sym) => bySymbol.get(sym)!).filter((x) => x !== undefined), bySymbol }
     metrics.groups++
     const pending: ScenarioResult[] = []
-    // every result of this chunk with the bytes it was published as (the cache entry reuses them)
-    const published: Array<{ result: ScenarioResult; payload: Uint8Array }> = []
+    // What the cache entry needs of each result (not scans: a formula's matches are cheap to
+    // recompute and not a backtest result): the bytes it was published as and the fields that
+    // decide whether it is stored, not the whole result kept to the chunk's end.
+    const published: Array<{ result: Pick<ScenarioResult, "status" | "result_key" | "cached">; payload: Uint8Array }> = []
     const toMessages = (results: ReadonlyArray<ScenarioResult>) => {
       const messages = resultMessages(results, group.submission)
-      for (let i = 0; i < results.length; i++) published.push({ result: results[i], payload: messages[i].payload })
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]
+        if (r.strategy !== SCAN_STRATEGY) published.push({ result: { status: r.status, result_key: r.result_key, cached: r.cached }, payload: messages[i].payload })
+      }
       return messages
     }
-    const curves = new Map<string, { ts: number[]; nav: number[] }>()
+    const curves = new CurvesBuilder()
     // a chunk of a sweep names one strategy: resolved once, not once per scenario
     const strategies = new Map<string, Either.Either<StrategyDefinition<any>, unknown>>()
     const finished =
@@ -371,17 +376,15 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     // at the same time: one wait for all of them instead of four round trips in a row.
     const tail: OutgoingMessage[] = []
     if (curves.size > 0)
-      tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...encodeCurves(group.batch_id, group.group_id, curves) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
+      tail.push({ subject: ctx.curvesSubject, value: { v: WIRE_VERSION, ...curves.message(group.batch_id, group.group_id) }, msgId: `${group.batch_id}:${group.group_id}:curves` })
     tail.push(yield* phaseResultMessage("execution", group, started, counts))
     const last = pending.splice(0, pending.length)
     const lastFrom = tail.length
     tail.push(...toMessages(last))
-    // scans are not cached (a formula's matches are cheap to recompute and not a backtest result)
-    const cacheable = published.filter((p) => p.result.strategy !== SCAN_STRATEGY)
     const cacheWrite =
-      sliceKey === undefined || cacheable.length === 0
+      sliceKey === undefined || published.length === 0
         ? Effect.void
-        : storeCached(sliceKey, group.batch_id, group.group_id, cacheable).pipe(
+        : storeCached(sliceKey, group.batch_id, group.group_id, published).pipe(
             Effect.catchAll((e) => Effect.logWarning("result cache write failed; the results stand, a re-run will compute them again", e))
           )
     // the last results' summary once they are stored; those answered by an earlier attempt get
