@@ -145,12 +145,11 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     const cpu1 = cpuSnapshot(executors, settings.embedded?.pid)
     const traffic1 = nc.stats()
     const threads1 = executors.map((c) => threadCpuSeconds(c.pid ?? -1))
-    console.log(
-      "    executor threads, CPU s: " +
-        threads1
-          .map((t, i) => `#${i + 1} ` + [...t].map(([name, v]) => [name, v - (threads0[i]?.get(name) ?? 0)] as const).filter(([, v]) => v > 0.005).map(([name, v]) => `${name} ${v.toFixed(2)}`).join(", "))
-          .join(" | ")
-    )
+    const threadLine = threads1
+      .map((t, i) => `#${i + 1} ` + [...t].map(([name, v]) => [name, v - (threads0[i]?.get(name) ?? 0)] as const).filter(([, v]) => v > 0.005).map(([name, v]) => `${name} ${v.toFixed(2)}`).join(", "))
+      .join(" | ")
+    // not for executors gone before the end (killed, or none)
+    if (threads1.some((t) => t.size > 0)) console.log(`    executor threads, CPU s: ${threadLine}`)
     for (const s of subs) s.unsubscribe()
     const stored1 = yield* storedPerStream
     console.log(

@@ -111,6 +111,23 @@ const doneWithOneResultEach = (batchId: string, n: number) =>
 /** Wait (without blocking the worker) for the marker the slow fixture writes when it stalls. */
 const stalled = (marker: string) => Effect.promise(() => until(() => existsSync(marker), `executor stall marker ${marker}`, 480_000))
 
+/**
+ * Executor `exA` alone takes a batch of `count` slow scenarios (`spinUs` of spin a bar) and stalls at its
+ * `stallAt`-th scenario, whatever the machine's load; returns it, stalled, to be killed there.
+ */
+const stalledExecutorA = (
+  { startWith, root }: { startWith: (name: string, extraEnv?: Record<string, string>) => ChildProcess; root: string },
+  batch: { id: string; name: string; count: number; spinUs: number; stallAt: number }
+) =>
+  Effect.gen(function* () {
+    const marker = join(root, "exA.stalled")
+    const a = startWith("exA", { TICKFLOW_TEST_STALL: `${batch.stallAt}:120000:${marker}` })
+    const slow = yield* publishFixture("slow-strategy.ts")
+    yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: batch.id, config: slowBatch(batch.name, batch.count, batch.spinUs, slow) }), `submit:${batch.id}`)
+    yield* stalled(marker)
+    return a
+  })
+
 describe("executors", () => {
   it.scopedLive(
     "two executor processes share a batch; SIGKILL of one holding a group mid-way loses nothing and duplicates nothing",
@@ -118,13 +135,8 @@ describe("executors", () => {
       withExecutorProcesses(5, ({ startWith, root }) =>
         Effect.gen(function* () {
           // A alone runs its first group of five (published and acked), then stalls at the first
-          // scenario of its second group: killed there, it dies holding an unfinished group,
-          // whatever the machine's load.
-          const marker = join(root, "exA.stalled")
-          const a = startWith("exA", { TICKFLOW_TEST_STALL: `6:120000:${marker}` })
-          const slow = yield* publishFixture("slow-strategy.ts")
-          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "kill1", config: slowBatch("kill_test", 30, 120, slow) }), "submit:kill1")
-          yield* stalled(marker)
+          // scenario of its second group: killed there, it dies holding an unfinished group.
+          const a = yield* stalledExecutorA({ startWith, root }, { id: "kill1", name: "kill_test", count: 30, spinUs: 120, stallAt: 6 })
           startWith("exB")
           a.kill("SIGKILL")
           yield* Effect.promise(() => exited(a))
@@ -158,11 +170,7 @@ describe("executors", () => {
           // A runs its first chunk of five, then the second one up to its fifth scenario, where
           // it stalls (~225 ms a scenario: each result is published before the next one runs).
           // Killed there, it leaves a chunk that is partly answered.
-          const marker = join(root, "exA.stalled")
-          const a = startWith("exA", { TICKFLOW_TEST_STALL: `10:120000:${marker}` })
-          const slow = yield* publishFixture("slow-strategy.ts")
-          yield* publishRaw(SUBJECT.submit, JSON.stringify({ kind: "batch", batch_id: "redo1", config: slowBatch("redo_test", 10, 300, slow) }), "submit:redo1")
-          yield* stalled(marker)
+          const a = yield* stalledExecutorA({ startWith, root }, { id: "redo1", name: "redo_test", count: 10, spinUs: 300, stallAt: 10 })
           // what A wrote before it stalled reaches the stream (A itself can send nothing more)
           yield* Effect.sleep("1 second")
           const answeredByA = (yield* readResults("redo1")).filter((r) => r.executor?.endsWith(":exA")).length

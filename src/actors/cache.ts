@@ -21,6 +21,12 @@ const CacheEntry = z.object({ v: z.literal(1), results: z.record(z.string(), z.u
 const ENTRY_HEAD = Buffer.from(`{"v":1,"results":{`)
 const ENTRY_TAIL = Buffer.from("}}")
 
+/** A published result as the cache entry needs it: the fields that decide whether it is stored, and its bytes. */
+export interface CacheCandidate {
+  readonly result: Pick<ScenarioResult, "status" | "result_key" | "cached">
+  readonly payload: Uint8Array
+}
+
 /**
  * Store the successful results of one execution chunk (once per chunk, not per scenario). Each
  * result comes with the UTF-8 JSON it was published as (`payload`): the entry is put together
@@ -31,7 +37,7 @@ export const storeCached = (
   sliceKey: string,
   batchId: string,
   groupId: string,
-  results: ReadonlyArray<{ readonly result: Pick<ScenarioResult, "status" | "result_key" | "cached">; readonly payload: Uint8Array }>
+  results: ReadonlyArray<CacheCandidate>
 ) =>
   Effect.gen(function* () {
     const parts: Uint8Array[] = [ENTRY_HEAD]

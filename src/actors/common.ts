@@ -178,6 +178,8 @@ export interface ResultExtra {
   readonly warnings?: ReadonlyArray<string>
   readonly attempt?: number
   readonly data_version?: string
+  /** the executor that ran it (results of the execution phase) */
+  readonly executor?: string
 }
 
 /** What a run adds to a result (a success from the engine, a scan). */
@@ -187,7 +189,6 @@ export interface RunFields {
   readonly equity_ref?: string
   readonly result_key?: string
   readonly scan?: ScenarioResult["scan"]
-  readonly executor: string
   readonly exec_ms: number
   readonly submission?: string
 }
@@ -229,7 +230,7 @@ const buildResult = (
   ...(run?.result_key !== undefined ? { result_key: run.result_key } : {}),
   ...(run?.scan !== undefined ? { scan: run.scan } : {}),
   ...(run !== undefined && run.scan === undefined ? { cached: false } : {}),
-  ...(run !== undefined ? { executor: run.executor } : {}),
+  ...(extra.executor !== undefined ? { executor: extra.executor } : {}),
   ...(run?.submission !== undefined ? { submission: run.submission } : {})
 })
 

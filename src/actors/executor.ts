@@ -28,7 +28,7 @@ import { type Bus, type Delivery, lastMessageOn, type OutgoingMessage, publish, 
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
 import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResultMessages, ranResult, resultMessages, stoppedResult } from "./common.js"
-import { storeCached } from "./cache.js"
+import { type CacheCandidate, storeCached } from "./cache.js"
 import { type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
 import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
 import { CurvesBuilder } from "./equity.js"
@@ -108,11 +108,11 @@ interface RunContext {
  */
 const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): ScenarioResult => {
   const s = item.scenario
-  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}), executor: ctx.instance }
   const symbol = s.universe[0]
   const series = loaded.bySymbol.get(symbol)
   if (s.universe.length !== 1 || series === undefined)
-    return { ...stoppedResult(s, "failed", "execution", `a scan scenario reads exactly one loaded symbol; this one names ${s.universe.join(", ")}`, base), executor: ctx.instance }
+    return stoppedResult(s, "failed", "execution", `a scan scenario reads exactly one loaded symbol; this one names ${s.universe.join(", ")}`, base)
   const t0 = performance.now()
   try {
     const formula = parseFormula(String((item.params ?? s.params).formula ?? ""))
@@ -127,12 +127,11 @@ const runScan = (item: GroupItem, loaded: LoadedSeries, ctx: RunContext): Scenar
         matches: found.matches.map((m) => ({ ts: m.ts, time: new Date(m.ts).toISOString(), values: m.values })),
         rows: own.ts.length - own.startIndex
       },
-      executor: ctx.instance,
       exec_ms: Math.round((performance.now() - t0) * 1000) / 1000,
-      ...(ctx.submission !== undefined ? { submission: ctx.submission } : {})
+      submission: ctx.submission
     })
   } catch (e) {
-    return { ...stoppedResult(s, "failed", "execution", `scan of ${symbol} failed: ${(e as Error)?.message ?? String(e)}`, base), executor: ctx.instance }
+    return stoppedResult(s, "failed", "execution", `scan of ${symbol} failed: ${(e as Error)?.message ?? String(e)}`, base)
   }
 }
 
@@ -213,21 +212,20 @@ const runOne = (
     const curve = thin(result.equity, RESULT_EQUITY_POINTS)
     const out = ranResult(
       s,
-      { params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings], attempt: ctx.attempt, data_version: ctx.dataVersion },
+      { params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings], attempt: ctx.attempt, data_version: ctx.dataVersion, executor: ctx.instance },
       {
         metrics: result.metrics,
         ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
         ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
-        executor: ctx.instance,
         exec_ms: Math.round(execMs * 1000) / 1000,
-        ...(ctx.submission !== undefined ? { submission: ctx.submission } : {})
+        submission: ctx.submission
       }
     )
     if (!ctx.inlineEquity) curves.add(s.scenario_id, curve)
     return out
   } catch (e) {
     const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
-    return { ...stoppedResult(s, "failed", "execution", reason, base), executor: ctx.instance }
+    return stoppedResult(s, "failed", "execution", reason, { ...base, executor: ctx.instance })
   }
 }
 
@@ -303,7 +301,7 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     // What the cache entry needs of each result (not scans: a formula's matches are cheap to
     // recompute and not a backtest result): the bytes it was published as and the fields that
     // decide whether it is stored, not the whole result kept to the chunk's end.
-    const published: Array<{ result: Pick<ScenarioResult, "status" | "result_key" | "cached">; payload: Uint8Array }> = []
+    const published: CacheCandidate[] = []
     const toMessages = (results: ReadonlyArray<ScenarioResult>) => {
       const messages = resultMessages(results, group.submission)
       for (let i = 0; i < results.length; i++) {

@@ -45,13 +45,13 @@ const EVICT_AFTER_MS = 60_000
  * RECONCILE_MAX_MS, so a batch of long scenarios is not replayed every gap.
  */
 const RECONCILE_QUIET_MS = 2_000
+const RECONCILE_MAX_MS = 60_000
 /**
  * The fold runs this often while news arrives, and a changed record is written (KV put and
  * batch event) at most this often. At 100 ms a batch was declared done 50 ms after its last
  * result on average (bench/pipeline.ts); each pass with news costs a KV read and write.
  */
 const PASS_MS = 40
-const RECONCILE_MAX_MS = 60_000
 
 interface ScenarioState {
   readonly seq: number
