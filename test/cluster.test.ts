@@ -45,6 +45,7 @@ const replicasFromEnv = ConfigProvider.fromMap(new Map([["TICKFLOW_REPLICAS", St
 const TOPOLOGY_STREAMS = [
   STREAM.pipeline,
   STREAM.results,
+  STREAM.events,
   ...Object.values(BUCKET).map((b) => `KV_${b}`),
   `OBJ_${OBJECT_STORE}`,
   "OBJ_tf_strategies",

@@ -20,7 +20,7 @@ import { readResults, waitForBatch } from "./support/results.js"
 const readEvents = (batchId: string) =>
   Effect.gen(function* () {
     const { js } = yield* Nats
-    const c = yield* Effect.promise(() => js.consumers.get(STREAM.results, { filter_subjects: `tf.evt.${batchId}.>` }))
+    const c = yield* Effect.promise(() => js.consumers.get(STREAM.events, { filter_subjects: `tf.evt.${batchId}.>` }))
     const out: Array<{ subject: string; event: PipelineEvent }> = []
     for (;;) {
       const m = yield* Effect.promise(() => c.next({ expires: 1_000 }))

@@ -161,7 +161,7 @@ describe("nats-server faults", () => {
         const second = yield* ensureTopologyReporting({ replicas: 3 })
         const names = second.replicaMismatches.map((m) => m.stream).sort()
         expect(names).toEqual(
-          ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
+          ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_EVENTS", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
         )
         expect(second.replicaMismatches.every((m) => m.existing === 1 && m.wanted === 3 && !m.changed)).toBe(true)
         const { jsm } = yield* Nats

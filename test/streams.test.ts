@@ -61,11 +61,28 @@ describe("topology", () => {
         return names.sort()
       })
       expect(streams).toEqual(
-        ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
+        ["KV_tf_batches", "KV_tf_cache", "KV_tf_claims", "KV_tf_coverage", "KV_tf_rejections", "KV_tf_runs", "KV_tf_sessions", "OBJ_tf_data", "OBJ_tf_strategies", "TF_DLQ", "TF_EVENTS", "TF_PIPELINE", "TF_RESULTS", "TF_SESSIONS"].sort()
       )
       const after = yield* Effect.promise(() => jsm.consumers.info(STREAM.pipeline, "executor"))
       expect(after.config.filter_subject).toBe("tf.scn.exec.>")
       expect(after.created).toBe(before.created)
+    }).pipe(Effect.provide(natsTestLayer()))
+  )
+
+  it.scopedLive("moves telemetry out of a results stream made before TF_EVENTS: results stay, events go to TF_EVENTS", () =>
+    Effect.gen(function* () {
+      const { js, jsm } = yield* Nats
+      // the results stream as releases before the split made it
+      yield* Effect.promise(() => jsm.streams.add({ name: STREAM.results, subjects: ["tf.res.>", "tf.evt.>"] }))
+      yield* Effect.promise(() => js.publish(SUBJECT.result("old", "s1"), "{}"))
+      yield* ensureTopology()
+      const results = yield* Effect.promise(() => jsm.streams.info(STREAM.results))
+      const events = yield* Effect.promise(() => jsm.streams.info(STREAM.events))
+      expect(results.config.subjects).toEqual(["tf.res.>"])
+      expect(results.state.messages).toBe(1)
+      expect(events.config.subjects).toEqual(["tf.evt.>"])
+      const ack = yield* Effect.promise(() => js.publish(SUBJECT.batchEvent("new"), "{}"))
+      expect(ack.stream).toBe(STREAM.events)
     }).pipe(Effect.provide(natsTestLayer()))
   )
 })

@@ -1,6 +1,6 @@
 /**
  * Equity curves on demand. Results of a sweep are thin: their curve sits in the execution
- * chunk's `curves` message on TF_RESULTS (`equity_ref`), one message per chunk instead of
+ * chunk's `curves` message on TF_EVENTS (`equity_ref`), one message per chunk instead of
  * ~3 KB inside every result. A scenario run alone keeps its curve inline.
  */
 import { Effect } from "effect"

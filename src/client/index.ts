@@ -9,7 +9,8 @@
  *   results  ordered consumers on TF_RESULTS: `tf.res.<batch>.<scenario>` (one scenario, or
  *            `tf.res.<batch>.>`) replayed from the start and then followed, so a result that
  *            arrived before the caller looked is not missed; the batch summary
- *            `tf.evt.<batch>.batch` (its last value, then changes) says when a batch is done.
+ *            `tf.evt.<batch>.batch` on TF_EVENTS (its last value, then changes) says when a
+ *            batch is done.
  *            They start again by themselves after a server restart or a cluster node's loss,
  *            from the message after the last one read (src/streams/ordered.ts)
  *
@@ -25,7 +26,7 @@ import { WIRE_VERSION } from "../schemas/common.js"
 import { formatIssues } from "../schemas/errors.js"
 import { BatchRecord, ScenarioResult } from "../schemas/results.js"
 import { SubmitScenario } from "../schemas/wire.js"
-import { STREAM, SUBJECT } from "../streams/topology.js"
+import { STREAM, streamOf, SUBJECT } from "../streams/topology.js"
 import { orderedFollowerIterable } from "../streams/ordered.js"
 
 /**
@@ -262,14 +263,14 @@ const deadline = (what: string, options: WaitOptions) => {
   }
 }
 
-/** The first valid message on `subject` of TF_RESULTS (replayed or new). */
+/** The first valid message on `subject` (TF_RESULTS or TF_EVENTS: streamOf), replayed or new. */
 const firstMessage = <A>(nc: NatsConnection, js: JetStreamClient, subject: string, schema: Decoder<A>, options: WaitOptions, what: string) => {
   let stop: (() => void) | undefined
   let cancelled = false
   const limit = deadline(what, options)
   const value = (async () => {
     try {
-      const messages = await orderedFollowerIterable({ nc, js, stream: STREAM.results, filter: subject, start: "all", maxMessages: 16, expiresMs: PULL_EXPIRES_MS })
+      const messages = await orderedFollowerIterable({ nc, js, stream: streamOf(subject), filter: subject, start: "all", maxMessages: 16, expiresMs: PULL_EXPIRES_MS })
       stop = () => messages.stop()
       if (cancelled) stop()
       const first = (async () => {
@@ -282,7 +283,7 @@ const firstMessage = <A>(nc: NatsConnection, js: JetStreamClient, subject: strin
       return await Promise.race([first, limit.promise])
     } catch (cause) {
       if (cause instanceof TickflowTimeoutError) throw cause
-      throw new TickflowBusError({ message: `cannot read ${subject} from ${STREAM.results}: ${errorText(cause)}`, cause })
+      throw new TickflowBusError({ message: `cannot read ${subject} from ${streamOf(subject)}: ${errorText(cause)}`, cause })
     } finally {
       limit.clear()
       stop?.()
@@ -320,7 +321,7 @@ const followResults = (nc: NatsConnection, js: JetStreamClient, batchId: string,
   let finished = false
 
   const open = async (source: Source, filter: string, start: "all" | "lastPerSubject") => {
-    const messages = await orderedFollowerIterable({ nc, js, stream: STREAM.results, filter, start, maxMessages: source === "result" ? 1_000 : 16, expiresMs: PULL_EXPIRES_MS })
+    const messages = await orderedFollowerIterable({ nc, js, stream: streamOf(filter), filter, start, maxMessages: source === "result" ? 1_000 : 16, expiresMs: PULL_EXPIRES_MS })
     feeds[source] = { messages, iterator: messages[Symbol.asyncIterator]() }
   }
   const pull = (source: Source) => pending.set(source, feeds[source]!.iterator.next().then((r) => ({ source, r })))
@@ -369,7 +370,7 @@ const followResults = (nc: NatsConnection, js: JetStreamClient, batchId: string,
     } catch (cause) {
       finish()
       if (cause instanceof TickflowTimeoutError) throw cause
-      throw new TickflowBusError({ message: `cannot follow batch ${batchId} on ${STREAM.results}: ${errorText(cause)}`, cause })
+      throw new TickflowBusError({ message: `cannot follow batch ${batchId} on ${STREAM.results} and ${STREAM.events}: ${errorText(cause)}`, cause })
     }
   }
 

@@ -79,7 +79,7 @@ export const ScenarioResult = z.object({
   metrics: MetricsSchema.optional(),
   /** inline equity curve: only for a scenario that ran alone; sweeps carry `equity_ref` */
   equity: z.object({ ts: z.array(z.number()), nav: z.array(z.number()) }).optional(),
-  /** subject on TF_RESULTS holding this run's equity curve (one message per execution chunk) */
+  /** subject on TF_EVENTS holding this run's equity curve (one message per execution chunk) */
   equity_ref: z.string().optional(),
   /** hash of everything that decides the numbers: canonical scenario content, data versions, engine version */
   result_key: z.string().optional(),

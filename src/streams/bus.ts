@@ -11,7 +11,7 @@ import type { NatsConnection } from "@nats-io/transport-node"
 import type { z } from "zod"
 import { Nats } from "./connection.js"
 import { BusError, DecodeError, RequestLostInReconnect } from "./errors.js"
-import { ensureOrBindTopology, STREAM, type Topology, type TopologyOptions } from "./topology.js"
+import { ensureOrBindTopology, STREAM, streamOf, type Topology, type TopologyOptions } from "./topology.js"
 import { formatIssues } from "../schemas/errors.js"
 import { tooDeepAt, tooDeepProblem } from "../schemas/depth.js"
 import { iteratorStream } from "./follow.js"
@@ -298,7 +298,7 @@ export const consume = <S extends z.ZodType>(durable: string, schema: S, opts: C
  * The last message a stream holds on a subject (or a wildcard filter): a result, a chunk's
  * curves, the end of a replay. Null when there is none (the usual "not yet").
  */
-export const lastMessageOn = (subject: string, stream: string = STREAM.results) =>
+export const lastMessageOn = (subject: string, stream: string = streamOf(subject)) =>
   Effect.flatMap(Nats, ({ jsm }) =>
     Effect.tryPromise({
       try: () => jsm.streams.getMessage(stream, { last_by_subj: subject }).catch((e) => (isApiError404(e) ? null : Promise.reject(e))),

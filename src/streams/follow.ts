@@ -9,7 +9,7 @@ import type { z } from "zod"
 import { Nats } from "./connection.js"
 import { BusError } from "./errors.js"
 import { CONSUME_EXPIRES_MS, decodeMessage, isTransient } from "./bus.js"
-import { STREAM } from "./topology.js"
+import { streamOf } from "./topology.js"
 import { startOrderedFollower } from "./ordered.js"
 
 /**
@@ -44,7 +44,7 @@ export interface FollowOptions {
 const followOrdered = (filter: string, opts: FollowOptions & { maxMessages: number }, onMessage: (m: JsMsg) => void, onEnd: (e?: BusError) => void) =>
   Effect.gen(function* () {
     const { js, jsm, nc } = yield* Nats
-    const stream = opts.stream ?? STREAM.results
+    const stream = opts.stream ?? streamOf(filter)
     const op = `follow ${filter}`
     const start = opts.deliverNew
       ? {

@@ -7,7 +7,7 @@ import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream"
 import { Nats } from "./connection.js"
 import { BusError } from "./errors.js"
 import { isTransient } from "./bus.js"
-import { STREAM } from "./topology.js"
+import { streamOf } from "./topology.js"
 
 /** How long one fetch waits for more (the client's minimum). */
 const FETCH_WAIT_MS = 1_000
@@ -16,7 +16,7 @@ export const replayAll = (filter: string, opts: { stream?: string; lastPerSubjec
   Effect.flatMap(Nats, ({ js, jsm }) =>
     Effect.tryPromise({
       try: async (): Promise<JsMsg[]> => {
-        const stream = opts.stream ?? STREAM.results
+        const stream = opts.stream ?? streamOf(filter)
         // The last message matching the filter marks where the replay ends (none: nothing to read).
         const last = await jsm.streams.getMessage(stream, { last_by_subj: filter }).catch(() => null)
         if (!last || (opts.fromSeq !== undefined && last.seq < opts.fromSeq)) return []

@@ -22,6 +22,7 @@ import { BusError } from "./errors.js"
 export const STREAM = {
   pipeline: "TF_PIPELINE",
   results: "TF_RESULTS",
+  events: "TF_EVENTS",
   dlq: "TF_DLQ",
   sessions: "TF_SESSIONS"
 } as const
@@ -49,6 +50,28 @@ export const SUBJECT = {
   sessionEvt: (session: string) => `tf.ses.${session}.evt`,
   sessionList: "tf.ses.list"
 } as const
+
+/**
+ * The stream that stores a subject. Results (`tf.res.>`) and telemetry (`tf.evt.>`) live in
+ * separate streams. The reporter follows summaries and phase events without a break; on a
+ * stream shared with 10,000 results a sweep, nats-server 2.9 then looks for each follower's next
+ * message among the results' subjects, and keeps the block being written in memory, growing it
+ * by copies, because it is being read (server profile: 23% of its CPU in growslice under
+ * writeMsgRecord). Measured on nats-server 2.9.10, 30,000 acked 1 KB results with a summary and
+ * a phase event after every 250, server CPU, medians of 5: 1.14 s with no follower, 1.50 s with
+ * two followers (`tf.evt.*.*.summary`, `tf.evt.*.*.phase`) on the same stream, 1.16 s with them
+ * on a stream of their own.
+ */
+export const streamOf = (subject: string): string =>
+  subject.startsWith("tf.evt.")
+    ? STREAM.events
+    : subject.startsWith("tf.dlq.")
+      ? STREAM.dlq
+      : subject.startsWith("tf.ses.")
+        ? STREAM.sessions
+        : subject.startsWith("tf.scn.") || subject === SUBJECT.submit
+          ? STREAM.pipeline
+          : STREAM.results
 
 export const BUCKET = {
   batches: "tf_batches",
@@ -225,15 +248,19 @@ export const ensureTopologyReporting = (options: TopologyOptions = {}) =>
       duplicate_window: nanos(o.duplicateWindowMs),
       discard: DiscardPolicy.Old
     }, force))
-    mismatches.push(yield* ensureStream({
-      name: STREAM.results,
-      subjects: ["tf.res.>", "tf.evt.>"],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      num_replicas: o.replicas,
-      max_age: nanos(o.resultsMaxAgeMs),
-      duplicate_window: nanos(o.duplicateWindowMs)
-    }, force))
+    // Results first: a TF_RESULTS made before the split also held tf.evt.>, which TF_EVENTS
+    // can only take once TF_RESULTS has let go of it (events stored before stay readable by
+    // sequence there, and age out).
+    for (const [name, subjects] of [[STREAM.results, ["tf.res.>"]], [STREAM.events, ["tf.evt.>"]]] as const)
+      mismatches.push(yield* ensureStream({
+        name,
+        subjects: [...subjects],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: o.replicas,
+        max_age: nanos(o.resultsMaxAgeMs),
+        duplicate_window: nanos(o.duplicateWindowMs)
+      }, force))
     mismatches.push(yield* ensureStream({
       name: STREAM.dlq,
       subjects: ["tf.dlq.>"],

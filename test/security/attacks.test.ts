@@ -56,7 +56,7 @@ const rejectionOfSeq = (seq: number) =>
 
 const batchRecord = (id: string) => Effect.flatMap(Bus, (bus) => kvGet(bus.batches, id, BatchRecord))
 
-/** Every value in tf_batches, tf_rejections, tf_runs and every message in TF_RESULTS, as text. */
+/** Every value in tf_batches, tf_rejections, tf_runs and every message in TF_RESULTS and TF_EVENTS, as text. */
 const everythingStored = Effect.gen(function* () {
   const bus = yield* Bus
   const { kvm, jsm } = yield* Nats
@@ -72,10 +72,12 @@ const everythingStored = Effect.gen(function* () {
       if (e) texts.push(e.string())
     }
   }
-  const info = yield* Effect.promise(() => jsm.streams.info("TF_RESULTS"))
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const m = yield* Effect.promise(() => jsm.streams.getMessage("TF_RESULTS", { seq }).catch(() => null))
-    if (m) texts.push(m.string())
+  for (const stream of ["TF_RESULTS", "TF_EVENTS"]) {
+    const info = yield* Effect.promise(() => jsm.streams.info(stream))
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = yield* Effect.promise(() => jsm.streams.getMessage(stream, { seq }).catch(() => null))
+      if (m) texts.push(m.string())
+    }
   }
   return texts
 })

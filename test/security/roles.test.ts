@@ -30,6 +30,11 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
     const m = await c.next({ expires: 2_000 })
     if (!m) throw new Error("no result read")
   },
+  readEvents: async (nc) => {
+    const c = await jetstream(nc, { timeout: 5_000 }).consumers.get("TF_EVENTS", { filter_subjects: "tf.evt.b1.>" })
+    const m = await c.next({ expires: 2_000 })
+    if (!m) throw new Error("no event read")
+  },
   // what a redelivered execution chunk asks: the last result on a scenario's subject
   readLastResult: async (nc) => {
     const m = await (await jetstreamManager(nc, { timeout: 5_000 })).streams.getMessage("TF_RESULTS", { last_by_subj: "tf.res.b1.s1" })
@@ -66,6 +71,7 @@ const ACTIONS: Record<string, (nc: NatsConnection) => Promise<unknown>> = {
 const EXPECTED: Record<string, [Outcome, Outcome, Outcome, Outcome, Outcome, Outcome]> = {
   submit: /*            */ [A, A, D, A, A, D],
   readResults: /*       */ [A, A, D, A, A, A],
+  readEvents: /*        */ [A, A, D, A, A, A],
   readLastResult: /*    */ [A, A, A, D, D, D],
   readRecord: /*        */ [A, A, D, A, A, A],
   writeRecord: /*       */ [A, A, D, D, D, D],
@@ -135,6 +141,7 @@ beforeAll(async () => {
       })
       const { js, jsm, objm } = yield* Nats
       yield* Effect.promise(() => js.publish("tf.res.b1.s1", '{"v":1}'))
+      yield* Effect.promise(() => js.publish("tf.evt.b1.batch", '{"v":1}'))
       // The reporter follows results with ordered consumers now (ensureTopology removes the old
       // durable): a durable of that name is created here so the denials are tested against a
       // consumer that exists, not answered by "consumer not found".
