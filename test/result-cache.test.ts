@@ -8,6 +8,8 @@ import { Effect } from "effect"
 import { lookupCached, storeCached } from "../src/actors/cache.js"
 import { resultFor } from "../src/actors/common.js"
 import { Bus } from "../src/streams/bus.js"
+import { Nats } from "../src/streams/connection.js"
+import { BUCKET } from "../src/streams/topology.js"
 import { Scenario } from "../src/schemas/batch.js"
 import type { ScenarioResult } from "../src/schemas/results.js"
 import { busTestLayer } from "./support/nats.js"
@@ -60,6 +62,20 @@ describe("result cache", () => {
       expect([...found.keys()].sort()).toEqual([`${SLICE}k1`, `${SLICE}k2`, `${SLICE}k5`])
       expect(found.get(`${SLICE}k1`)).toEqual({ ...a, submission: "7" })
       expect(found.get(`${SLICE}k5`)!.scenario_id).toBe("e")
+      // a key removed from the bucket is no answer
+      yield* Effect.promise(() => cache.delete(`${SLICE}.B2.g9`))
+      expect([...(yield* lookupCached(SLICE)).keys()].sort()).toEqual([`${SLICE}k1`, `${SLICE}k2`])
+    }).pipe(Effect.provide(busTestLayer()))
+  )
+
+  it.scopedLive("a lookup, hit or miss, leaves no consumer on the bucket's stream", () =>
+    Effect.gen(function* () {
+      const { jsm } = yield* Nats
+      yield* storeCached(SLICE, "B1", "g1", [success("a", "k1")].map((r) => ({ result: r, payload: new TextEncoder().encode(JSON.stringify(r)) })))
+      expect((yield* lookupCached(SLICE)).size).toBe(1)
+      for (let i = 0; i < 5; i++) expect((yield* lookupCached(`${i}`.repeat(32))).size).toBe(0)
+      const consumers = yield* Effect.promise(() => jsm.consumers.list(`KV_${BUCKET.cache}`).next())
+      expect(consumers.map((c) => c.name)).toEqual([])
     }).pipe(Effect.provide(busTestLayer()))
   )
 })

@@ -44,6 +44,8 @@ export class AckedPublisher {
   readonly #prefix: string
   readonly #sub: Subscription
   readonly #waiting = new Map<string, Waiting>()
+  /** one decoder for every ack (decoding without `stream: true` keeps no state between calls) */
+  readonly #decoder = new TextDecoder()
   readonly #status: AsyncIterable<{ type: string }> & { stop?: () => void }
   #next = 0
   #stopped = false
@@ -112,7 +114,7 @@ export class AckedPublisher {
     }
     let body: { stream?: string; seq?: number; duplicate?: boolean; domain?: string; error?: { code: number; err_code?: number; description?: string } }
     try {
-      body = JSON.parse(new TextDecoder().decode(m.data))
+      body = JSON.parse(this.#decoder.decode(m.data))
     } catch {
       w.settle({ ok: false, error: new Error("invalid JetStream acknowledgement (not JSON)") })
       return
