@@ -14,7 +14,7 @@ import { generateCatalog } from "../src/data/index.js"
 import { rsi } from "../src/engine/indicators.js"
 import { Bus, kvGet } from "../src/streams/bus.js"
 import { childEnv, Nats, NatsSettings } from "../src/streams/connection.js"
-import { STREAM, SUBJECT } from "../src/streams/topology.js"
+import { BUCKET, STREAM, SUBJECT } from "../src/streams/topology.js"
 import { CLI_MAIN, TSX_LOADER } from "../src/cli/system.js"
 import { sessionRequest } from "../src/cli/session.js"
 import { BatchRecord } from "../src/schemas/results.js"
@@ -211,6 +211,10 @@ describe("sessions", () => {
           const bad = yield* cmd("ses3", { op: "start", config: { ...config("ses3", ["AAA"]), strategies: [{ strategy: "no_such_strategy" }] } })
           expect(bad.ok).toBe(false)
           expect(bad.error).toMatch(/no_such_strategy/)
+          // the owner read its lease and the sessions (at least once each): no consumer left behind
+          const { jsm } = yield* Nats
+          const left = yield* Effect.promise(() => jsm.consumers.list(`KV_${BUCKET.sessions}`).next())
+          expect(left.map((c) => c.name)).toEqual([])
         })
       ),
     120_000

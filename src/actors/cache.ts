@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { z } from "zod"
-import { Bus } from "../streams/bus.js"
+import { Bus, kvKeysAsync } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { BUCKET } from "../streams/topology.js"
 import { BusError } from "../streams/errors.js"
@@ -86,23 +86,15 @@ const isStoredSuccess = (v: unknown): v is ScenarioResult => {
 /**
  * Every cached result of a slice, by result key. A miss costs one stream-info request (the
  * subjects stored under the slice's prefix); a hit one get per stored chunk of that slice.
- * Not `kv.keys()`: nats.js 3 leaves the ordered consumer it creates in place when the prefix
- * holds nothing, so every miss (every sweep on new data) left a consumer on the bucket's stream
- * until the connection closed.
+ * (kvKeysAsync: not kv.keys(), whose consumer nats.js leaves behind).
  */
 export const lookupCached = (sliceKey: string) =>
   Effect.gen(function* () {
     const { cache } = yield* Bus
     const { jsm } = yield* Nats
     const found = new Map<string, ScenarioResult>()
-    const prefix = `$KV.${BUCKET.cache}.`
     const keys = yield* Effect.tryPromise({
-      try: async () => {
-        const info = await jsm.streams.info(`KV_${BUCKET.cache}`, { subjects_filter: `${prefix}${sliceKey}.>` })
-        return Object.keys(info.state.subjects ?? {})
-          .map((subject) => subject.slice(prefix.length))
-          .slice(0, MAX_ENTRIES_PER_LOOKUP)
-      },
+      try: async () => (await kvKeysAsync(jsm, BUCKET.cache, `${sliceKey}.>`)).slice(0, MAX_ENTRIES_PER_LOOKUP),
       catch: (cause) => new BusError({ op: "cache keys", cause, transient: isTransient(cause) })
     })
     yield* Effect.forEach(

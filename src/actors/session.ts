@@ -26,6 +26,7 @@ import { createHash, randomBytes } from "node:crypto"
 import { Deferred, Duration, Effect, Fiber, Runtime, Stream } from "effect"
 import type { Msg, Subscription } from "@nats-io/transport-node"
 import type { KV } from "@nats-io/kv"
+import type { JetStreamManager } from "@nats-io/jetstream"
 import { checkQuality, coverageFor, type CoverageReport } from "../data/index.js"
 import { validateParams } from "../engine/index.js"
 import { ema, rsi, sma } from "../engine/indicators.js"
@@ -45,9 +46,9 @@ import {
   type Validation
 } from "../schemas/session.js"
 import type { SliceSpec } from "../schemas/wire.js"
-import { Bus, kvCreate, publishTrusted } from "../streams/bus.js"
+import { Bus, kvCreate, kvKeysAsync, publishTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
-import { SUBJECT } from "../streams/topology.js"
+import { BUCKET, SUBJECT } from "../streams/topology.js"
 import { StrategyStore } from "../strategies-store.js"
 import { availabilityProblem } from "./availability.js"
 import { ActorSettings, Shutdown } from "./common.js"
@@ -184,6 +185,7 @@ export const computeIndicator = (spec: string, freq: Freq, ts: ArrayLike<number>
 
 interface Ctx {
   readonly kv: KV
+  readonly jsm: JetStreamManager
   readonly sessions: Map<string, SessionState>
   readonly locks: Map<string, Effect.Semaphore>
   /** follow a session's results (once per session while this process owns it): see watchRuns */
@@ -563,7 +565,7 @@ const loadSessions = (ctx: Ctx) =>
   Effect.tryPromise({
     try: async () => {
       const out: SessionState[] = []
-      for await (const k of await ctx.kv.keys("s.>")) {
+      for (const k of await kvKeysAsync(ctx.jsm, BUCKET.sessions, "s.>")) {
         const e = await ctx.kv.get(k)
         if (e && e.operation === "PUT") out.push(e.json<SessionState>())
       }
@@ -581,11 +583,11 @@ interface Lease {
 }
 const leaseKey = (epoch: number) => `lease.${String(epoch).padStart(9, "0")}`
 
-const newestLease = (kv: KV) =>
+const newestLease = (kv: KV, jsm: JetStreamManager) =>
   Effect.tryPromise({
     try: async (): Promise<Lease | undefined> => {
       let max = 0
-      for await (const k of await kv.keys("lease.>")) max = Math.max(max, Number(k.slice(6)))
+      for (const k of await kvKeysAsync(jsm, BUCKET.sessions, "lease.>")) max = Math.max(max, Number(k.slice(6)))
       if (max === 0) return undefined
       const e = await kv.get(leaseKey(max))
       return e && e.operation === "PUT" ? { ...e.json<Lease>(), epoch: max } : { epoch: max, owner: "", renewed_at: 0 }
@@ -596,7 +598,7 @@ const newestLease = (kv: KV) =>
 export const sessionActor = Effect.gen(function* () {
   const settings = yield* ActorSettings
   const bus = yield* Bus
-  const { nc } = yield* Nats
+  const { nc, jsm } = yield* Nats
   const shutdown = yield* Shutdown
   const runtime = yield* Effect.runtime<ActorSettings | Bus | Nats | StrategyStore | SliceCache | ActorMetrics | CoverageIndex | FileFooters | SliceLoadsInFlight | SliceLoadTurns>()
   const kv = bus.sessions
@@ -651,7 +653,7 @@ export const sessionActor = Effect.gen(function* () {
   const becomeOwner = (lease: Lease) =>
     Effect.gen(function* () {
       mine = lease
-      const c: Ctx = { kv, sessions: new Map(), locks: new Map(), watch: (s) => watch(c)(s) }
+      const c: Ctx = { kv, jsm, sessions: new Map(), locks: new Map(), watch: (s) => watch(c)(s) }
       for (const s of yield* loadSessions(c)) c.sessions.set(s.session_id, s)
       subs = [
         nc.subscribe(SUBJECT.sessionCmds, {
@@ -693,7 +695,7 @@ export const sessionActor = Effect.gen(function* () {
     })
 
   const tick = Effect.gen(function* () {
-    const newest = yield* newestLease(kv)
+    const newest = yield* newestLease(kv, jsm)
     if (mine) {
       if (newest && newest.epoch > mine.epoch) return yield* stepDown(`epoch ${newest.epoch} taken by ${newest.owner}`)
       yield* Effect.tryPromise({

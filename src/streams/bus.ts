@@ -4,7 +4,7 @@
  * message cannot create a duplicate downstream.
  */
 import { Context, Duration, Effect, Either, Layer, Option, Schedule, Stream } from "effect"
-import type { JsMsg, PubAck, ConsumerMessages } from "@nats-io/jetstream"
+import type { JsMsg, PubAck, ConsumerMessages, JetStreamManager } from "@nats-io/jetstream"
 import { JetStreamApiError } from "@nats-io/jetstream"
 import type { KV } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
@@ -311,6 +311,19 @@ const isApiError404 = (e: unknown): boolean =>
   (e instanceof JetStreamApiError && (e.code === 10037 || e.code === 404)) || /no message found|not found/i.test(String((e as Error)?.message))
 
 // ---------- KV JSON helpers ----------
+
+/**
+ * The keys of a KV bucket matching `filter` (a key pattern such as `lease.>`), read from the
+ * subjects its stream holds: one stream-info request, paged by nats.js when long. Not
+ * `kv.keys()`: nats.js 3 leaves the ordered consumer behind it in place (measured: every call,
+ * hit or miss, left one on the bucket's stream, heartbeating, for as long as the connection
+ * lived). A key whose last value is a delete marker is listed too: `get` tells.
+ */
+export const kvKeysAsync = async (jsm: JetStreamManager, bucket: string, filter: string): Promise<string[]> => {
+  const prefix = `$KV.${bucket}.`
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}${filter}` })
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length))
+}
 
 export const kvGet = <S extends z.ZodType>(kv: KV, key: string, schema: S) =>
   Effect.tryPromise({
