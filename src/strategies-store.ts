@@ -28,6 +28,7 @@ import {
   type StrategyRef
 } from "./engine/strategies/index.js"
 import type { StrategyDefinition } from "./engine/types.js"
+import { readObjectAsync } from "./streams/objects.js"
 import { Nats } from "./streams/connection.js"
 import { DEFAULT_TOPOLOGY, ReplicaConfig } from "./streams/topology.js"
 
@@ -152,7 +153,7 @@ export class StrategyStore extends Effect.Service<StrategyStore>()("tickflow/Str
       const b = await runPromise(bucket).catch((e) => {
         throw new StrategyNotFoundError(ref.key, `strategy ${ref.key}: the strategy store is not reachable (${String((e as Error)?.message ?? e).slice(0, 200)})`)
       })
-      const bytes = await b.getBlob(ref.key)
+      const bytes = await readObjectAsync(nats.jsm, b, STRATEGY_BUCKET, ref.key)
       if (bytes === null)
         throw new StrategyNotFoundError(ref.key, `strategy ${ref.key} is not in the strategy store ${STRATEGY_BUCKET}; publish it with \`tickflow strategy publish <file>\``)
       const actual = strategyHash(bytes)

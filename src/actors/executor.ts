@@ -291,7 +291,7 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     const perItem = ownUniverses(group)
     const needed = perItem ? new Set(group.items.flatMap((it) => [...it.scenario.universe, ...(it.scenario.benchmark ? [it.scenario.benchmark] : [])])) : undefined
     const refs = (group.slices ?? []).filter((r) => needed === undefined || needed.has(r.symbol))
-    const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | SliceCache | ActorMetrics | FileFooters> =>
+    const getSeries = (ref: (typeof refs)[number]): Effect.Effect<PriceSeries, { message: string }, Bus | Nats | SliceCache | ActorMetrics | FileFooters> =>
       settings.executorData === "direct" ? loadSliceDirect(root, group.slice, ref) : fetchSlice(ref)
     const fetched = yield* Effect.forEach(refs, getSeries, { concurrency: 4 })
     const bySymbol = new Map(refs.map((r, i) => [r.symbol, fetched[i]] as const))

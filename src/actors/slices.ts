@@ -8,6 +8,9 @@ import type { PriceSeries } from "../engine/types.js"
 import type { SliceRef, SliceSpec } from "../schemas/wire.js"
 import { Bus, isTransient } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
+import { Nats } from "../streams/connection.js"
+import { readObjectAsync } from "../streams/objects.js"
+import { OBJECT_STORE } from "../streams/topology.js"
 import { ActorMetrics, FileFooters, SliceCache } from "./process-state.js"
 
 /** Keep a series this process loaded (loader, direct executors) for its next use. */
@@ -24,8 +27,9 @@ export const fetchSlice = (ref: SliceRef) =>
       return hit
     }
     const bus = yield* Bus
+    const { jsm } = yield* Nats
     const bytes = yield* Effect.tryPromise({
-      try: () => bus.data.getBlob(ref.key),
+      try: () => readObjectAsync(jsm, bus.data, OBJECT_STORE, ref.key),
       catch: (cause) => new BusError({ op: `object get ${ref.key}`, cause, transient: isTransient(cause) })
     })
     if (!bytes) return yield* Effect.fail(new BusError({ op: `object get ${ref.key}`, cause: "slice is not in the object store", transient: true }))
