@@ -38,14 +38,33 @@ describe("trend_baseline over cached EMAs", () => {
         fc.integer({ min: 0, max: 299 }),
         (fast, extra, allowShort, jumps, sequentialPrefix) => {
           const params = { fast, slow: fast + extra, allow_short: allowShort }
-          const instance = trend.create(params, { series: [series], seed: 1 })
-          const reference = referenceTrend(series.close, fast, fast + extra, allowShort)
           const calls = [...Array.from({ length: sequentialPrefix }, (_, i) => i), ...jumps]
-          for (const i of calls) expect(Object.is(instance.onBar(0, i), reference(i))).toBe(true)
+          // twice: a period's first request runs incrementally, the next one reads the cached EMA
+          for (let round = 0; round < 2; round++) {
+            const instance = trend.create(params, { series: [series], seed: 1 })
+            const reference = referenceTrend(series.close, fast, fast + extra, allowShort)
+            for (const i of calls) expect(Object.is(instance.onBar(0, i), reference(i))).toBe(true)
+          }
         }
       ),
       { numRuns: 200 }
     )
+  })
+
+  it("caches a period's EMA on its second request only; the run's results are the same bit for bit either way", () => {
+    const series = randomSeries({ n: 400, seed: 9 })
+    const kinds: string[] = []
+    const metrics: string[] = []
+    for (let run = 0; run < 3; run++) {
+      kinds.push(trend.create({ fast: 4, slow: 17, allow_short: true }, { series: [series], seed: 1 }).constructor.name)
+      metrics.push(JSON.stringify(runBacktest(scenario(trend, { fast: 5, slow: 19, allow_short: true }), [series]).metrics))
+    }
+    // first request of 4 and 17: incremental; then both are cached
+    expect(kinds).toEqual(["TrendSingle", "TrendCached", "TrendCached"])
+    expect(new Set(metrics).size).toBe(1)
+    // the same scenario on a fresh copy of the series (nothing cached for it) agrees too
+    const copy = { ...series, ts: series.ts.slice(), close: series.close.slice() }
+    expect(JSON.stringify(runBacktest(scenario(trend, { fast: 5, slow: 19, allow_short: true }), [copy]).metrics)).toBe(metrics[0])
   })
 })
 

@@ -8,7 +8,7 @@ import fc from "fast-check"
 import { z } from "zod"
 import { getStrategy, listStrategies, runBacktest, validateParams } from "../../src/engine/index.js"
 import type { EngineScenario, PriceSeries, StrategyDefinition, StrategySeries } from "../../src/engine/index.js"
-import { DAY, firstAtOrAfter, loadSpx, NO_COSTS, randomSeries, rowsOf, walkOn } from "./helpers.js"
+import { DAY, firstAtOrAfter, loadSpx, NO_COSTS, randomSeries, rowsOf, scenario, walkOn } from "./helpers.js"
 
 const spx = loadSpx()
 const syn = walkOn(spx, "SYNA", 11)
@@ -250,5 +250,13 @@ describe("history guard", () => {
       { numRuns: 40 }
     )
     expect(listStrategies().map((s) => s.name).sort()).toEqual(["breakout", "mean_reversion", "trend_baseline"])
+  })
+
+  it("trend_baseline over a long series (more rows than its EMA cache takes) gives identical results with guarded history", () => {
+    // the guard shows no row at create time: EMAs seeded then would start from 0, not close[0]
+    const ticks = randomSeries({ symbol: "TICKS", n: 100_500, seed: 8, stepMs: 1_000, freq: "tick", volatility: 0.0005 })
+    const scn = scenario(trend, { fast: 20, slow: 90 }, { startMs: ticks.ts[0], endMs: ticks.ts[ticks.ts.length - 1] + 1 })
+    const plain = published(runBacktest(scn, [ticks]))
+    expect(published(runBacktest(scn, [ticks], { guardHistory: true }))).toBe(plain)
   })
 })

@@ -56,36 +56,53 @@ class TrendSingle implements StrategyInstance {
 }
 
 /**
- * EMA series of small close arrays, cached per (close array, period): a parameter sweep runs
- * thousands of scenarios over one series with a few hundred distinct periods, and reading a
- * precomputed EMA costs a fraction of updating one (each update waits for the previous one).
- * The values are computed exactly as TrendSingle computes them, row by row from close[0], so
- * results are bit-identical. Long series (ticks) are never cached: there the incremental update
- * wins (see the file comment). The memo is keyed by the close array itself (a WeakMap: it
- * lives exactly as long as the series does) and holds at most EMA_ROWS_PER_SERIES doubles per
- * series (32 MB; then that series' periods start over), so it is bounded without any counter.
+ * EMA series of small close arrays, cached per (close array, period) once a period is asked for
+ * a second time: a parameter sweep runs thousands of scenarios over one series, and reading a
+ * precomputed EMA costs a fraction of updating one (each update waits for the previous one) when
+ * many runs share it. A period asked for once (in a fast × slow sweep, each fast period of each
+ * warm-up window) runs incrementally (TrendSingle) instead: caching it cost a 44 KB array per
+ * daily scenario that nothing read again in that sweep (~450 MB per executor for a 10,000-run
+ * sweep, and the major collections that much new memory brings). Asked again (the same sweep run
+ * again on the same slices), it is computed and kept. The values are computed exactly as
+ * TrendSingle computes them, row by row from close[0], so results are bit-identical either way
+ * (test: the same run first, second and third time). Long series (ticks) are never cached: there
+ * the incremental update wins (see the file comment). The memo is keyed by the close array
+ * itself (a WeakMap: it lives exactly as long as the series does) and holds at most
+ * EMA_ROWS_PER_SERIES doubles per series (32 MB; then that series' periods start over), so it
+ * is bounded without any counter.
  */
 export const EMA_CACHE_MAX_ROWS = 100_000
 const EMA_ROWS_PER_SERIES = 4_000_000
-const emaCache = new WeakMap<ArrayLike<number>, Map<number, Float64Array>>()
+interface EmaMemo {
+  readonly emas: Map<number, Float64Array>
+  /** periods asked for once, not computed */
+  readonly askedOnce: Set<number>
+}
+const emaCache = new WeakMap<ArrayLike<number>, EmaMemo>()
+const NO_ROWS = new Float64Array(0)
 
-const cachedEma = (close: ArrayLike<number>, period: number): Float64Array => {
-  let byPeriod = emaCache.get(close)
-  let ema = byPeriod?.get(period)
-  if (ema !== undefined) return ema
+/** The cached EMA of `close` for `period`, computed on its second request; undefined on its first. */
+const reusedEma = (close: ArrayLike<number>, period: number): Float64Array | undefined => {
+  let memo = emaCache.get(close)
+  const cached = memo?.emas.get(period)
+  if (cached !== undefined) return cached
   const n = close.length
-  if (byPeriod === undefined || (byPeriod.size + 1) * n > EMA_ROWS_PER_SERIES) {
-    byPeriod = new Map()
-    emaCache.set(close, byPeriod)
+  if (memo === undefined || (memo.emas.size + 1) * n > EMA_ROWS_PER_SERIES) {
+    memo = { emas: new Map(), askedOnce: memo?.askedOnce ?? new Set() }
+    emaCache.set(close, memo)
+  }
+  if (!memo.askedOnce.has(period)) {
+    memo.askedOnce.add(period)
+    return undefined
   }
   const alpha = 2 / (period + 1)
-  ema = new Float64Array(n)
+  const ema = new Float64Array(n)
   let value = n > 0 ? close[0] : 0
   for (let i = 0; i < n; i++) {
     value = value + alpha * (close[i] - value)
     ema[i] = value
   }
-  byPeriod.set(period, ema)
+  memo.emas.set(period, ema)
   return ema
 }
 
@@ -176,7 +193,15 @@ export const trendBaseline: StrategyDefinition<TrendParams> = {
     if (ctx.series.length !== 1) return new TrendMulti(ctx.series, fastAlpha, slowAlpha, p.allow_short)
     const close = ctx.series[0].close
     const otherwise = p.allow_short ? -1 : 0
+    // Under a history guard no row is visible yet: a TrendCached holding no rows starts its
+    // TrendSingle at the first row, seeded from it (a TrendSingle made now would seed from 0).
+    if (close.length === 0) return new TrendCached(close, NO_ROWS, NO_ROWS, fastAlpha, slowAlpha, otherwise)
     if (close.length > EMA_CACHE_MAX_ROWS) return new TrendSingle(close, fastAlpha, slowAlpha, otherwise)
-    return new TrendCached(close, cachedEma(close, p.fast), cachedEma(close, p.slow), fastAlpha, slowAlpha, otherwise)
+    // both asked for (the slow one marks its first request even when the fast one is new)
+    const fastEma = reusedEma(close, p.fast)
+    const slowEma = reusedEma(close, p.slow)
+    return fastEma !== undefined && slowEma !== undefined
+      ? new TrendCached(close, fastEma, slowEma, fastAlpha, slowAlpha, otherwise)
+      : new TrendSingle(close, fastAlpha, slowAlpha, otherwise)
   }
 }
