@@ -3,6 +3,7 @@
  * chunk's `curves` message on TF_EVENTS (`equity_ref`), one message per chunk instead of
  * ~3 KB inside every result. A scenario run alone keeps its curve inline.
  */
+import { endianness } from "node:os"
 import { Effect } from "effect"
 import { z } from "zod"
 import { lastMessageOn } from "../streams/bus.js"
@@ -33,11 +34,23 @@ export type CurvesMessage = z.infer<typeof CurvesMessage>
 
 const sameAxis = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => a.length === b.length && a.every((x, i) => x === b[i])
 
-/** NAVs as base64 of little-endian float64s. */
-export const encodeNav = (nav: ReadonlyArray<number>): string => {
-  const bytes = Buffer.allocUnsafe(nav.length * 8)
-  for (let i = 0; i < nav.length; i++) bytes.writeDoubleLE(nav[i]!, i * 8)
-  return bytes.toString("base64")
+/** This machine stores a Float64Array's numbers as the wire wants them (little-endian). */
+const NATIVE_LE = endianness() === "LE"
+
+/**
+ * NAVs as base64 of little-endian float64s. `scratch` (reused from curve to curve) takes the
+ * numbers as they are in memory on a little-endian machine: one copy, where writeDoubleLE per
+ * number cost ~5 µs a 120-point curve (executor CPU profile).
+ */
+export const encodeNav = (nav: ReadonlyArray<number>, scratch?: Float64Array): string => {
+  if (!NATIVE_LE) {
+    const bytes = Buffer.allocUnsafe(nav.length * 8)
+    for (let i = 0; i < nav.length; i++) bytes.writeDoubleLE(nav[i]!, i * 8)
+    return bytes.toString("base64")
+  }
+  const values = scratch !== undefined && scratch.length >= nav.length ? scratch : new Float64Array(nav.length)
+  for (let i = 0; i < nav.length; i++) values[i] = nav[i]!
+  return Buffer.from(values.buffer, values.byteOffset, nav.length * 8).toString("base64")
 }
 
 /** The NAVs of `encodeNav`; undefined when the text is not a whole number of float64s. */
@@ -62,6 +75,7 @@ export class CurvesBuilder {
   // no prototype: a scenario id may be `__proto__` (ids allow it), which must stay an own key
   readonly #curves: CurvesMessage["curves"] = Object.create(null)
   #size = 0
+  #scratch = new Float64Array(128)
 
   get size(): number {
     return this.#size
@@ -76,7 +90,8 @@ export class CurvesBuilder {
       this.#byKey.set(key, [...candidates, t])
     }
     if (!Object.hasOwn(this.#curves, id)) this.#size++
-    this.#curves[id] = { t, nav64: encodeNav(c.nav) }
+    if (this.#scratch.length < c.nav.length) this.#scratch = new Float64Array(c.nav.length)
+    this.#curves[id] = { t, nav64: encodeNav(c.nav, this.#scratch) }
   }
 
   message(batchId: string, groupId: string): CurvesMessage {

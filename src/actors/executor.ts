@@ -27,7 +27,7 @@ import { MAX_SCAN_MATCHES, PipelineEvent, type ScenarioResult } from "../schemas
 import { type Bus, type Delivery, lastMessageOn, type OutgoingMessage, publish, publishManyTrusted } from "../streams/bus.js"
 import { Nats } from "../streams/connection.js"
 import { SUBJECT } from "../streams/topology.js"
-import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResultMessages, ranResult, resultMessages, stoppedResult } from "./common.js"
+import { ActorSettings, ownUniverses, phaseResultMessage, phaseStart, publishResultMessages, ranResult, resultMessages, stoppedResult, type ResultExtra } from "./common.js"
 import { type CacheCandidate, storeCached } from "./cache.js"
 import { type SummaryEntry, summaryEntry, summaryMessage, summaryMessages } from "./summaries.js"
 import { ActorMetrics, ExecutorIdleGc, type FileFooters, type SliceCache } from "./process-state.js"
@@ -58,6 +58,8 @@ const FLUSH_MS = 100
 const FLUSHES_IN_FLIGHT = 4
 
 const now = () => new Date().toISOString()
+/** a day in ms: dayEndMs(d) is dayStartMs(d) + this */
+const ONE_DAY_MS = 86_400_000
 
 const EVENT_EQUITY_POINTS = 2_000
 const EQUITY_CHUNK = 500
@@ -99,6 +101,8 @@ interface RunContext {
   readonly resolvedBy: string | undefined
   /** the submission the results answer (set when the result is built, not added to it later) */
   readonly submission: string | undefined
+  /** dayStartMs, remembered per date for the chunk (its scenarios share a few dates) */
+  readonly dayStart: (isoDate: string) => number
 }
 
 /**
@@ -149,11 +153,12 @@ const runOne = (
 ): ScenarioResult => {
   const s = item.scenario
   if (s.strategy === SCAN_STRATEGY) return runScan(item, loaded, ctx)
-  const base = { ...(item.params ? { params: item.params } : {}), warnings: item.warnings, attempt: ctx.attempt, ...(ctx.dataVersion ? { data_version: ctx.dataVersion } : {}) }
+  // what a stopped result carries (made only when one is: it is the rare path)
+  const base = (): ResultExtra => ({ params: item.params, warnings: item.warnings, attempt: ctx.attempt, data_version: ctx.dataVersion || undefined })
   const def = strategy
   if (def._tag === "Left") {
     const cause = (def.left as { error?: unknown }).error ?? def.left
-    return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base)
+    return stoppedResult(s, "failed", "execution", `strategy could not be loaded: ${(cause as Error).message ?? String(cause)}`, base())
   }
   // Parameters resolved by requirements with this very engine version run as they are; a
   // different build (an executor not yet upgraded, or newer) checks them again.
@@ -161,7 +166,7 @@ const runOne = (
     item.params !== undefined && ctx.resolvedBy === ENGINE_VERSION
       ? { ok: true as const, params: item.params, warnings: [] as string[], errors: [] as string[] }
       : validateParams(def.right, item.params ?? s.params, { strict: s.strict })
-  if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base)
+  if (!v.ok) return stoppedResult(s, "skipped", "execution", v.errors.join("; "), base())
   const series = loaded.universe
   const rows = series.reduce((n, x) => n + x.ts.length, 0)
   const longRun = rows >= EVENT_ROWS
@@ -171,6 +176,8 @@ const runOne = (
   let lastProgress = Date.now()
   const t0 = performance.now()
   try {
+    // no conditional spreads on the hot path (each cost V8 a slow object clone): absent fields
+    // are undefined, which the engine reads as absent
     const result = runBacktest(
       {
         strategy: def.right,
@@ -178,23 +185,21 @@ const runOne = (
         startCapital: s.start_capital,
         costs: s.costs,
         seed: scenarioSeed(s.batch_seed, s.scenario_id),
-        startMs: dayStartMs(s.start_date),
-        endMs: dayEndMs(s.end_date),
+        startMs: ctx.dayStart(s.start_date),
+        endMs: ctx.dayStart(s.end_date) + ONE_DAY_MS,
         // its own warm-up, whatever the group's slice holds: the result depends on the scenario only
         warmupBars: item.warmup_bars ?? 0,
-        ...(s.benchmark !== undefined && loaded.bySymbol.has(s.benchmark) ? { benchmark: loaded.bySymbol.get(s.benchmark) } : {}),
+        benchmark: s.benchmark !== undefined ? loaded.bySymbol.get(s.benchmark) : undefined,
         // Results stay small for 10,000-scenario sweeps: ~monthly points over ten years.
         maxEquityPoints: longRun && ctx.equityEvents ? EVENT_EQUITY_POINTS : RESULT_EQUITY_POINTS,
-        ...(longRun
-          ? {
-              progressEvery: 250_000,
-              onProgress: (done: number, total: number) => {
-                if (Date.now() - lastProgress < 500) return
-                lastProgress = Date.now()
-                emit("progress", { done, total })
-              }
+        progressEvery: longRun ? 250_000 : undefined,
+        onProgress: longRun
+          ? (done: number, total: number) => {
+              if (Date.now() - lastProgress < 500) return
+              lastProgress = Date.now()
+              emit("progress", { done, total })
             }
-          : {})
+          : undefined
       },
       series
     )
@@ -212,11 +217,18 @@ const runOne = (
     const curve = thin(result.equity, RESULT_EQUITY_POINTS)
     const out = ranResult(
       s,
-      { params: v.params, warnings: [...item.warnings, ...v.warnings, ...result.warnings], attempt: ctx.attempt, data_version: ctx.dataVersion, executor: ctx.instance },
+      {
+        params: v.params,
+        warnings: v.warnings.length === 0 && result.warnings.length === 0 ? item.warnings : [...item.warnings, ...v.warnings, ...result.warnings],
+        attempt: ctx.attempt,
+        data_version: ctx.dataVersion,
+        executor: ctx.instance
+      },
       {
         metrics: result.metrics,
-        ...(ctx.inlineEquity ? { equity: curve } : { equity_ref: ctx.curvesSubject }),
-        ...(ctx.sliceKey !== undefined ? { result_key: resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) } : {}),
+        equity: ctx.inlineEquity ? curve : undefined,
+        equity_ref: ctx.inlineEquity ? undefined : ctx.curvesSubject,
+        result_key: ctx.sliceKey !== undefined ? resultKey(ctx.sliceKey, s, v.params, item.warmup_bars ?? 0) : undefined,
         exec_ms: Math.round(execMs * 1000) / 1000,
         submission: ctx.submission
       }
@@ -225,7 +237,7 @@ const runOne = (
     return out
   } catch (e) {
     const reason = e instanceof EngineRunError ? e.reason : `strategy ${s.strategy} threw: ${(e as Error)?.message ?? String(e)}`
-    return stoppedResult(s, "failed", "execution", reason, { ...base, executor: ctx.instance })
+    return stoppedResult(s, "failed", "execution", reason, { ...base(), executor: ctx.instance })
   }
 }
 
@@ -262,7 +274,13 @@ const runChunk = (group: GroupMessage, delivery: Delivery<GroupMessage>) =>
     const metrics = yield* ActorMetrics
     const natsContext = yield* Effect.context<Nats>()
     const sliceKey = group.data_version !== undefined ? sliceHash(group.slice, group.data_version) : undefined
+    const dayStarts = new Map<string, number>()
     const ctx: RunContext = {
+      dayStart: (iso) => {
+        let ms = dayStarts.get(iso)
+        if (ms === undefined) dayStarts.set(iso, (ms = dayStartMs(iso)))
+        return ms
+      },
       sliceKey,
       inlineEquity: group.items.length === 1,
       curvesSubject: SUBJECT.curves(group.batch_id, group.group_id),
