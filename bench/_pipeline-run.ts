@@ -72,6 +72,18 @@ const storedPerStream = Effect.flatMap(Nats, ({ jsm }) =>
   })
 )
 
+/** Consumers each stream has now (streams with none left out), with their filters. */
+const consumersPerStream = Effect.flatMap(Nats, ({ jsm }) =>
+  Effect.promise(async () => {
+    const out: string[] = []
+    for await (const si of jsm.streams.list()) {
+      const cs = await jsm.consumers.list(si.config.name).next()
+      if (cs.length > 0) out.push(`${si.config.name} ${cs.length}`)
+    }
+    return out.join(", ")
+  })
+)
+
 /** Submit a batch and wait for its record to say done; collect the telemetry on the way. */
 export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray<ChildProcess>, opts: { timeoutS?: number; parseResults?: boolean } = {}) =>
   Effect.gen(function* () {
@@ -151,6 +163,10 @@ export const runBatch = (batchId: string, cfg: unknown, executors: ReadonlyArray
     // not for executors gone before the end (killed, or none)
     if (threads1.some((t) => t.size > 0)) console.log(`    executor threads, CPU s: ${threadLine}`)
     for (const s of subs) s.unsubscribe()
+    // Consumers on each stream once the run is over: the pipeline's own (stage durables, the
+    // reporter's followers) and nothing else; a count that grows from run to run is a leak
+    // (nats.js's kv.keys() and getBlob left one per call before tickflow stopped using them).
+    console.log("    consumers after the run: " + (yield* consumersPerStream))
     const stored1 = yield* storedPerStream
     console.log(
       `    this process's connection (actors + bench listeners): in ${traffic1.inMsgs - traffic0.inMsgs} msgs ${fmt((traffic1.inBytes - traffic0.inBytes) / 1e6)} MB, ` +
