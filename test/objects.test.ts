@@ -73,6 +73,20 @@ describe("readObjectAsync", () => {
     }).pipe(Effect.provide(natsTestLayer()))
   )
 
+  it.scopedLive("a bucket whose stream takes no direct gets (made by an older client) is read through stream gets", () =>
+    Effect.gen(function* () {
+      const { store, jsm } = yield* setup
+      const big = bytes(300_000, 7)
+      yield* Effect.promise(() => store.putBlob({ name: "big" }, big))
+      const info = yield* Effect.promise(() => jsm.streams.info(STREAM))
+      yield* Effect.promise(() => jsm.streams.update(STREAM, { ...info.config, allow_direct: false }))
+      expect((yield* Effect.promise(() => jsm.streams.info(STREAM))).config.allow_direct).toBe(false)
+      const got = yield* Effect.promise(() => readObjectAsync(jsm, store, BUCKET, "big"))
+      expect(Buffer.from(got!).equals(Buffer.from(big))).toBe(true)
+      expect(yield* consumersLeft).toBe(0)
+    }).pipe(Effect.provide(natsTestLayer()))
+  )
+
   it.scopedLive("a missing chunk, or a chunk with other bytes, is an error", () =>
     Effect.gen(function* () {
       const { store, jsm } = yield* setup

@@ -32,13 +32,15 @@ const digestBytes = (digest: string): Buffer | undefined => {
 }
 
 /**
- * One chunk: a direct get (raw bytes, answered by the stream itself; a stream get answers with
- * JSON and the chunk in base64 through the JetStream API, ~3× slower measured), and when that
- * finds nothing, a stream get from the leader (on a cluster a direct get may be answered by a
- * replica that has not caught up with a just-stored object).
+ * One chunk: a direct get where the stream takes them (raw bytes, answered by the stream
+ * itself; a stream get answers with JSON and the chunk in base64 through the JetStream API, ~3×
+ * slower measured), and when that finds nothing, a stream get from the leader (on a cluster a
+ * direct get may be answered by a replica that has not caught up with a just-stored object). A
+ * stream made without allow_direct (an older client made the bucket) gets stream gets only: a
+ * direct get there waits out the request timeout.
  */
-const getChunk = async (jsm: JetStreamManager, stream: string, query: SeqMsgRequest | NextMsgRequest): Promise<StoredMsg | null> =>
-  (await jsm.direct.getMessage(stream, query)) ??
+const getChunk = async (jsm: JetStreamManager, stream: string, direct: boolean, query: SeqMsgRequest | NextMsgRequest): Promise<StoredMsg | null> =>
+  (direct ? await jsm.direct.getMessage(stream, query) : null) ??
   (await jsm.streams.getMessage(stream, query as MsgRequest).catch((e: unknown) => (/no message found|not found|10037/i.test(String((e as Error)?.message)) ? null : Promise.reject(e))))
 
 /** The bytes of object `name` of `store` (bucket `bucket`), or null when there is none (or it is deleted). */
@@ -51,6 +53,7 @@ export const readObjectAsync = async (jsm: JetStreamManager, store: ObjectStore,
   if (expected === undefined) throw new ObjectReadError(`object ${name}: unknown digest ${info.digest.slice(0, 40)}`)
   const stream = `OBJ_${bucket}`
   const subject = `$O.${bucket}.C.${info.nuid}`
+  const direct = (await jsm.streams.info(stream)).config.allow_direct === true
   const out = new Uint8Array(info.size)
   const hash = createHash("sha256")
   let at = 0
@@ -71,14 +74,14 @@ export const readObjectAsync = async (jsm: JetStreamManager, store: ObjectStore,
   let streak = 1
   while (read < info.chunks) {
     if (streak === 0 || read === 0) {
-      const m = await getChunk(jsm, stream, { seq: seq + 1, next_by_subj: subject })
+      const m = await getChunk(jsm, stream, direct, { seq: seq + 1, next_by_subj: subject })
       if (m === null) throw new ObjectReadError(`object ${name}: chunk ${read + 1} of ${info.chunks} is missing`)
       streak = read === 0 || m.seq === seq + 1 ? 1 : 0
       take(m)
       continue
     }
     const n = Math.min(2 ** Math.min(streak, 4), IN_FLIGHT, info.chunks - read)
-    const batch = await Promise.all(Array.from({ length: n }, (_, i) => getChunk(jsm, stream, { seq: seq + 1 + i })))
+    const batch = await Promise.all(Array.from({ length: n }, (_, i) => getChunk(jsm, stream, direct, { seq: seq + 1 + i })))
     const stop = batch.findIndex((m) => m === null || m.subject !== subject)
     for (const m of stop < 0 ? batch : batch.slice(0, stop)) take(m!)
     streak = stop < 0 ? streak + 1 : 0
