@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { publishResults, resultFor, resultMessages } from "../src/actors/common.js"
-import { type BatchFold, foldMessage, recordOf } from "../src/actors/reporter.js"
+import { type BatchFold, foldMessage, phasesAccountForAll, recordOf } from "../src/actors/reporter.js"
 import { readSummary } from "../src/actors/summaries.js"
 import { mulberry32 } from "../src/engine/index.js"
 import { Scenario } from "../src/schemas/batch.js"
@@ -125,5 +125,35 @@ describe("result summaries", () => {
       // counted by the replay of a quiet batch, not at once
       expect(Date.now() - t0).toBeGreaterThanOrEqual(1_500)
     }).pipe(Effect.provide(Layer.fresh(systemTestLayer({ actors: ["reporter"] }))))
+  )
+
+  it.scopedLive("phase events account for every scenario only when each ended in some phase or passed execution (the reporter then replays after 250 ms, not the quiet time)", () =>
+    Effect.gen(function* () {
+      const phase = (batch: string, group: string, name: string, counts: Record<string, number>, data: Record<string, unknown> = {}) => ({
+        subject: SUBJECT.event(batch, group, "phase"),
+        value: { v: WIRE_VERSION, batch_id: batch, subject_id: group, kind: "phase_result", phase: name, at: new Date().toISOString(), data: { ...counts, ...data } },
+        msgId: `${batch}:${group}:${name}:result`
+      })
+      const foldOf = (batch: string) =>
+        Effect.gen(function* () {
+          const folds = new Map<string, BatchFold>()
+          for (const m of [...(yield* replayAll(SUBJECT.phaseEventsOf(batch))), ...(yield* replayAll(SUBJECT.resultsOf(batch)))]) foldMessage(folds, m, true)
+          return folds.get(batch)!
+        })
+      const n = (inn: number, pass: number, skipped = 0, failed = 0) => ({ in: inn, pass, skipped, failed })
+      // three scenarios: two through execution, one skipped by quality; one result stored
+      yield* publishManyTrusted([submission("acc1", 3), phase("acc1", "g1", "quality", n(3, 2, 1)), phase("acc1", "g1-e0", "execution", n(2, 2))])
+      yield* publishManyTrusted(resultMessages([resultFor(scenario("acc1", "s0"), "success")]))
+      expect(phasesAccountForAll(yield* foldOf("acc1"))).toBe(true)
+      // every result in: nothing to wait for
+      yield* publishManyTrusted(resultMessages(["s1", "s2"].map((id) => resultFor(scenario("acc1", id), "success"))))
+      expect(phasesAccountForAll(yield* foldOf("acc1"))).toBe(false)
+      // execution has not said it for every scenario yet
+      yield* publishManyTrusted([submission("acc2", 3), phase("acc2", "g1-e0", "execution", n(2, 2))])
+      expect(phasesAccountForAll(yield* foldOf("acc2"))).toBe(false)
+      // answered from the cache in requirements (never executed): the phases do not account for it
+      yield* publishManyTrusted([submission("acc3", 2), phase("acc3", "g1", "requirements", n(2, 2), { cached: 2 })])
+      expect(phasesAccountForAll(yield* foldOf("acc3"))).toBe(false)
+    }).pipe(Effect.provide(busTestLayer()))
   )
 })
