@@ -23,11 +23,11 @@ import { WIRE_VERSION } from "../schemas/common.js"
 import { BatchRecord, PHASES, type Phase, type PhaseCounter, type ResultStatus } from "../schemas/results.js"
 import { GroupOnWire } from "../schemas/wire.js"
 import { Nats } from "../streams/connection.js"
-import { Bus, decodeMessage, kvGet, publishRaw, publishTrusted } from "../streams/bus.js"
+import { Bus, decodeMessage, kvGet, kvKeysAsync, publishRaw, publishTrusted } from "../streams/bus.js"
 import { BusError } from "../streams/errors.js"
 import { followInto } from "../streams/follow.js"
 import { replayAll } from "../streams/replay.js"
-import { STREAM, SUBJECT } from "../streams/topology.js"
+import { BUCKET, STREAM, SUBJECT } from "../streams/topology.js"
 import { MAX_REASON, readSummary } from "./summaries.js"
 import { freezeAt, missingBatchRecord, Shutdown, stopGroup } from "./common.js"
 import { STAGE_PHASE } from "./runner.js"
@@ -462,12 +462,10 @@ const rebuild = (folds: Map<string, BatchFold>, batchId: string) =>
 /** Batches whose record is not final: their state is rebuilt when a reporter starts. */
 const unfinishedBatches = Effect.gen(function* () {
   const bus = yield* Bus
+  const { jsm } = yield* Nats
+  // not kv.keys(): its consumer would stay on KV_tf_batches (kvKeysAsync)
   const keys = yield* Effect.tryPromise({
-    try: async () => {
-      const out: string[] = []
-      for await (const k of await bus.batches.keys()) out.push(k)
-      return out
-    },
+    try: () => kvKeysAsync(jsm, BUCKET.batches, ">"),
     catch: (cause) => new BusError({ op: "list batches", cause, transient: true })
   })
   const open: string[] = []
